@@ -1,0 +1,130 @@
+"""Injectable time.
+
+Contract
+--------
+Every piece of the runtime whose behaviour depends on time (backoff, resync, rate limiting,
+leases, delayed queue adds) takes a :class:`Clock` instead of calling :mod:`time` directly, so
+tests can run on virtual time with :class:`FakeClock`.
+
+* :meth:`Clock.monotonic` is for measuring durations and deadlines. It never goes backwards.
+* :meth:`Clock.now` is wall-clock UTC, used only for timestamps written to the API (Lease
+  ``renewTime``, condition ``lastTransitionTime``, Event times). Never compare two hosts' wall
+  times to decide anything.
+* :meth:`Clock.sleep` suspends the calling task for the given number of clock seconds.
+
+:class:`FakeClock` only moves when a test calls :meth:`FakeClock.advance`; sleepers whose
+deadline has been reached are woken in deadline order (FIFO among equal deadlines).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["Clock", "FakeClock", "SystemClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The time source the runtime reads."""
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale; only differences are meaningful."""
+        ...
+
+    def now(self) -> _dt.datetime:
+        """The current wall-clock time, timezone-aware UTC."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of this clock's time (returns at once for ``seconds <= 0``)."""
+        ...
+
+
+class SystemClock:
+    """The real clock: :func:`time.monotonic`, UTC wall time and :func:`anyio.sleep`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> _dt.datetime:
+        return _dt.datetime.now(_dt.UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class FakeClock:
+    """A manual clock for tests.
+
+    ``monotonic()`` starts at ``start`` and ``now()`` at ``wall_start``; both only move in
+    :meth:`advance`. ``sleep`` parks the caller until the clock has been advanced past its deadline.
+    """
+
+    def __init__(
+        self,
+        start: float = 1000.0,
+        wall_start: _dt.datetime | None = None,
+    ) -> None:
+        self._t = start
+        self._start = start
+        self._wall_start = wall_start or _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._t
+
+    def now(self) -> _dt.datetime:
+        return self._wall_start + _dt.timedelta(seconds=self._t - self._start)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self._t + seconds, next(self._seq), event))
+        await event.wait()
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks are currently parked in :meth:`sleep`."""
+        return sum(1 for _, _, e in self._sleepers if not e.is_set())
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending sleep deadline, or ``None``."""
+        return self._sleepers[0][0] if self._sleepers else None
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking every sleeper due by then.
+
+        Sleepers are woken one deadline at a time and given a chance to run (and to schedule new
+        sleeps that also fall inside the window) before time moves further.
+        """
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        target = self._t + seconds
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, event = heapq.heappop(self._sleepers)
+            self._t = max(self._t, deadline)
+            event.set()
+            await _settle()
+        self._t = target
+        await _settle()
+
+    def __repr__(self) -> str:
+        return f"FakeClock(monotonic={self._t})"
+
+
+async def _settle(rounds: int = 5) -> None:
+    """Let woken tasks run a little before the clock moves again."""
+    for _ in range(rounds):
+        await anyio.lowlevel.checkpoint()

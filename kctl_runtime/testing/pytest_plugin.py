@@ -1,0 +1,245 @@
+"""pytest fixtures for testing controllers against a Kubernetes API: the fake one or a real one.
+
+Load it with ``pytest_plugins = ["kctl_runtime.testing.pytest_plugin"]`` in a ``conftest.py``.
+
+Contract
+--------
+* ``kube`` — a :class:`KubeTarget` for one test, parametrized over the enabled backends:
+  ``fake`` (the in-process :class:`~kctl_runtime.testing.fakeapi.FakeApiServer`, a fresh server per
+  test) and ``real`` (one real control plane per session, started by
+  :mod:`kctl_runtime.testing.envtest`). Each test gets a freshly created namespace
+  (``kube.namespace``) and a fresh kubernetes-asyncio ``ApiClient`` (``kube.api_client``).
+  Cluster-scoped objects a test creates must have unique names (:func:`unique_name`) because the
+  real control plane is shared by the whole session.
+* ``fake_kube`` — the same, fake backend only (for fault injection and timing control).
+* Tests marked ``@pytest.mark.fake_only`` run only on the fake backend; ``real_only`` only on real.
+* Backends: ``--backend fake,real`` or ``KCTL_TEST_BACKENDS``; default ``fake,real``. When the real
+  control plane cannot start: in CI (``CI=true``) or with ``KCTL_REQUIRE_REAL=1`` the whole run fails
+  with the reason; elsewhere the real-tier tests are skipped and one line says how to enable it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import pytest
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import ApiClient
+
+    from kctl_runtime.testing.envtest import ControlPlane
+    from kctl_runtime.testing.fakeapi import FakeApiServer
+
+__all__ = ["KubeTarget", "eventually", "unique_name"]
+
+T = TypeVar("T")
+
+_BACKENDS_KEY = pytest.StashKey[list[str]]()
+_REAL_KEY = pytest.StashKey["ControlPlane | None"]()
+_REAL_ERROR_KEY = pytest.StashKey[str | None]()
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A DNS-1123 name that no other test in this session uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition not met",
+) -> T:
+    """Await ``check()`` until it returns without raising ``AssertionError`` and returns a truthy value.
+
+    Real control planes act asynchronously (garbage collection, namespace deletion); the fake often
+    acts at once. Tests that must pass on both poll with this.
+    """
+    last: BaseException | None = None
+    with anyio.move_on_after(timeout):
+        while True:
+            try:
+                result = await check()
+            except AssertionError as exc:
+                last = exc
+            else:
+                if result:
+                    return result
+            await anyio.sleep(interval)
+    raise AssertionError(f"{message} within {timeout}s" + (f": {last}" if last else ""))
+
+
+@dataclass
+class KubeTarget:
+    """What a test gets: one API server to talk to, and a namespace of its own."""
+
+    backend: str
+    kubeconfig: Path
+    api_client: ApiClient
+    namespace: str
+    fake: FakeApiServer | None = None
+    _clients: list[ApiClient] = field(default_factory=list, repr=False)
+
+    @property
+    def is_fake(self) -> bool:
+        return self.backend == "fake"
+
+    async def new_api_client(self) -> ApiClient:
+        """Another independent ``ApiClient`` for the same server (closed after the test)."""
+        client = await _api_client_for(self.kubeconfig)
+        self._clients.append(client)
+        return client
+
+
+async def _api_client_for(kubeconfig: Path) -> ApiClient:
+    from kubernetes_asyncio import client, config
+
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kctl-runtime")
+    group.addoption(
+        "--backend",
+        default=None,
+        help="comma-separated API backends for the `kube` fixture: fake, real (default: fake,real "
+        "or $KCTL_TEST_BACKENDS)",
+    )
+
+
+def _require_real() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("KCTL_REQUIRE_REAL") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = config.getoption("--backend") or os.environ.get("KCTL_TEST_BACKENDS") or "fake,real"
+    backends = [b.strip() for b in raw.split(",") if b.strip()]
+    unknown = set(backends) - {"fake", "real"}
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {sorted(unknown)}; use fake and/or real")
+    config.stash[_BACKENDS_KEY] = backends
+    config.stash[_REAL_KEY] = None
+    config.stash[_REAL_ERROR_KEY] = None
+    for marker in ("fake_only", "real_only"):
+        config.addinivalue_line("markers", f"{marker}: backend restriction for the `kube` fixture")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kube" not in metafunc.fixturenames:
+        return
+    backends = list(metafunc.config.stash[_BACKENDS_KEY])
+    if metafunc.definition.get_closest_marker("fake_only"):
+        backends = [b for b in backends if b == "fake"]
+    if metafunc.definition.get_closest_marker("real_only"):
+        backends = [b for b in backends if b == "real"]
+    if not backends:
+        metafunc.parametrize(
+            "kube", [pytest.param("none", marks=pytest.mark.skip(reason="no backend enabled"))],
+            indirect=True,
+        )
+        return
+    metafunc.parametrize("kube", backends, indirect=True)
+
+
+def _start_real(config: pytest.Config) -> ControlPlane | None:
+    if config.stash[_REAL_KEY] is not None:
+        return config.stash[_REAL_KEY]
+    if config.stash[_REAL_ERROR_KEY] is not None:
+        return None
+    from kctl_runtime.testing import envtest
+
+    try:
+        plane = envtest.ControlPlane.from_environment()
+        plane.start()
+    except envtest.EnvtestUnavailable as exc:
+        config.stash[_REAL_ERROR_KEY] = str(exc)
+        if _require_real():
+            pytest.exit(f"real control plane required (CI) but unavailable: {exc}", returncode=3)
+        return None
+    config.stash[_REAL_KEY] = plane
+    return plane
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plane = config.stash.get(_REAL_KEY, None)
+    if plane is not None:
+        plane.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    error = config.stash.get(_REAL_ERROR_KEY, None)
+    if error:
+        terminalreporter.write_line(
+            f"REAL TIER SKIPPED: {error} -- run `make envtest-assets` (needs Go) or set "
+            "KUBEBUILDER_ASSETS to enable it",
+            yellow=True,
+            bold=True,
+        )
+    plane = config.stash.get(_REAL_KEY, None)
+    if plane is not None:
+        terminalreporter.write_line(f"real tier: {plane.describe()}")
+
+
+@pytest.fixture
+async def kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
+    """One API server (fake or real, by parametrization) and a fresh namespace for this test."""
+    backend: str = request.param
+    async with _target(request.config, backend) as target:
+        yield target
+
+
+@pytest.fixture
+async def fake_kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
+    """The fake API server only: for fault injection and timing control."""
+    async with _target(request.config, "fake") as target:
+        yield target
+
+
+@contextlib.asynccontextmanager
+async def _target(config: pytest.Config, backend: str) -> AsyncIterator[KubeTarget]:
+    from kubernetes_asyncio import client
+
+    if backend == "fake":
+        from kctl_runtime.testing.fakeapi import FakeApiServer
+
+        async with FakeApiServer() as server:
+            api = await _api_client_for(server.kubeconfig_path)
+            target = KubeTarget("fake", server.kubeconfig_path, api, "", fake=server)
+            async with _namespace(target, client):
+                yield target
+        return
+    plane = _start_real(config)
+    if plane is None:
+        pytest.skip(f"real control plane unavailable: {config.stash[_REAL_ERROR_KEY]}")
+    api = await _api_client_for(plane.kubeconfig_path)
+    target = KubeTarget("real", plane.kubeconfig_path, api, "")
+    async with _namespace(target, client):
+        yield target
+
+
+@contextlib.asynccontextmanager
+async def _namespace(target: KubeTarget, client: Any) -> AsyncIterator[None]:
+    core = client.CoreV1Api(target.api_client)
+    name = unique_name("test")
+    await core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    target.namespace = name
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await core.delete_namespace(name)
+        for extra in target._clients:
+            await extra.close()
+        await target.api_client.close()
+
+
