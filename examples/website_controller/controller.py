@@ -1,0 +1,356 @@
+"""The Website controller: a ``Website`` becomes an nginx + git-sync Deployment and a Service.
+
+Contract
+--------
+For each ``Website`` NAME (``websites.extensions.example.com/v1``) in namespace NS the controller
+keeps, as long as the Website's spec is valid:
+
+* a Deployment ``NS/NAME-website``: ``spec.replicas`` pods of nginx (unprivileged image, port 8080)
+  serving a shared emptyDir that a git-sync sidecar keeps in sync with ``spec.gitRepo`` at
+  ``spec.branch``; pod labels ``app=website, website=NAME``;
+* a Service ``NS/NAME-website`` of type NodePort, port 80 to the pods' ``http`` port, selecting
+  ``app=website, website=NAME``.
+
+Both children carry a controller ownerReference (``blockOwnerDeletion: true``) to the Website, so
+deleting the Website deletes them through the garbage collector; the controller never deletes them
+itself.
+
+The reconcile is level-based and idempotent. It reads the Website and its children, builds the
+desired children with :func:`desired_deployment` / :func:`desired_service` (pure functions of the
+Website), and writes a child only when a field the controller manages differs from what is in the
+cluster (:func:`covers`). Writes are server-side apply with field manager ``website-controller`` and
+``force``: the controller owns exactly the fields it sets and takes them back from anyone who edits
+them by hand (drift repair), while fields set by others (another label, the Service's nodePort, an
+HPA's replicas if you remove ours) are left alone. A child deleted by hand is recreated: the
+controller watches the children it owns, so their events reconcile the owning Website.
+
+Status (written through the status subresource, only when it changed):
+``observedGeneration``; a ``Ready`` condition — ``True``/``DeploymentAvailable`` once the
+Deployment reports ``availableReplicas >= replicas``, ``False`` with ``DeploymentProgressing``,
+``DeploymentFailed`` (progress deadline exceeded), ``ScaledToZero`` or ``InvalidSpec`` otherwise;
+the Service's ``clusterIP``, ``nodePort`` and ``url`` (``http://CLUSTER-IP:80``).
+
+An invalid spec that the CRD schema cannot catch (a non-https URL, credentials in the URL, a branch
+that is not a valid git ref name, a Website name too long for its children) sets ``Ready=False``
+reason ``InvalidSpec``, records one Warning event per generation, leaves existing children as they
+are, and ends in :class:`~kctl_runtime.reconcile.TerminalError`: not retried until the Website
+changes. Nothing here raises for bad user input, so a bad Website can neither crash the controller
+nor make it loop.
+
+NOT done: the controller does not check that the repository exists or is reachable (git-sync retries
+on its own; its failures show in the pod, not in the Website's status).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kctl_runtime.resource import Resource
+
+__all__ = [
+    "FIELD_MANAGER",
+    "GIT_SYNC_IMAGE",
+    "NGINX_IMAGE",
+    "WEBSITES",
+    "child_name",
+    "covers",
+    "desired_deployment",
+    "desired_service",
+    "labels_for",
+    "owner_reference",
+    "validate_website",
+]
+
+WEBSITES = Resource("extensions.example.com", "v1", "websites", "Website")
+"""The Website custom resource (see ``crd.yaml``)."""
+
+FIELD_MANAGER = "website-controller"
+"""The server-side-apply field manager: the controller owns exactly the fields it applies."""
+
+NGINX_IMAGE = "nginxinc/nginx-unprivileged:1.27-alpine"
+"""nginx built to run as a non-root user (uid 101), listening on 8080."""
+
+GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.0"
+"""git-sync v4: clones the repository into the shared volume and keeps it up to date."""
+
+NGINX_UID = 101
+GIT_SYNC_UID = 65533
+HTTP_PORT = 8080
+SERVICE_PORT = 80
+SYNC_PERIOD = "30s"
+
+_MAX_LABEL = 63
+_SUFFIX = "-website"
+# A Service name is a DNS-1035 label: lower case, starts with a letter, at most 63 characters.
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Characters git forbids anywhere in a ref name (git check-ref-format, rule 4 and 5).
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def child_name(website_name: str) -> str:
+    """The name shared by the Deployment and the Service of a Website."""
+    return f"{website_name}{_SUFFIX}"
+
+
+def labels_for(website_name: str) -> dict[str, str]:
+    """The labels on the children and their pods; ``app`` and ``website`` also select the pods."""
+    return {"app": "website", "website": website_name, "app.kubernetes.io/managed-by": FIELD_MANAGER}
+
+
+def selector_for(website_name: str) -> dict[str, str]:
+    """The pod selector of the Deployment and of the Service."""
+    return {"app": "website", "website": website_name}
+
+
+def owner_reference(website: Mapping[str, Any]) -> dict[str, Any]:
+    """A controller ownerReference to ``website``: the garbage collector deletes children with it."""
+    meta = website["metadata"]
+    return {
+        "apiVersion": WEBSITES.api_version,
+        "kind": WEBSITES.kind,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _check_git_url(url: Any) -> list[str]:
+    if not isinstance(url, str) or not url:
+        return ["spec.gitRepo is required"]
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port  # raises ValueError for a malformed port
+    except ValueError as exc:
+        return [f"spec.gitRepo {url!r} is not a valid URL: {exc}"]
+    problems: list[str] = []
+    if parsed.scheme != "https":
+        problems.append(
+            f"spec.gitRepo must be an https:// URL (the website pod clones without credentials), "
+            f"got scheme {parsed.scheme or 'none'!r}"
+        )
+    if parsed.username is not None or parsed.password is not None:
+        problems.append("spec.gitRepo must not contain credentials: they would be visible in the Deployment")
+    if not parsed.hostname:
+        problems.append(f"spec.gitRepo {url!r} has no host")
+    if port == 0:
+        problems.append(f"spec.gitRepo {url!r} has port 0")
+    if parsed.query or parsed.fragment:
+        problems.append("spec.gitRepo must not have a query or a fragment")
+    if not parsed.path.strip("/"):
+        problems.append(f"spec.gitRepo {url!r} names no repository path")
+    return problems
+
+
+def _check_branch(branch: Any) -> list[str]:
+    """git check-ref-format --branch, as far as it can be checked without git."""
+    if not isinstance(branch, str) or not branch:
+        return ["spec.branch must be a non-empty string"]
+    bad = f"spec.branch {branch!r} is not a valid git branch name"
+    if _REF_FORBIDDEN.search(branch):
+        return [f"{bad}: it contains a space, a control character or one of ~ ^ : ? * [ \\"]
+    if branch.startswith("-"):
+        return [f"{bad}: it starts with '-'"]
+    if branch == "@" or "@{" in branch:
+        return [f"{bad}: '@' alone and '@{{' are reserved"]
+    if ".." in branch:
+        return [f"{bad}: it contains '..'"]
+    if branch.startswith("/") or branch.endswith("/") or "//" in branch:
+        return [f"{bad}: empty path component"]
+    if branch.endswith("."):
+        return [f"{bad}: it ends with '.'"]
+    for component in branch.split("/"):
+        if component.startswith(".") or component.endswith(".lock"):
+            return [f"{bad}: a component starts with '.' or ends with '.lock'"]
+    return []
+
+
+def validate_website(website: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with ``website`` that the CRD schema cannot express; ``[]`` when valid.
+
+    Never raises: any shape of user input yields a list of human-readable problems.
+    """
+    meta = website.get("metadata") or {}
+    spec = website.get("spec")
+    if not isinstance(spec, Mapping):
+        return ["spec is missing"]
+    problems: list[str] = []
+    name = str(meta.get("name", ""))
+    if len(child_name(name)) > _MAX_LABEL or not _DNS_1035.match(name):
+        problems.append(
+            f"metadata.name {name!r} cannot name a Service: it must start with a letter, use only "
+            f"lower-case letters, digits and '-', and be at most {_MAX_LABEL - len(_SUFFIX)} characters"
+        )
+    problems.extend(_check_git_url(spec.get("gitRepo")))
+    problems.extend(_check_branch(spec.get("branch", "main")))
+    replicas = spec.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 10:
+        problems.append(f"spec.replicas must be an integer from 0 to 10, got {replicas!r}")
+    return problems
+
+
+def _restricted_security_context(uid: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def desired_deployment(website: Mapping[str, Any]) -> dict[str, Any]:
+    """The Deployment ``NAME-website`` for a valid ``website`` (call :func:`validate_website` first).
+
+    The pod shares one emptyDir, ``content``: git-sync (root ``/git``) checks the branch out under
+    ``/git/.worktrees/`` and points the symlink ``/git/html`` at the current checkout; nginx mounts
+    the same volume at ``/usr/share/nginx``, so its document root ``/usr/share/nginx/html`` *is* that
+    symlink and every sync is picked up atomically. Both containers run as non-root with a read-only
+    root filesystem; their scratch space is a second emptyDir at ``/tmp``.
+    """
+    meta = website["metadata"]
+    spec = website["spec"]
+    name = meta["name"]
+    labels = labels_for(name)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": child_name(name),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [owner_reference(website)],
+        },
+        "spec": {
+            "replicas": int(spec.get("replicas", 1)),
+            "selector": {"matchLabels": selector_for(name)},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "fsGroup": GIT_SYNC_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "nginx",
+                            "image": NGINX_IMAGE,
+                            "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+                            "volumeMounts": [
+                                {"name": "content", "mountPath": "/usr/share/nginx", "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp", "subPath": "nginx"},
+                            ],
+                            "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 10},
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "16Mi"},
+                                "limits": {"memory": "64Mi"},
+                            },
+                            "securityContext": _restricted_security_context(NGINX_UID),
+                        },
+                        {
+                            "name": "git-sync",
+                            "image": GIT_SYNC_IMAGE,
+                            "env": [
+                                {"name": "GITSYNC_REPO", "value": spec["gitRepo"]},
+                                {"name": "GITSYNC_REF", "value": spec.get("branch", "main")},
+                                {"name": "GITSYNC_ROOT", "value": "/git"},
+                                {"name": "GITSYNC_LINK", "value": "html"},
+                                {"name": "GITSYNC_PERIOD", "value": SYNC_PERIOD},
+                                {"name": "HOME", "value": "/tmp"},
+                            ],
+                            "volumeMounts": [
+                                {"name": "content", "mountPath": "/git"},
+                                {"name": "tmp", "mountPath": "/tmp", "subPath": "git-sync"},
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"memory": "128Mi"},
+                            },
+                            "securityContext": _restricted_security_context(GIT_SYNC_UID),
+                        },
+                    ],
+                    "volumes": [
+                        {"name": "content", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def desired_service(website: Mapping[str, Any]) -> dict[str, Any]:
+    """The NodePort Service ``NAME-website``: port 80 to the pods' ``http`` port.
+
+    The nodePort is left to the API server to allocate (and is then owned by it, not by us), so
+    re-applying never moves it.
+    """
+    meta = website["metadata"]
+    name = meta["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": child_name(name),
+            "namespace": meta["namespace"],
+            "labels": labels_for(name),
+            "ownerReferences": [owner_reference(website)],
+        },
+        "spec": {
+            "type": "NodePort",
+            "selector": selector_for(name),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+# Lists whose items the API server merges by a key (strategic merge / SSA list-map keys).
+_LIST_KEYS = ("name", "uid", "containerPort", "port", "type", "mountPath")
+
+
+def _item_key(item: Mapping[str, Any]) -> tuple[str, Any] | None:
+    for key in _LIST_KEYS:
+        if key in item:
+            return key, item[key]
+    return None
+
+
+def covers(actual: Any, desired: Any) -> bool:
+    """Whether ``actual`` already holds every field of ``desired`` with the same value.
+
+    Fields only in ``actual`` (server defaults, other managers' fields, status) are ignored; items of
+    a list of objects are matched by their merge key (``name``, ``uid``, ...) when they have one, so
+    a hand-added container does not count as drift but a changed image of ours does. This is the
+    "would applying change anything we own?" test that keeps the controller from writing on every
+    reconcile.
+    """
+    if isinstance(desired, Mapping):
+        if not isinstance(actual, Mapping):
+            return False
+        return all(key in actual and covers(actual[key], value) for key, value in desired.items())
+    if isinstance(desired, Sequence) and not isinstance(desired, str):
+        if not isinstance(actual, Sequence) or isinstance(actual, str):
+            return False
+        if all(isinstance(item, Mapping) and _item_key(item) is not None for item in desired):
+            for item in desired:
+                key = _item_key(item)
+                assert key is not None
+                match = [a for a in actual if isinstance(a, Mapping) and a.get(key[0]) == key[1]]
+                if len(match) != 1 or not covers(match[0], item):
+                    return False
+            return True
+        return len(actual) == len(desired) and all(covers(a, d) for a, d in zip(actual, desired, strict=True))
+    return bool(actual == desired and type(actual) is type(desired)) or (
+        # JSON numbers: 1 and 1.0 are the same value to the API server.
+        isinstance(actual, int | float)
+        and isinstance(desired, int | float)
+        and not isinstance(actual, bool)
+        and not isinstance(desired, bool)
+        and actual == desired
+    )
