@@ -1,0 +1,59 @@
+"""Raw list and watch requests, decoded with orjson instead of the generated models.
+
+Contract
+--------
+* Requests go through the ``ApiClient``'s own ``call_api`` with ``_preload_content=False``, so the
+  client's configured host, TLS, client certificates, bearer token (and its refresh hook) all apply,
+  and nothing is decoded into kubernetes-asyncio models.
+* Any non-2xx answer raises the matching :class:`kctl_runtime.errors.ApiError` subclass (with the
+  server's ``Status`` body and ``Retry-After``); transport failures raise what aiohttp raises.
+* :func:`iter_lines` yields complete newline-terminated lines of a streaming body, in order; a
+  trailing fragment without a newline at end of stream is yielded too (a server that closes
+  mid-line has sent garbage, which the caller's JSON decode reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from kctl_runtime.errors import api_error
+
+__all__ = ["ACCEPT_JSON", "ACCEPT_META_LIST", "ACCEPT_META_WATCH", "iter_lines", "open_get"]
+
+ACCEPT_JSON = "application/json"
+ACCEPT_META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+ACCEPT_META_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+async def open_get(api_client: Any, path: str, params: Sequence[tuple[str, str]], accept: str) -> Any:
+    """Start a GET and return the aiohttp response once its status is 2xx (caller releases it)."""
+    response = await api_client.call_api(
+        path,
+        "GET",
+        query_params=list(params),
+        header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    if not 200 <= response.status < 300:
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        raise api_error(response.status, body, response.headers)
+    return response
+
+
+async def iter_lines(response: Any) -> AsyncGenerator[bytes, None]:
+    """The body of ``response`` split into lines (without the newline)."""
+    pending = b""
+    async for received in response.content.iter_any():
+        chunk = pending + received if pending else received
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line:
+                yield line
+    if pending.strip():
+        yield pending

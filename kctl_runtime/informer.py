@@ -1,0 +1,502 @@
+"""Informers: a watcher feeding a store, with event handlers, resync and a shared factory.
+
+Contract
+--------
+* :class:`Informer` lists and watches one resource (one :class:`~kctl_runtime.watcher.Watcher`),
+  transforms each object once (default: :func:`strip_managed_fields`) and keeps the result in
+  :attr:`Informer.store`, then tells the handlers. The store is updated *before* the handlers are
+  called, so a handler reading the store sees at least the state it is told about.
+* Handlers are synchronous and must not block or await: they run inline on the watch loop (a
+  controller's handler only enqueues a key). All handlers see all events in the same order;
+  per object the order is the server's. An exception in a handler is logged and does not stop the
+  informer or the other handlers.
+* Per object, each handler sees ``on_add`` first, then ``on_update`` s, then ``on_delete``, and
+  nothing after that unless the object is created again (``on_add``). resourceVersions never go
+  backwards between two calls for the same object. If an object was deleted and re-created under
+  the same name while we were disconnected (a new ``uid``), the handler sees ``on_delete(old)``
+  then ``on_add(new)``, never an update across incarnations.
+* After a relist (410 Gone, an expired list) the handlers get the difference against the cache:
+  ``on_delete`` with the last known state for objects gone while disconnected (that state may be
+  older than the real final state -- a tombstone), ``on_update`` for objects whose
+  resourceVersion changed, ``on_add(obj, is_initial_list=False)`` for new ones; unchanged
+  objects are not re-sent.
+* The first complete list is delivered as ``on_add(obj, is_initial_list=True)`` and then
+  :attr:`Informer.has_synced` turns true. A handler added later receives synthetic
+  ``on_add(obj, is_initial_list=True)`` for everything cached at that moment, within
+  :meth:`Informer.add_handler`.
+* Resync (off by default): every ``resync_period`` seconds of the injected clock, each handler
+  with a period gets ``on_update(obj, obj)`` for every cached object -- a level-triggered safety
+  net, not a relist: nothing is fetched from the server.
+* NOT guaranteed: seeing every intermediate state of an object (the API compacts history and a
+  relist shows only the latest state); exactly when a handler sees a change (readers may see
+  stale data for as long as the watch lags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from prometheus_client import Counter, Gauge
+
+from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.metrics import REGISTRY
+from kctl_runtime.resource import Resource, object_key
+from kctl_runtime.store import Store
+from kctl_runtime.watcher import (
+    Apply,
+    Bookmark,
+    Delete,
+    Init,
+    InitApply,
+    InitDone,
+    Watcher,
+    WatcherConfig,
+    WatcherEvent,
+)
+
+__all__ = [
+    "HandlerRegistration",
+    "Informer",
+    "InformerFactory",
+    "ResourceEventHandler",
+    "ResourceEventHandlerFuncs",
+    "Transform",
+    "strip_managed_fields",
+]
+
+_log = structlog.get_logger("kctl_runtime.informer")
+
+Obj = dict[str, Any]
+Transform = Callable[[Obj], Obj]
+
+CACHE_SIZE = Gauge(
+    "informer_cache_size", "Objects in an informer's cache.", ["resource", "informer"], registry=REGISTRY
+)
+EVENTS = Counter(
+    "informer_events_received_total",
+    "Objects received from the API server, by type (list, added/modified, deleted, bookmark).",
+    ["resource", "informer", "type"],
+    registry=REGISTRY,
+)
+WATCH_RESTARTS = Counter(
+    "informer_watch_restarts_total",
+    "Watches that were re-opened, by reason (ended, stalled, error, relist).",
+    ["resource", "informer", "reason"],
+    registry=REGISTRY,
+)
+RELISTS = Counter(
+    "informer_relists_total",
+    "Full lists after the first one (410 Gone, expired continue token).",
+    ["resource", "informer"],
+    registry=REGISTRY,
+)
+
+
+def strip_managed_fields(obj: Obj) -> Obj:
+    """The default transform: drop ``metadata.managedFields`` (about 40% of a typical object).
+
+    Transforms receive a freshly decoded dict that nothing else references, so they may mutate it
+    in place and return it (as this one does) or return a new dict.
+    """
+    meta = obj.get("metadata")
+    if meta is not None:
+        meta.pop("managedFields", None)
+    return obj
+
+
+class ResourceEventHandler(Protocol):
+    """What an informer calls. Synchronous and non-blocking: controllers just enqueue."""
+
+    def on_add(self, obj: Obj, is_initial_list: bool) -> None: ...
+
+    def on_update(self, old: Obj, new: Obj) -> None: ...
+
+    def on_delete(self, obj: Obj) -> None: ...
+
+
+@dataclass(frozen=True)
+class ResourceEventHandlerFuncs:
+    """A handler built from up to three plain functions; missing ones ignore their events."""
+
+    add: Callable[[Obj, bool], None] | None = None
+    update: Callable[[Obj, Obj], None] | None = None
+    delete: Callable[[Obj], None] | None = None
+
+    def on_add(self, obj: Obj, is_initial_list: bool) -> None:
+        if self.add is not None:
+            self.add(obj, is_initial_list)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        if self.update is not None:
+            self.update(old, new)
+
+    def on_delete(self, obj: Obj) -> None:
+        if self.delete is not None:
+            self.delete(obj)
+
+
+class HandlerRegistration:
+    """A handler added to an informer; :meth:`remove` stops its events."""
+
+    def __init__(
+        self, informer: Informer, handler: ResourceEventHandler, resync_period: float | None
+    ) -> None:
+        self.handler = handler
+        self.resync_period = resync_period
+        self._informer = informer
+        self._next_resync: float | None = None
+        self.removed = False
+
+    @property
+    def has_synced(self) -> bool:
+        """True once this handler has been told about the whole initial list."""
+        return not self.removed and self._informer.has_synced
+
+    def remove(self) -> None:
+        """Stop delivering events to this handler (idempotent)."""
+        self._informer._remove(self)
+
+    def __repr__(self) -> str:
+        return f"<HandlerRegistration {self.handler!r} on {self._informer.name}>"
+
+
+class Informer:
+    """List-watch one resource into a :class:`~kctl_runtime.store.Store` and tell handlers."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        resource: Resource,
+        *,
+        config: WatcherConfig | None = None,
+        transform: Transform | None = strip_managed_fields,
+        resync_period: float | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+    ) -> None:
+        if resync_period is not None and resync_period <= 0:
+            raise ValueError(f"resync_period must be > 0 or None, got {resync_period}")
+        self.resource = resource
+        self.config = config or WatcherConfig()
+        self.name = name or _default_name(resource, self.config)
+        self.clock: Clock = clock or SystemClock()
+        self.resync_period = resync_period
+        self.store = Store()
+        self._transform = transform
+        self._handlers: tuple[HandlerRegistration, ...] = ()
+        self._buffer: list[Obj] | None = None
+        self._synced = False
+        self._synced_event = anyio.Event()
+        self._running = False
+        self._resync_scope: anyio.CancelScope | None = None
+        labels = (str(resource), self.name)
+        self._m_list = EVENTS.labels(*labels, "list")
+        self._m_apply = EVENTS.labels(*labels, "apply")
+        self._m_delete = EVENTS.labels(*labels, "delete")
+        self._m_bookmark = EVENTS.labels(*labels, "bookmark")
+        self._m_relists = RELISTS.labels(*labels)
+        self._labels = labels
+        store_ref = weakref.ref(self.store)
+        CACHE_SIZE.labels(*labels).set_function(lambda: float(len(s)) if (s := store_ref()) else 0.0)
+        self.watcher = Watcher(
+            api_client, resource, self.config, clock=self.clock, on_restart=self._on_restart
+        )
+
+    # -- public ----------------------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        """True once the first complete list is in the store and was handed to the handlers."""
+        return self._synced
+
+    async def wait_synced(self) -> None:
+        """Return once :attr:`has_synced` is true."""
+        await self._synced_event.wait()
+
+    def add_handler(
+        self, handler: ResourceEventHandler, *, resync_period: float | None = None
+    ) -> HandlerRegistration:
+        """Start telling ``handler`` about events; it first gets adds for the current cache.
+
+        ``resync_period`` defaults to the informer's; ``None`` on both means no resync.
+        """
+        period = resync_period if resync_period is not None else self.resync_period
+        if period is not None and period <= 0:
+            raise ValueError(f"resync_period must be > 0, got {period}")
+        registration = HandlerRegistration(self, handler, period)
+        if period is not None:
+            registration._next_resync = self.clock.monotonic() + period
+        self._handlers = (*self._handlers, registration)
+        if self._synced:
+            for obj in self.store.list():
+                self._call(registration, "on_add", obj, True)
+        self._wake_resync()
+        return registration
+
+    async def run(self) -> None:
+        """List, watch and dispatch until cancelled. API errors are retried, never raised."""
+        if self._running:
+            raise RuntimeError(f"informer {self.name} is already running")
+        self._running = True
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._resync_loop)
+                await self.watcher.run(self._on_event)
+        except ExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._running = False
+
+    def __repr__(self) -> str:
+        return f"<Informer {self.name} synced={self._synced} objects={len(self.store)}>"
+
+    # -- the reflector: watcher events -> store -> handlers -----------------------------------
+
+    def _on_event(self, event: WatcherEvent) -> None:
+        kind = type(event)
+        if kind is Apply:
+            self._m_apply.inc()
+            self._on_apply(event.object)  # type: ignore[union-attr]
+        elif kind is InitApply:
+            self._m_list.inc()
+            obj = event.object  # type: ignore[union-attr]
+            if self._transform is not None:
+                obj = self._transform(obj)
+            if self._buffer is not None:
+                self._buffer.append(obj)
+        elif kind is Delete:
+            self._m_delete.inc()
+            self._on_delete(event.object)  # type: ignore[union-attr]
+        elif kind is Bookmark:
+            self._m_bookmark.inc()
+        elif kind is Init:
+            if self._synced or self._buffer is not None:
+                self._m_relists.inc()
+            self._buffer = []
+        elif kind is InitDone:
+            self._on_listed()
+
+    def _on_apply(self, obj: Obj) -> None:
+        if self._transform is not None:
+            obj = self._transform(obj)
+        old = self.store.apply(obj)
+        if not self._handlers:
+            return
+        if old is None:
+            self._dispatch_add(obj, False)
+            return
+        old_meta = old["metadata"]
+        new_meta = obj["metadata"]
+        if old_meta.get("resourceVersion") == new_meta.get("resourceVersion"):
+            return
+        if old_meta.get("uid") != new_meta.get("uid"):
+            self._dispatch_delete(old)
+            self._dispatch_add(obj, False)
+            return
+        for registration in self._handlers:
+            self._call(registration, "on_update", old, obj)
+
+    def _on_delete(self, obj: Obj) -> None:
+        if self._transform is not None:
+            obj = self._transform(obj)
+        old = self.store.delete(object_key(obj))
+        if old is not None:
+            self._dispatch_delete(obj)
+
+    def _on_listed(self) -> None:
+        objects = self._buffer or []
+        self._buffer = None
+        initial = not self._synced
+        result = self.store.replace(objects)
+        self._synced = True
+        for obj in result.deleted:
+            self._dispatch_delete(obj)
+        for old, new in result.updated:
+            if old["metadata"].get("uid") != new["metadata"].get("uid"):
+                self._dispatch_delete(old)
+                self._dispatch_add(new, initial)
+            else:
+                for registration in self._handlers:
+                    self._call(registration, "on_update", old, new)
+        for obj in result.added:
+            self._dispatch_add(obj, initial)
+        self._synced_event.set()
+
+    def _dispatch_add(self, obj: Obj, initial: bool) -> None:
+        for registration in self._handlers:
+            self._call(registration, "on_add", obj, initial)
+
+    def _dispatch_delete(self, obj: Obj) -> None:
+        for registration in self._handlers:
+            self._call(registration, "on_delete", obj)
+
+    def _call(self, registration: HandlerRegistration, method: str, *args: Any) -> None:
+        if registration.removed:
+            return
+        try:
+            getattr(registration.handler, method)(*args)
+        except Exception:
+            _log.exception(
+                "event handler failed", informer=self.name, handler=repr(registration.handler), call=method
+            )
+
+    def _on_restart(self, reason: str) -> None:
+        WATCH_RESTARTS.labels(*self._labels, reason).inc()
+
+    # -- handlers and resync -------------------------------------------------------------------
+
+    def _remove(self, registration: HandlerRegistration) -> None:
+        registration.removed = True
+        self._handlers = tuple(r for r in self._handlers if r is not registration)
+        self._wake_resync()
+
+    def _wake_resync(self) -> None:
+        if self._resync_scope is not None:
+            self._resync_scope.cancel()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            deadlines = [r._next_resync for r in self._handlers if r._next_resync is not None]
+            with anyio.CancelScope() as scope:
+                self._resync_scope = scope
+                if not deadlines:
+                    await anyio.sleep_forever()
+                await self.clock.sleep(min(deadlines) - self.clock.monotonic())
+            self._resync_scope = None
+            if scope.cancelled_caught:
+                continue
+            self._resync_due()
+
+    def _resync_due(self) -> None:
+        now = self.clock.monotonic()
+        due = [r for r in self._handlers if r._next_resync is not None and r._next_resync <= now]
+        if not due:
+            return
+        objects = self.store.list() if self._synced else []
+        for registration in due:
+            assert registration.resync_period is not None
+            registration._next_resync = now + registration.resync_period
+            for obj in objects:
+                self._call(registration, "on_update", obj, obj)
+
+
+def _default_name(resource: Resource, config: WatcherConfig) -> str:
+    parts = [resource.group_resource]
+    if config.namespace:
+        parts.append(f"ns={config.namespace}")
+    if config.label_selector:
+        parts.append(f"labels={config.label_selector}")
+    if config.field_selector:
+        parts.append(f"fields={config.field_selector}")
+    if config.metadata_only:
+        parts.append("metadata")
+    return ",".join(parts)
+
+
+class InformerFactory:
+    """Shares informers: the same resource and scope always give the same :class:`Informer`.
+
+    ``config`` is the template for every informer's :class:`WatcherConfig` (page size, timeouts,
+    backoff); each informer's namespace, selectors and metadata mode come from :meth:`informer`.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        clock: Clock | None = None,
+        default_resync: float | None = None,
+        config: WatcherConfig | None = None,
+        transform: Transform | None = strip_managed_fields,
+    ) -> None:
+        self.api_client = api_client
+        self.clock: Clock = clock or SystemClock()
+        self.default_resync = default_resync
+        self._template = config or WatcherConfig()
+        self._transform = transform
+        self._informers: dict[tuple[Resource, str | None, str | None, str | None, bool], Informer] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    def informer(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
+    ) -> Informer:
+        """The shared informer for this resource and scope (created, and started if running)."""
+        key = (resource, namespace, label_selector or None, field_selector or None, metadata_only)
+        informer = self._informers.get(key)
+        if informer is None:
+            config = dataclasses.replace(
+                self._template,
+                namespace=namespace,
+                label_selector=label_selector or None,
+                field_selector=field_selector or None,
+                metadata_only=metadata_only,
+            )
+            informer = Informer(
+                self.api_client,
+                resource,
+                config=config,
+                transform=self._transform,
+                resync_period=self.default_resync,
+                clock=self.clock,
+            )
+            self._informers[key] = informer
+            if self._task_group is not None:
+                self._task_group.start_soon(informer.run, name=f"informer {informer.name}")
+        return informer
+
+    @property
+    def informers(self) -> list[Informer]:
+        """Every informer requested so far."""
+        return list(self._informers.values())
+
+    async def run(self) -> None:
+        """Run every informer, including ones requested later, until cancelled."""
+        if self._task_group is not None:
+            raise RuntimeError("this InformerFactory is already running")
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                for informer in list(self._informers.values()):
+                    tg.start_soon(informer.run, name=f"informer {informer.name}")
+                await anyio.sleep_forever()
+        finally:
+            self._task_group = None
+
+    async def wait_for_sync(self, timeout: float | None = None) -> None:
+        """Wait until every informer requested so far has synced.
+
+        Raises :class:`TimeoutError` naming the informers that have not, after ``timeout`` seconds
+        of the factory's clock.
+        """
+        timed_out = False
+
+        async def expire(scope: anyio.CancelScope, after: float) -> None:
+            nonlocal timed_out
+            await self.clock.sleep(after)
+            timed_out = True
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            if timeout is not None:
+                tg.start_soon(expire, tg.cancel_scope, timeout)
+            while pending := [i for i in self._informers.values() if not i.has_synced]:
+                await pending[0].wait_synced()
+            tg.cancel_scope.cancel()
+        if timed_out:
+            names = [i.name for i in self._informers.values() if not i.has_synced]
+            if names:
+                raise TimeoutError(f"informers not synced after {timeout}s: {', '.join(names)}")

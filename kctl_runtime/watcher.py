@@ -1,0 +1,691 @@
+"""The list-watch loop: a pure state machine and the thin async driver that performs its I/O.
+
+Contract
+--------
+:func:`step` is a pure function ``(state, input) -> Step(state, events, action)``; the driver
+(:class:`Watcher`) only performs the action it is told and feeds the outcome back in. States:
+
+* :class:`Empty` -- nothing known; the next action lists the first page.
+* :class:`InitListing` -- inside a paginated list; holds the ``continue`` token of the next page.
+* :class:`InitListed` -- the list is complete at ``resource_version``; the next action starts a
+  watch from it.
+* :class:`Watching` -- a watch is open; ``resource_version`` is the last one seen (object or
+  bookmark), which is where a dropped watch resumes.
+
+Events, in the order the sink receives them:
+
+* a (re)list is delivered as :class:`Init`, one :class:`InitApply` per object, :class:`InitDone`.
+  ``Init`` comes with the first page; a list that restarts (an expired ``continue`` token) sends a
+  new ``Init`` and the consumer drops what it buffered. Consumers should apply the buffered objects
+  atomically at ``InitDone`` (the store's ``replace``): objects absent from the new list were
+  deleted while we were not watching.
+* a watch delivers :class:`Apply` (ADDED / MODIFIED), :class:`Delete` (DELETED, with the object's
+  final state), :class:`Bookmark` (a newer resourceVersion, no object).
+
+Guarantees: events for one object arrive in the server's order; the watch resumes from the last
+seen resourceVersion after a clean close, a dropped connection, a server timeout or a silent stream
+(the inactivity limit), so nothing is missed or repeated; a 410 (HTTP, or an ``ERROR`` event whose
+``Status`` has code 410) or an expired ``continue`` token leads to a full relist after a jittered
+backoff; every other error backs off before retrying the same action (``429`` waits at least the
+server's ``Retry-After``); a watch that ends within a second without any event counts as an error,
+so a server that closes at once cannot make the loop spin.
+
+NOT guaranteed: every intermediate state of an object is seen (the API compacts history; a relist
+shows only the latest state); exactly-once delivery across relists (an object unchanged across a
+relist is sent again as ``InitApply``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+import anyio
+import orjson
+import structlog
+
+from kctl_runtime import _http
+from kctl_runtime.backoff import Backoff
+from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.errors import ApiError, Gone, TooManyRequests
+from kctl_runtime.resource import Resource
+
+__all__ = [
+    "Apply",
+    "BackOff",
+    "Bookmark",
+    "Delete",
+    "Empty",
+    "Failed",
+    "GoneInput",
+    "Init",
+    "InitApply",
+    "InitDone",
+    "InitListed",
+    "InitListing",
+    "KeepWatching",
+    "ListPage",
+    "PageReceived",
+    "StartWatch",
+    "State",
+    "Step",
+    "StreamEnded",
+    "StreamStalled",
+    "WatchEvent",
+    "WatchLine",
+    "Watcher",
+    "WatcherConfig",
+    "WatcherEvent",
+    "step",
+]
+
+_log = structlog.get_logger("kctl_runtime.watcher")
+
+# ---------------------------------------------------------------------------------------------
+# States
+
+
+@dataclass(frozen=True, slots=True)
+class Empty:
+    """Nothing listed yet (start, or after a 410)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitListing:
+    """Paginating the initial list; ``continue_token`` fetches the next page."""
+
+    continue_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitListed:
+    """Listed completely at ``resource_version``; a watch from there comes next."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """Watching; ``resource_version`` is the newest version seen."""
+
+    resource_version: str
+
+
+State = Empty | InitListing | InitListed | Watching
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: the outcome of the last action
+
+
+@dataclass(frozen=True, slots=True)
+class PageReceived:
+    """One list page: its items, the list's resourceVersion and the next ``continue`` token."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
+    continue_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One decoded watch event: ``type`` is ADDED / MODIFIED / DELETED / BOOKMARK / ERROR."""
+
+    type: str
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The watch stream closed (server timeout, clean close, dropped connection)."""
+
+    duration: float
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStalled:
+    """The watch stream stayed silent past the inactivity limit and was abandoned."""
+
+
+@dataclass(frozen=True, slots=True)
+class GoneInput:
+    """HTTP 410: the resourceVersion or ``continue`` token is too old."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Any other failure; ``retry_after`` is the server's hint (429), if any."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    message: str = ""
+
+
+Input = PageReceived | WatchEvent | StreamEnded | StreamStalled | GoneInput | Failed
+
+# ---------------------------------------------------------------------------------------------
+# Events for the consumer
+
+
+@dataclass(frozen=True, slots=True)
+class Init:
+    """A (re)list begins; forget what was buffered from an earlier, unfinished one."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitApply:
+    """One object of the (re)list."""
+
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InitDone:
+    """The (re)list is complete at ``resource_version``."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """An object was added or modified."""
+
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """An object was deleted; ``object`` is its final state."""
+
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Bookmark:
+    """The server is at ``resource_version``; nothing changed for us."""
+
+    resource_version: str
+
+
+WatcherEvent = Init | InitApply | InitDone | Apply | Delete | Bookmark
+
+# ---------------------------------------------------------------------------------------------
+# Actions: what the driver does next
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """List one page (``continue_token=None``: the first page of a fresh, consistent list)."""
+
+    continue_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartWatch:
+    """Open a watch from ``resource_version``."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepWatching:
+    """Keep reading the open watch stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackOff:
+    """Wait a backoff delay (at least ``retry_after``), then do ``then``; ``relist`` marks a 410."""
+
+    then: ListPage | StartWatch
+    retry_after: float | None = None
+    reason: str = ""
+    relist: bool = False
+
+
+Action = ListPage | StartWatch | KeepWatching | BackOff
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of :func:`step`."""
+
+    state: State
+    events: tuple[WatcherEvent, ...]
+    action: Action
+
+
+_KEEP: Final = KeepWatching()
+_INIT: Final = Init()
+_NO_EVENTS: tuple[WatcherEvent, ...] = ()
+_FIRST_PAGE: Final = ListPage(None)
+SHORT_WATCH: Final = 1.0
+"""A watch that ends sooner than this (seconds) without any event is treated as an error."""
+
+
+def initial_action(state: State) -> Action:
+    """What to do first in ``state`` (a fresh watcher starts in :class:`Empty`)."""
+    if isinstance(state, Empty):
+        return _FIRST_PAGE
+    if isinstance(state, InitListing):
+        return ListPage(state.continue_token)
+    return StartWatch(state.resource_version)
+
+
+def _retry(state: State) -> ListPage | StartWatch:
+    if isinstance(state, Empty):
+        return _FIRST_PAGE
+    if isinstance(state, InitListing):
+        return ListPage(state.continue_token)
+    return StartWatch(state.resource_version)
+
+
+def _relist(reason: str) -> Step:
+    return Step(Empty(), _NO_EVENTS, BackOff(_FIRST_PAGE, reason=reason, relist=True))
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping):
+        rv = meta.get("resourceVersion")
+        if rv:
+            return str(rv)
+    return None
+
+
+def step(state: State, received: Input) -> Step:
+    """Advance the list-watch machine by one input. Pure: no I/O, no clock, no randomness."""
+    if isinstance(received, WatchEvent):
+        return _on_watch_event(state, received)
+    if isinstance(received, PageReceived):
+        if not isinstance(state, Empty | InitListing):
+            raise TypeError(f"a list page arrived in state {state}")
+        events: list[WatcherEvent] = [_INIT] if isinstance(state, Empty) else []
+        events.extend(InitApply(item) for item in received.items)
+        token = received.continue_token
+        if token:
+            return Step(InitListing(token), tuple(events), ListPage(token))
+        rv = received.resource_version
+        events.append(InitDone(rv))
+        return Step(InitListed(rv), tuple(events), StartWatch(rv))
+    if isinstance(received, GoneInput):
+        return _relist("410 Gone")
+    if isinstance(received, Failed):
+        reason = f"{received.status or 'connection'}: {received.message}".strip()
+        return Step(state, _NO_EVENTS, BackOff(_retry(state), received.retry_after, reason))
+    if isinstance(received, StreamStalled):
+        return Step(state, _NO_EVENTS, _retry(state))
+    # StreamEnded
+    if received.events == 0 and received.duration < SHORT_WATCH:
+        reason = "watch closed within a second without events"
+        return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=reason))
+    return Step(state, _NO_EVENTS, _retry(state))
+
+
+def _on_watch_event(state: State, event: WatchEvent) -> Step:
+    if not isinstance(state, InitListed | Watching):
+        raise TypeError(f"a watch event arrived in state {state}")
+    kind = event.type
+    obj = event.object
+    current = state.resource_version
+    if kind == "ERROR":
+        code = obj.get("code")
+        if code == 410:
+            return _relist(f"410 in watch: {obj.get('message', '')}")
+        retry_after = None
+        details = obj.get("details")
+        if isinstance(details, Mapping) and details.get("retryAfterSeconds"):
+            retry_after = float(details["retryAfterSeconds"])
+        failed = Failed(code if isinstance(code, int) else None, retry_after, str(obj.get("message", "")))
+        return step(state, failed)
+    rv = _resource_version(obj)
+    new_state = Watching(rv if rv is not None else current)
+    if kind in {"ADDED", "MODIFIED"}:
+        return Step(new_state, (Apply(obj),), _KEEP)
+    if kind == "DELETED":
+        return Step(new_state, (Delete(obj),), _KEEP)
+    if kind == "BOOKMARK":
+        return Step(new_state, (Bookmark(new_state.resource_version),), _KEEP)
+    return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=f"unknown watch event type {kind!r}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class WatcherConfig:
+    """What to list and watch, and how. Every field has a safe default."""
+
+    namespace: str | None = None
+    """Only this namespace (``None``: every namespace, or a cluster-scoped resource)."""
+
+    label_selector: str | None = None
+    """Server-side label filter (``"app=web,tier!=db"``); ``None`` watches everything."""
+
+    field_selector: str | None = None
+    """Server-side field filter (``"metadata.name=x"``); only fields the resource supports."""
+
+    page_size: int = 500
+    """Objects per list page (``limit``). 500 is client-go's default: large enough to amortise
+    round trips, small enough to keep the server's memory and each response bounded."""
+
+    bookmarks: bool = True
+    """Ask for BOOKMARK events (``allowWatchBookmarks``), so a resumed watch starts from a recent
+    resourceVersion even when nothing we watch changes, making 410s after a drop rarer."""
+
+    timeout_range: tuple[int, int] = (300, 600)
+    """Each watch asks the server to end it after a random number of seconds in this range
+    (``timeoutSeconds``), like client-go's reflector (5 minutes x (1 + rand)): connections get
+    re-balanced across API servers and a half-dead connection is replaced eventually."""
+
+    inactivity_timeout: float | None = None
+    """A list or watch response silent for this many seconds is treated as dead and the request
+    is retried (a watch resumes from the last resourceVersion). ``None``: twice the watch's
+    ``timeoutSeconds`` (twice the range's upper end for lists) -- a healthy server has closed the
+    watch long before. Lower it where a middlebox may silently drop idle connections."""
+
+    metadata_only: bool = False
+    """List and watch ``PartialObjectMetadata`` (metadata only, via the ``Accept`` header) to
+    save memory and bandwidth. A server that cannot (406 or a plain list) is handled: the full
+    objects are reduced to their metadata on the client, so the cache looks the same."""
+
+    backoff_initial: float = 0.8
+    """First delay after an error or a 410 (client-go's reflector: 800 ms)."""
+
+    backoff_max: float = 30.0
+    """Longest delay between attempts (client-go: 30 s)."""
+
+    backoff_reset_after: float = 120.0
+    """After this many seconds without errors the delays start over from ``backoff_initial``."""
+
+    def __post_init__(self) -> None:
+        if self.page_size < 0:
+            raise ValueError(f"page_size must be >= 0 (0: no pagination), got {self.page_size}")
+        low, high = self.timeout_range
+        if not 0 < low <= high:
+            raise ValueError(f"timeout_range must satisfy 0 < low <= high, got {self.timeout_range}")
+        if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
+            raise ValueError(f"inactivity_timeout must be > 0, got {self.inactivity_timeout}")
+        Backoff(self.backoff_initial, self.backoff_max, reset_after=self.backoff_reset_after)
+
+    def new_backoff(self, clock: Clock, rand: Callable[[], float] | None = None) -> Backoff:
+        """The backoff sequence these settings describe."""
+        return Backoff(
+            self.backoff_initial,
+            self.backoff_max,
+            reset_after=self.backoff_reset_after,
+            clock=clock,
+            rand=rand,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver
+
+
+@dataclass(frozen=True, slots=True)
+class WatchLine:
+    """A raw watch line for :meth:`Watcher.feed_line` (benchmarks and tests of the decode path)."""
+
+    data: bytes
+
+
+_Sink = Callable[[WatcherEvent], None]
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+class _Silence:
+    """Cancels a scope when :meth:`touch` has not been called for ``limit`` clock seconds."""
+
+    def __init__(self, clock: Clock, limit: float, scope: anyio.CancelScope) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.scope = scope
+        self.last = clock.monotonic()
+        self.fired = False
+
+    def touch(self) -> None:
+        self.last = self.clock.monotonic()
+
+    async def run(self) -> None:
+        while True:
+            remaining = self.last + self.limit - self.clock.monotonic()
+            if remaining <= 0:
+                self.fired = True
+                self.scope.cancel()
+                return
+            await self.clock.sleep(remaining)
+
+
+class Watcher:
+    """Lists then watches one resource forever, feeding :data:`WatcherEvent` s to a sink.
+
+    The sink is a synchronous callable run inline for every event; it must not block. ``run``
+    returns only when cancelled and raises only for programming errors (including exceptions the
+    sink raises); API and connection errors are retried with backoff.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        resource: Resource,
+        config: WatcherConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        rand: Callable[[], float] | None = None,
+        on_restart: Callable[[str], None] | None = None,
+    ) -> None:
+        self.api_client = api_client
+        self.resource = resource
+        self.config = config or WatcherConfig()
+        if self.config.namespace is not None and not resource.namespaced:
+            raise ValueError(f"{resource.group_resource} is cluster-scoped; a namespace makes no sense")
+        self.clock: Clock = clock or SystemClock()
+        self._rand = rand or random.random
+        self.backoff = self.config.new_backoff(self.clock, self._rand)
+        self.state: State = Empty()
+        self._path = resource.path(self.config.namespace)
+        self._meta_accept = self.config.metadata_only
+        self._on_restart = on_restart or (lambda _reason: None)
+
+    # -- query building -------------------------------------------------------------------
+
+    def _selectors(self) -> list[tuple[str, str]]:
+        params: list[tuple[str, str]] = []
+        if self.config.label_selector:
+            params.append(("labelSelector", self.config.label_selector))
+        if self.config.field_selector:
+            params.append(("fieldSelector", self.config.field_selector))
+        return params
+
+    def watch_timeout(self) -> int:
+        """A fresh random ``timeoutSeconds`` from the configured range."""
+        low, high = self.config.timeout_range
+        return int(low + (high - low) * self._rand())
+
+    def _inactivity(self, server_timeout: float) -> float:
+        return self.config.inactivity_timeout or 2.0 * server_timeout
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, sink: _Sink) -> None:
+        """Drive the state machine until cancelled."""
+        try:
+            await self._run(sink)
+        except ExceptionGroup as group:  # a sink's (programming) error, raised inside a task group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    async def _run(self, sink: _Sink) -> None:
+        action: Action = initial_action(self.state)
+        while True:
+            if isinstance(action, BackOff):
+                delay = self.backoff.next_delay()
+                if action.retry_after is not None:
+                    delay = max(delay, action.retry_after)
+                _log.info(
+                    "watch backing off",
+                    resource=str(self.resource),
+                    reason=action.reason,
+                    delay=round(delay, 3),
+                    relist=action.relist,
+                )
+                self._on_restart("relist" if action.relist else "error")
+                await self.clock.sleep(delay)
+                action = action.then
+            elif isinstance(action, ListPage):
+                action = self._apply(await self._list(action.continue_token), sink)
+            elif isinstance(action, StartWatch):
+                action = await self._watch(action.resource_version, sink)
+            else:  # pragma: no cover - KeepWatching never escapes _watch
+                raise TypeError(action)
+
+    def _apply(self, received: Input, sink: _Sink) -> Action:
+        result = step(self.state, received)
+        self.state = result.state
+        for event in result.events:
+            sink(event)
+        return result.action
+
+    async def _list(self, continue_token: str | None) -> Input:
+        params = self._selectors()
+        if self.config.page_size:
+            params.append(("limit", str(self.config.page_size)))
+        if continue_token:
+            params.append(("continue", continue_token))
+        accept = _http.ACCEPT_META_LIST if self._meta_accept else _http.ACCEPT_JSON
+        limit = self._inactivity(self.config.timeout_range[1])
+        body = await self._read_all(params, accept, limit)
+        if not isinstance(body, bytes):
+            return body
+        try:
+            data = orjson.loads(body)
+            items: list[dict[str, Any]] = data.get("items") or []
+            meta = data.get("metadata") or {}
+        except (orjson.JSONDecodeError, AttributeError) as exc:
+            return Failed(message=f"undecodable list response: {exc}")
+        if self.config.metadata_only and data.get("kind") != "PartialObjectMetadataList":
+            items = [_partial(item) for item in items]
+        self.backoff.mark_healthy(self.clock.monotonic())
+        return PageReceived(items, str(meta.get("resourceVersion", "")), meta.get("continue") or None)
+
+    async def _read_all(self, params: list[tuple[str, str]], accept: str, limit: float) -> bytes | Input:
+        """The whole body of a GET, or the input describing why there is none."""
+        chunks: list[bytes] = []
+        outcome: Input | None = None
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                silence = _Silence(self.clock, limit, scope)
+                tg.start_soon(silence.run)
+                try:
+                    response = await self._open(params, accept)
+                    try:
+                        async for chunk in response.content.iter_any():
+                            chunks.append(chunk)
+                            silence.touch()
+                    finally:
+                        response.release()
+                except ApiError as exc:
+                    outcome = self._api_failure(exc)
+                except _TRANSPORT_ERRORS as exc:
+                    outcome = Failed(message=f"{type(exc).__name__}: {exc}")
+                tg.cancel_scope.cancel()
+        if scope.cancelled_caught:
+            return Failed(message=f"list response silent for {limit}s")
+        if outcome is not None:
+            return outcome
+        return b"".join(chunks)
+
+    def _api_failure(self, exc: ApiError) -> Input:
+        if exc.status == 406 and self._meta_accept:
+            _log.info("server cannot serve PartialObjectMetadata; reducing objects on the client")
+            self._meta_accept = False
+        return _classify(exc)
+
+    async def _open(self, params: list[tuple[str, str]], accept: str) -> Any:
+        return await _http.open_get(self.api_client, self._path, params, accept)
+
+    async def _watch(self, resource_version: str, sink: _Sink) -> Action:
+        timeout = self.watch_timeout()
+        params = [("watch", "true"), ("resourceVersion", resource_version), ("timeoutSeconds", str(timeout))]
+        if self.config.bookmarks:
+            params.append(("allowWatchBookmarks", "true"))
+        params.extend(self._selectors())
+        accept = _http.ACCEPT_META_WATCH if self._meta_accept else _http.ACCEPT_JSON
+        started = self.clock.monotonic()
+        counter = [0]
+        action: Action = _KEEP
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                silence = _Silence(self.clock, self._inactivity(timeout), scope)
+                tg.start_soon(silence.run)
+                try:
+                    response = await self._open(params, accept)
+                except ApiError as exc:
+                    action = self._apply(self._api_failure(exc), sink)
+                except _TRANSPORT_ERRORS as exc:
+                    action = self._apply(Failed(message=f"{type(exc).__name__}: {exc}"), sink)
+                else:
+                    try:
+                        action = await self._consume(response, sink, silence, counter)
+                    finally:
+                        response.release()
+                tg.cancel_scope.cancel()
+        if scope.cancelled_caught:
+            _log.info("watch silent past the inactivity limit; resuming", resource=str(self.resource))
+            self._on_restart("stalled")
+            return self._apply(StreamStalled(), sink)
+        if isinstance(action, KeepWatching):
+            self._on_restart("ended")
+            return self._apply(StreamEnded(self.clock.monotonic() - started, counter[0]), sink)
+        return action
+
+    async def _consume(self, response: Any, sink: _Sink, silence: _Silence, counter: list[int]) -> Action:
+        """Read the stream until it ends (``KeepWatching``) or the machine wants something else."""
+        loads = orjson.loads
+        metadata_only = self.config.metadata_only
+        try:
+            async with contextlib.aclosing(_http.iter_lines(response)) as lines:
+                async for line in lines:
+                    silence.touch()
+                    try:
+                        raw = loads(line)
+                        event = WatchEvent(raw["type"], raw["object"])
+                    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                        return self._apply(Failed(message=f"undecodable watch line: {exc}"), sink)
+                    if (
+                        metadata_only
+                        and event.type != "ERROR"
+                        and event.object.get("kind") != "PartialObjectMetadata"
+                    ):
+                        event = WatchEvent(event.type, _partial(event.object))
+                    counter[0] += 1
+                    action = self._apply(event, sink)
+                    if not isinstance(action, KeepWatching):
+                        return action
+                    self.backoff.mark_healthy(self.clock.monotonic())
+        except _TRANSPORT_ERRORS as exc:
+            _log.info("watch connection dropped; resuming", resource=str(self.resource), error=str(exc))
+        return _KEEP
+
+    def feed_line(self, line: bytes, sink: _Sink) -> Action:
+        """Decode one watch line and step the machine with it, as the stream reader does."""
+        raw = orjson.loads(line)
+        return self._apply(WatchEvent(raw["type"], raw["object"]), sink)
+
+
+def _classify(exc: ApiError) -> Input:
+    if isinstance(exc, Gone):
+        return GoneInput()
+    retry_after = exc.retry_after if isinstance(exc, TooManyRequests) or exc.retry_after else None
+    return Failed(exc.status, retry_after, exc.message)
+
+
+def _partial(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Reduce a full object to the ``PartialObjectMetadata`` the server would have sent."""
+    return {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]}
