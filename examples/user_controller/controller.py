@@ -46,12 +46,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from kctl_runtime.reconcile import Request
-from kctl_runtime.resource import Resource
+import structlog
+
+from kctl_runtime.client import Client
+from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.conditions import find_condition, set_condition
+from kctl_runtime.controller import Controller, Watch
+from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
+from kctl_runtime.finalizer import finalizer
+from kctl_runtime.patch import pointer
+from kctl_runtime.predicates import label_selector
+from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
+from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS, Resource
 
 __all__ = [
+    "FIELD_MANAGER",
     "FINALIZER",
     "MANAGED_BY",
     "NAMESPACE_PREFIX",
@@ -59,15 +70,21 @@ __all__ = [
     "USERS",
     "USER_ANNOTATION",
     "USER_UID_LABEL",
+    "EventSink",
+    "GroupNamespaceReconciler",
+    "UserReconciler",
     "desired_namespace",
     "desired_service_account",
     "desired_token_secret",
     "group_namespace",
     "managed_labels",
     "token_secret_name",
+    "user_controllers",
     "user_of",
     "validate_user",
 ]
+
+_log = structlog.get_logger("examples.user_controller")
 
 USERS = Resource("ch20.kiamol.net", "v1", "users", "User")
 """The User custom resource (see ``crd.yaml``)."""
@@ -199,3 +216,433 @@ def user_of(obj: Mapping[str, Any]) -> Request | None:
     if not sep or not namespace or not name:
         return None
     return Request(name=name, namespace=namespace)
+
+
+# ------------------------------------------------------------------------------------------ reconciler
+
+
+class EventSink(Protocol):
+    """What the reconcilers need of an event recorder (``manager.event_recorder(...)``)."""
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+_STATUS_FIELDS = ("observedGeneration", "conditions", "namespace", "serviceAccount", "tokenSecret")
+_MANAGED_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return bool(((obj.get("metadata") or {}).get("labels") or {}).get(USER_UID_LABEL) == uid)
+
+
+def _metadata_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The labels and annotations of ``desired`` that ``actual`` lacks or has different (a merge patch)."""
+    patch: dict[str, Any] = {}
+    for field in ("labels", "annotations"):
+        have = (actual.get("metadata") or {}).get(field) or {}
+        want = desired["metadata"].get(field) or {}
+        changed = {k: v for k, v in want.items() if have.get(k) != v}
+        if changed:
+            patch[field] = changed
+    return patch
+
+
+class UserReconciler:
+    """Keeps one User's account, token Secret and status in line with its spec (module doc).
+
+    ``api_client`` is the raw kubernetes-asyncio client (for :func:`kctl_runtime.finalizer.finalizer`);
+    ``client`` the manager's cache-reading client.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        api_client: Any,
+        events: EventSink,
+        *,
+        resync_seconds: float = 300.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if resync_seconds <= 0:
+            raise ValueError("resync_seconds must be > 0: a deleted token Secret is only noticed on resync")
+        self.client = client
+        self.api_client = api_client
+        self.events = events
+        self.resync_seconds = resync_seconds
+        self.clock: Clock = clock or SystemClock()
+
+    async def reconcile(self, request: Request) -> RequeueAfter | None:
+        try:
+            user = await self.client.get(USERS, request.name, request.namespace)
+        except NotFound:
+            return None
+        outcome = await finalizer(
+            self.api_client,
+            USERS,
+            user,
+            FINALIZER,
+            apply=self._apply,
+            cleanup=self._cleanup,
+            field_manager=FIELD_MANAGER,
+        )
+        if isinstance(outcome, TerminalError):
+            # Returned, not raised, through finalizer(): it wraps exceptions from apply in ApplyFailed,
+            # which the controller would retry.
+            raise outcome
+        return outcome
+
+    # ----------------------------------------------------------------------------------- apply
+
+    async def _apply(self, user: dict[str, Any]) -> RequeueAfter | TerminalError | None:
+        problems = validate_user(user)
+        if problems:
+            message = "; ".join(problems)
+            await self._not_ready(user, "InvalidSpec", message, warn=True)
+            return TerminalError(f"invalid User: {message}")
+        uid = user["metadata"]["uid"]
+        group = user["spec"]["group"]
+        namespace = group_namespace(group)
+
+        if not await self._ensure_namespace(user, group):
+            await self._not_ready(user, "NamespaceTerminating", f"namespace {namespace} is being deleted")
+            return RequeueAfter(2.0)
+        conflict = await self._ensure_service_account(user)
+        if conflict is None:
+            conflict = await self._ensure_token_secret(user)
+        if conflict is not None:
+            await self._not_ready(user, "AccountConflict", conflict, warn=True)
+            return RequeueAfter(self.resync_seconds)
+        await self._remove_accounts(user, keep=namespace)
+
+        name = user["metadata"]["name"]
+        status = _status_of(user)
+        status.update(namespace=namespace, serviceAccount=name, tokenSecret=token_secret_name(name))
+        set_condition(
+            status["conditions"],
+            type="Ready",
+            status="True",
+            reason="AccountReady",
+            message=f"ServiceAccount {namespace}/{name} and its token Secret {token_secret_name(name)} exist",
+            observed_generation=user["metadata"].get("generation"),
+            now=self.clock.now(),
+        )
+        status["observedGeneration"] = user["metadata"].get("generation")
+        await self._patch_status(user, status)
+        _log.debug("user account in place", user_uid=uid, account_namespace=namespace)
+        return RequeueAfter(self.resync_seconds)
+
+    async def _ensure_namespace(self, user: Mapping[str, Any], group: str) -> bool:
+        """Create the group namespace if needed; ``False`` while it is terminating."""
+        desired = desired_namespace(group)
+        name = desired["metadata"]["name"]
+        try:
+            existing = await self.client.get(NAMESPACES, name)
+        except NotFound:
+            try:
+                await self.client.create(NAMESPACES, desired, field_manager=FIELD_MANAGER)
+            except AlreadyExists:
+                return True
+            self.events.event(user, "Normal", "NamespaceCreated", f"created namespace {name}")
+            _log.info("created group namespace", account_namespace=name)
+            return True
+        return not (existing.get("metadata") or {}).get("deletionTimestamp")
+
+    async def _ensure_service_account(self, user: Mapping[str, Any]) -> str | None:
+        """Create or repair the account; a conflict message if an account of that name is not ours."""
+        desired = desired_service_account(user)
+        meta = desired["metadata"]
+        try:
+            actual = await self.client.get(SERVICEACCOUNTS, meta["name"], meta["namespace"])
+        except NotFound:
+            await self.client.create(SERVICEACCOUNTS, desired, field_manager=FIELD_MANAGER)
+            self.events.event(
+                user, "Normal", "AccountCreated", f"created ServiceAccount {meta['namespace']}/{meta['name']}"
+            )
+            _log.info("created service account", account_namespace=meta["namespace"])
+            return None
+        if not _owned_by(actual, user["metadata"]["uid"]):
+            owner = ((actual.get("metadata") or {}).get("annotations") or {}).get(USER_ANNOTATION)
+            return (
+                f"ServiceAccount {meta['namespace']}/{meta['name']} already exists and belongs to "
+                f"{'User ' + owner if owner else 'someone else'}"
+            )
+        patch: dict[str, Any] = {}
+        metadata = _metadata_drift(actual, desired)
+        if metadata:
+            patch["metadata"] = metadata
+        if actual.get("automountServiceAccountToken") is not False:
+            patch["automountServiceAccountToken"] = False
+        if patch:
+            # Conditional on what we read: a concurrent edit makes this fail (409) and retry.
+            patch.setdefault("metadata", {})["resourceVersion"] = actual["metadata"]["resourceVersion"]
+            await self.client.patch(
+                SERVICEACCOUNTS, meta["name"], patch, namespace=meta["namespace"], field_manager=FIELD_MANAGER
+            )
+            self.events.event(
+                user,
+                "Normal",
+                "AccountRepaired",
+                f"repaired ServiceAccount {meta['namespace']}/{meta['name']}",
+            )
+        return None
+
+    async def _owned_secret(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+        """The Secret, if it exists and carries ``uid``'s label, proven by a JSON patch of ``test``s only.
+
+        This writes nothing; it is how the controller checks ownership without ``get`` on secrets.
+        The answer holds the Secret's data: it is used for its metadata only and never logged.
+        """
+        ops = [{"op": "test", "path": pointer("metadata", "labels", USER_UID_LABEL), "value": uid}]
+        try:
+            return await self.client.patch(
+                SECRETS, name, ops, namespace=namespace, patch_type="json", field_manager=FIELD_MANAGER
+            )
+        except NotFound:
+            return None
+        except Invalid:
+            raise _NotOurs from None
+
+    async def _ensure_token_secret(self, user: Mapping[str, Any]) -> str | None:
+        desired = desired_token_secret(user)
+        meta = desired["metadata"]
+        try:
+            await self.client.create(SECRETS, desired, field_manager=FIELD_MANAGER)
+        except AlreadyExists:
+            pass
+        else:
+            self.events.event(
+                user, "Normal", "TokenRequested", f"created token Secret {meta['namespace']}/{meta['name']}"
+            )
+            _log.info("created token secret", account_namespace=meta["namespace"], secret=meta["name"])
+            return None
+        try:
+            actual = await self._owned_secret(meta["namespace"], meta["name"], user["metadata"]["uid"])
+        except _NotOurs:
+            return (
+                f"Secret {meta['namespace']}/{meta['name']} already exists and does not belong to this User"
+            )
+        if actual is None:
+            raise NotFound(404, "NotFound", "token Secret vanished between create and check; retrying")
+        if actual.get("type") != TOKEN_SECRET_TYPE:
+            return f"Secret {meta['namespace']}/{meta['name']} is of type {actual.get('type')!r}"
+        metadata = _metadata_drift(actual, desired)
+        if metadata:
+            metadata["resourceVersion"] = actual["metadata"]["resourceVersion"]
+            await self.client.patch(
+                SECRETS,
+                meta["name"],
+                {"metadata": metadata},
+                namespace=meta["namespace"],
+                field_manager=FIELD_MANAGER,
+            )
+            self.events.event(
+                user, "Normal", "TokenRepaired", f"repaired token Secret {meta['namespace']}/{meta['name']}"
+            )
+        return None
+
+    async def _delete_token_secret(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            secret = await self._owned_secret(namespace, name, uid)
+        except _NotOurs:
+            return
+        if secret is None:
+            return
+        await self.client.delete(
+            SECRETS,
+            name,
+            namespace=namespace,
+            preconditions={"uid": secret["metadata"]["uid"]},
+            ignore_not_found=True,
+        )
+
+    async def _remove_accounts(self, user: Mapping[str, Any], *, keep: str | None) -> None:
+        """Delete this User's accounts and token Secrets in every namespace but ``keep``."""
+        uid = user["metadata"]["uid"]
+        name = user["metadata"]["name"]
+        accounts = await self.client.list(SERVICEACCOUNTS, label_selector=f"{USER_UID_LABEL}={uid}")
+        namespaces = {a["metadata"]["namespace"]: a for a in accounts}
+        recorded = (user.get("status") or {}).get("namespace")
+        if isinstance(recorded, str) and recorded:
+            namespaces.setdefault(recorded, {})
+        for namespace, account in sorted(namespaces.items()):
+            if namespace == keep:
+                continue
+            await self._delete_token_secret(namespace, token_secret_name(name), uid)
+            if account:
+                await self.client.delete(
+                    SERVICEACCOUNTS,
+                    account["metadata"]["name"],
+                    namespace=namespace,
+                    preconditions={"uid": account["metadata"]["uid"]},
+                    ignore_not_found=True,
+                )
+                self.events.event(
+                    user, "Normal", "AccountRemoved", f"removed ServiceAccount {namespace}/{name}"
+                )
+                _log.info("removed service account", account_namespace=namespace)
+
+    # --------------------------------------------------------------------------------- cleanup
+
+    async def _cleanup(self, user: dict[str, Any]) -> None:
+        """The User is being deleted: remove its accounts everywhere (idempotent)."""
+        await self._remove_accounts(user, keep=None)
+
+    # ---------------------------------------------------------------------------------- status
+
+    async def _not_ready(
+        self, user: Mapping[str, Any], reason: str, message: str, *, warn: bool = False
+    ) -> None:
+        generation = user["metadata"].get("generation")
+        status = _status_of(user)
+        previous = find_condition(status["conditions"], "Ready")
+        already_reported = (
+            previous is not None
+            and previous.get("reason") == reason
+            and previous.get("message") == message
+            and status.get("observedGeneration") == generation
+        )
+        set_condition(
+            status["conditions"],
+            type="Ready",
+            status="False",
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=self.clock.now(),
+        )
+        status["observedGeneration"] = generation
+        await self._patch_status(user, status)
+        if warn and not already_reported:
+            self.events.event(user, "Warning", reason, message)
+
+    async def _patch_status(self, user: Mapping[str, Any], status: dict[str, Any]) -> None:
+        old = {k: v for k, v in (user.get("status") or {}).items() if k in _STATUS_FIELDS}
+        new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
+        if old == new:
+            return
+        patch: dict[str, Any] = {key: None for key in old if key not in new}
+        patch.update(new)
+        meta = user["metadata"]
+        await self.client.patch(
+            USERS,
+            meta["name"],
+            {"status": patch},
+            namespace=meta["namespace"],
+            subresource="status",
+            field_manager=FIELD_MANAGER,
+        )
+
+
+class _NotOurs(Exception):
+    """A Secret of the expected name exists but lacks the User's uid label."""
+
+
+def _status_of(user: Mapping[str, Any]) -> dict[str, Any]:
+    status = user.get("status") or {}
+    copied = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
+    copied["conditions"] = [dict(c) for c in status.get("conditions") or ()]
+    return copied
+
+
+# ------------------------------------------------------------------------------ namespace collector
+
+
+class GroupNamespaceReconciler:
+    """Deletes a group namespace this controller created once nothing in it is a user's any more.
+
+    A namespace (request name) is deleted when all of these hold: it carries the controller's
+    managed-by label and is not already terminating; no User that is not being deleted names its
+    group (read from the cache: a User just created is there before its own reconcile runs); and the
+    API -- not the cache, because this is irreversible -- lists no ServiceAccount of this controller
+    in it. The delete is conditional on the namespace's uid.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def reconcile(self, request: Request) -> RequeueAfter | None:
+        try:
+            namespace = await self.client.get(NAMESPACES, request.name)
+        except NotFound:
+            return None
+        meta = namespace.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if labels.get(MANAGED_BY[0]) != MANAGED_BY[1] or meta.get("deletionTimestamp"):
+            return None
+        group = labels.get(GROUP_LABEL)
+        for user in await self.client.list(USERS):
+            if (user.get("spec") or {}).get("group") == group and not user["metadata"].get(
+                "deletionTimestamp"
+            ):
+                return None
+        accounts = await self.client.api.list(
+            SERVICEACCOUNTS, namespace=request.name, label_selector=_MANAGED_SELECTOR
+        )
+        if accounts:
+            return None
+        await self.client.delete(
+            NAMESPACES, request.name, preconditions={"uid": meta["uid"]}, ignore_not_found=True
+        )
+        _log.info("deleted empty group namespace", account_namespace=request.name, group=group)
+        return None
+
+
+# -------------------------------------------------------------------------------------------- wiring
+
+
+def _user_of_account(obj: dict[str, Any]) -> list[Request]:
+    request = user_of(obj)
+    return [request] if request is not None else []
+
+
+def _namespace_of_account(obj: dict[str, Any]) -> list[Request]:
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    return [Request(namespace)] if namespace and str(namespace).startswith(NAMESPACE_PREFIX) else []
+
+
+def _namespace_of_user(obj: dict[str, Any]) -> list[Request]:
+    group = (obj.get("spec") or {}).get("group")
+    if not isinstance(group, str) or not group:
+        return []
+    return [Request(group_namespace(group))]
+
+
+def user_controllers(
+    client: Client,
+    api_client: Any,
+    events: EventSink,
+    *,
+    namespace: str | None = None,
+    resync_seconds: float = 300.0,
+    clock: Clock | None = None,
+) -> list[Controller]:
+    """The two controllers of this example, ready for ``manager.add``.
+
+    * ``user`` -- Users (optionally only in ``namespace``) and the ServiceAccounts pointing back to
+      them; no predicate on Users, because adding the finalizer is a metadata-only change that must
+      reconcile again.
+    * ``user-namespace`` -- the group namespaces this controller created, woken by their accounts and
+      by Users joining or leaving the group.
+    """
+    managed = label_selector(_MANAGED_SELECTOR)
+    return [
+        Controller(
+            "user",
+            for_=USERS,
+            reconciler=UserReconciler(client, api_client, events, resync_seconds=resync_seconds, clock=clock),
+            watches=[Watch(SERVICEACCOUNTS, _user_of_account, predicates=[managed])],
+            namespace=namespace,
+            clock=clock,
+        ),
+        Controller(
+            "user-namespace",
+            for_=NAMESPACES,
+            reconciler=GroupNamespaceReconciler(client),
+            watches=[
+                Watch(SERVICEACCOUNTS, _namespace_of_account, predicates=[managed]),
+                Watch(USERS, _namespace_of_user),
+            ],
+            predicates=[managed],
+            clock=clock,
+        ),
+    ]

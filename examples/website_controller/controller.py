@@ -46,23 +46,39 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from kctl_runtime.resource import Resource
+import structlog
+
+from kctl_runtime.client import Client
+from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.conditions import find_condition, set_condition
+from kctl_runtime.controller import Controller
+from kctl_runtime.errors import NotFound
+from kctl_runtime.predicates import generation_changed
+from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
+from kctl_runtime.resource import DEPLOYMENTS, SERVICES, Resource
 
 __all__ = [
     "FIELD_MANAGER",
     "GIT_SYNC_IMAGE",
     "NGINX_IMAGE",
     "WEBSITES",
+    "EventSink",
+    "WebsiteReconciler",
     "child_name",
     "covers",
     "desired_deployment",
     "desired_service",
     "labels_for",
     "owner_reference",
+    "readiness",
+    "service_address",
     "validate_website",
+    "website_controller",
 ]
+
+_log = structlog.get_logger("examples.website_controller")
 
 WEBSITES = Resource("extensions.example.com", "v1", "websites", "Website")
 """The Website custom resource (see ``crd.yaml``)."""
@@ -353,4 +369,254 @@ def covers(actual: Any, desired: Any) -> bool:
         and not isinstance(actual, bool)
         and not isinstance(desired, bool)
         and actual == desired
+    )
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+def readiness(website: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
+    """``(ready, reason, message)`` for the Website's ``Ready`` condition, from its Deployment.
+
+    Ready means "serving at the requested scale": ``availableReplicas >= spec.replicas`` as reported
+    by the Deployment controller for the Deployment's current generation. A Deployment whose status
+    still describes an older generation is progressing, whatever its counters say.
+    """
+    replicas = int((website.get("spec") or {}).get("replicas", 1))
+    if deployment is None:
+        return False, "DeploymentProgressing", "the Deployment does not exist yet"
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation", 0)
+    if replicas == 0:
+        return False, "ScaledToZero", "spec.replicas is 0: nothing serves the site"
+    if status.get("observedGeneration", 0) < generation:
+        return False, "DeploymentProgressing", "waiting for the Deployment controller to roll out the change"
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return False, "DeploymentFailed", str(condition.get("message") or "progress deadline exceeded")
+    available = int(status.get("availableReplicas") or 0)
+    message = f"{available}/{replicas} replicas available"
+    if available >= replicas:
+        return True, "DeploymentAvailable", message
+    return False, "DeploymentProgressing", message
+
+
+def service_address(service: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The status fields describing where the site is served: ``clusterIP``, ``nodePort``, ``url``."""
+    if service is None:
+        return {}
+    spec = service.get("spec") or {}
+    address: dict[str, Any] = {}
+    ip = spec.get("clusterIP")
+    if ip and ip != "None":
+        address["clusterIP"] = ip
+        address["url"] = f"http://{ip}:{SERVICE_PORT}"
+    for port in spec.get("ports") or ():
+        if port.get("port") == SERVICE_PORT and port.get("nodePort"):
+            address["nodePort"] = int(port["nodePort"])
+    return address
+
+
+# ------------------------------------------------------------------------------------------ reconciler
+
+
+class EventSink(Protocol):
+    """What the reconciler needs of an event recorder (``manager.event_recorder(...)``)."""
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+_STATUS_FIELDS = ("observedGeneration", "conditions", "availableReplicas", "clusterIP", "nodePort", "url")
+
+
+class WebsiteReconciler:
+    """Brings one Website's Deployment, Service and status in line with its spec (module doc)."""
+
+    def __init__(self, client: Client, events: EventSink, *, clock: Clock | None = None) -> None:
+        self.client = client
+        self.events = events
+        self.clock: Clock = clock or SystemClock()
+
+    async def reconcile(self, request: Request) -> RequeueAfter | None:
+        try:
+            website = await self.client.get(WEBSITES, request.name, request.namespace)
+        except NotFound:
+            return None  # deleted: the garbage collector removes the children
+        if (website.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        problems = validate_website(website)
+        if problems:
+            await self._invalid(website, "InvalidSpec", "; ".join(problems))
+            raise TerminalError(f"invalid Website: {'; '.join(problems)}")
+        uid = website["metadata"]["uid"]
+        actual: dict[str, dict[str, Any] | None] = {}
+        for resource, desired in (
+            (DEPLOYMENTS, desired_deployment(website)),
+            (SERVICES, desired_service(website)),
+        ):
+            current = await self._read(resource, desired)
+            foreign = _foreign_controller(current, uid)
+            if foreign is not None:
+                message = (
+                    f"{resource.kind} {desired['metadata']['name']} already exists and is controlled by "
+                    f"{foreign}; delete or rename it"
+                )
+                await self._invalid(website, "ChildConflict", message)
+                raise TerminalError(message)
+            actual[resource.kind] = await self._converge(website, resource, desired, current)
+        await self._write_status(website, actual["Deployment"], actual["Service"])
+        return None
+
+    async def _read(self, resource: Resource, desired: Mapping[str, Any]) -> dict[str, Any] | None:
+        meta = desired["metadata"]
+        try:
+            return await self.client.get(resource, meta["name"], meta["namespace"])
+        except NotFound:
+            return None
+
+    async def _converge(
+        self,
+        website: Mapping[str, Any],
+        resource: Resource,
+        desired: dict[str, Any],
+        current: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Server-side apply ``desired`` unless ``current`` already has every field we manage."""
+        if current is not None and covers(current, desired):
+            return current
+        meta = desired["metadata"]
+        applied = await self.client.patch(
+            resource,
+            meta["name"],
+            desired,
+            namespace=meta["namespace"],
+            patch_type="apply",
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+        verb = "Created" if current is None else "Updated"
+        what = f"{resource.kind} {meta['name']}"
+        self.events.event(
+            website,
+            "Normal",
+            verb,
+            f"created {what}" if current is None else f"updated {what} to match the Website",
+        )
+        _log.info(f"{verb.lower()} {resource.kind.lower()}", child=meta["name"])
+        return applied
+
+    async def _invalid(self, website: Mapping[str, Any], reason: str, message: str) -> None:
+        """Ready=False with ``reason``; one Warning event per generation (not per retry or resync)."""
+        generation = website["metadata"].get("generation")
+        status = _status_of(website)
+        conditions = status["conditions"]
+        previous = find_condition(conditions, "Ready")
+        already_reported = (
+            previous is not None
+            and previous.get("reason") == reason
+            and previous.get("message") == message
+            and status.get("observedGeneration") == generation
+        )
+        set_condition(
+            conditions,
+            type="Ready",
+            status="False",
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=self.clock.now(),
+        )
+        status["observedGeneration"] = generation
+        await self._patch_status(website, status)
+        if not already_reported:
+            self.events.event(website, "Warning", reason, message)
+
+    async def _write_status(
+        self,
+        website: Mapping[str, Any],
+        deployment: Mapping[str, Any] | None,
+        service: Mapping[str, Any] | None,
+    ) -> None:
+        generation = website["metadata"].get("generation")
+        status = _status_of(website)
+        ready, reason, message = readiness(website, deployment)
+        set_condition(
+            status["conditions"],
+            type="Ready",
+            status=ready,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=self.clock.now(),
+        )
+        status["observedGeneration"] = generation
+        status["availableReplicas"] = int(
+            ((deployment or {}).get("status") or {}).get("availableReplicas") or 0
+        )
+        for key in ("clusterIP", "nodePort", "url"):
+            status.pop(key, None)
+        status.update(service_address(service))
+        await self._patch_status(website, status)
+
+    async def _patch_status(self, website: Mapping[str, Any], status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource when something we manage in it changed."""
+        old = {k: v for k, v in (website.get("status") or {}).items() if k in _STATUS_FIELDS}
+        new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
+        if old == new:
+            return
+        patch: dict[str, Any] = {key: None for key in old if key not in new}  # null deletes in a merge patch
+        patch.update(new)
+        meta = website["metadata"]
+        await self.client.patch(
+            WEBSITES,
+            meta["name"],
+            {"status": patch},
+            namespace=meta["namespace"],
+            subresource="status",
+            field_manager=FIELD_MANAGER,
+        )
+
+
+def _status_of(website: Mapping[str, Any]) -> dict[str, Any]:
+    """A private deep copy of the managed part of ``status`` (so the cached object is never touched)."""
+    status = website.get("status") or {}
+    copied = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
+    copied["conditions"] = [dict(c) for c in status.get("conditions") or ()]
+    return copied
+
+
+def _foreign_controller(obj: Mapping[str, Any] | None, uid: str) -> str | None:
+    """``"Kind/name"`` of the controller owning ``obj`` if that is not the Website ``uid``."""
+    for ref in ((obj or {}).get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("uid") != uid:
+            return f"{ref.get('kind')}/{ref.get('name')}"
+    return None
+
+
+# -------------------------------------------------------------------------------------------- wiring
+
+
+def website_controller(
+    client: Client,
+    events: EventSink,
+    *,
+    namespace: str | None = None,
+    clock: Clock | None = None,
+    max_concurrent_reconciles: int = 2,
+) -> Controller:
+    """The Website controller, ready for ``manager.add``.
+
+    Websites are filtered with ``generation_changed``: status writes and label edits do not
+    reconcile again (the children's own events and resyncs still do). Owned Deployments and
+    Services enqueue their Website on every change, which is how drift is noticed.
+    """
+    return Controller(
+        "website",
+        for_=WEBSITES,
+        reconciler=WebsiteReconciler(client, events, clock=clock),
+        owns=[DEPLOYMENTS, SERVICES],
+        predicates=[generation_changed()],
+        max_concurrent_reconciles=max_concurrent_reconciles,
+        namespace=namespace,
+        clock=clock,
     )
