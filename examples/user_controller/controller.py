@@ -57,7 +57,7 @@ from kctl_runtime.controller import Controller, Watch
 from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
 from kctl_runtime.finalizer import finalizer
 from kctl_runtime.patch import pointer
-from kctl_runtime.predicates import label_selector
+from kctl_runtime.predicates import label_selector, namespace_in
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
 from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS, Resource
 
@@ -261,6 +261,7 @@ class UserReconciler:
         events: EventSink,
         *,
         resync_seconds: float = 300.0,
+        namespace: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         if resync_seconds <= 0:
@@ -269,9 +270,12 @@ class UserReconciler:
         self.api_client = api_client
         self.events = events
         self.resync_seconds = resync_seconds
+        self.namespace = namespace
         self.clock: Clock = clock or SystemClock()
 
     async def reconcile(self, request: Request) -> RequeueAfter | None:
+        if self.namespace is not None and request.namespace != self.namespace:
+            return None  # an account pointing at a User outside our scope: not ours to manage
         try:
             user = await self.client.get(USERS, request.name, request.namespace)
         except NotFound:
@@ -616,7 +620,12 @@ def user_controllers(
     resync_seconds: float = 300.0,
     clock: Clock | None = None,
 ) -> list[Controller]:
-    """The two controllers of this example, ready for ``manager.add``.
+    """The two controllers of this example, ready for ``manager.add`` (on a manager WITHOUT a namespace).
+
+    ``namespace`` limits which Users are served. It is applied as a predicate and a check in the
+    reconciler, not as an informer scope, because the accounts live in group namespaces anywhere in
+    the cluster and must be watched cluster-wide either way (a controller's ``namespace`` would
+    scope its watches too).
 
     * ``user`` -- Users (optionally only in ``namespace``) and the ServiceAccounts pointing back to
       them; no predicate on Users, because adding the finalizer is a metadata-only change that must
@@ -625,13 +634,17 @@ def user_controllers(
       by Users joining or leaving the group.
     """
     managed = label_selector(_MANAGED_SELECTOR)
+    scope = [namespace_in(namespace)] if namespace is not None else []
+    reconciler = UserReconciler(
+        client, api_client, events, resync_seconds=resync_seconds, namespace=namespace, clock=clock
+    )
     return [
         Controller(
             "user",
             for_=USERS,
-            reconciler=UserReconciler(client, api_client, events, resync_seconds=resync_seconds, clock=clock),
+            reconciler=reconciler,
             watches=[Watch(SERVICEACCOUNTS, _user_of_account, predicates=[managed])],
-            namespace=namespace,
+            predicates=scope,
             clock=clock,
         ),
         Controller(
