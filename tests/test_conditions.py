@@ -27,6 +27,7 @@ T1 = T0 + _dt.timedelta(minutes=5)
 async def test_doc_snippet_reconciler_sets_ready_and_writes_status_only_on_change() -> None:
     # docs/status-and-patches.md: "Conditions" snippet.
     clock = FakeClock()
+    # --8<-- [start:conditions]
     obj: dict[str, Any] = {"metadata": {"generation": 3}, "status": {}}
     conditions = obj["status"].setdefault("conditions", [])
     changed = set_condition(
@@ -40,6 +41,7 @@ async def test_doc_snippet_reconciler_sets_ready_and_writes_status_only_on_chang
     )
     assert changed
     patch = status_conditions_patch(conditions, observed_generation=obj["metadata"]["generation"])
+    # --8<-- [end:conditions]
     assert patch["status"]["conditions"][0]["lastTransitionTime"] == "2030-01-01T00:00:00Z"
     await clock.advance(60)
     # The next pass computes the same state: nothing to write.

@@ -108,12 +108,15 @@ async def test_doc_snippet_full_finalizer_flow(kube: KubeTarget) -> None:
     api = kube.api_client
     recorder = Recorder()
 
+    # --8<-- [start:reconcile]
     async def reconcile(namespace: str, name: str) -> str | None:
         try:
             obj = await request_json(api, "GET", CONFIGMAPS.path(namespace, name))
         except NotFound:
             return None  # gone: nothing to do
         return await finalizer(api, CONFIGMAPS, obj, OURS, apply=recorder.apply, cleanup=recorder.cleanup)
+
+    # --8<-- [end:reconcile]
 
     name = (await _create(kube))["metadata"]["name"]
     # 1st reconcile: only adds the finalizer; apply has not run.

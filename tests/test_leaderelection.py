@@ -353,6 +353,7 @@ async def test_release_on_shutdown_empties_the_holder_and_keeps_transitions(
 
 async def test_doc_snippet_run_while_leading(kube: KubeTarget) -> None:
     # docs/leader-election.md: "Running work only while leading" snippet.
+    # --8<-- [start:run-while-leading]
     api = await kube.new_api_client()  # dedicated to the elector
     config = LeaderElectionConfig(
         lease_name=unique_name("my-controller"),
@@ -367,6 +368,7 @@ async def test_doc_snippet_run_while_leading(kube: KubeTarget) -> None:
 
     finished = await elector.run_while_leading(controllers)
     assert finished  # the work returned, so the lease was released
+    # --8<-- [end:run-while-leading]
     assert ran == ["reconciling as leader"]
     spec = (await _read_lease(kube, config.lease_name))["spec"]
     assert spec["holderIdentity"] in ("", None)

@@ -131,11 +131,13 @@ async def test_merge_patch_sets_and_deletes_keys(kube: KubeTarget) -> None:
 async def test_doc_snippet_diff_merge_patch_sends_only_what_changed(kube: KubeTarget) -> None:
     # docs/status-and-patches.md: "Minimal merge patches" snippet.
     old = await _configmap(kube, {"a": "1", "b": "2"})
+    # --8<-- [start:diff-merge-patch]
     desired = {**old, "data": {"a": "1", "b": "two"}}
     patch = diff_merge_patch(old, desired)
     assert patch == {"data": {"b": "two"}}
     patch.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
     new = await merge_patch(kube.api_client, CONFIGMAPS, kube.namespace, old["metadata"]["name"], patch)
+    # --8<-- [end:diff-merge-patch]
     assert new["data"] == {"a": "1", "b": "two"}
 
 
