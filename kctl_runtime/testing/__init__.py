@@ -1,0 +1,13 @@
+"""The kctl_runtime test kit: a fake API server and pytest fixtures for testing controllers.
+
+Contract
+--------
+Everything here is public and stable for users testing their own controllers:
+:class:`~kctl_runtime.testing.fakeapi.FakeApiServer` (with its
+:class:`~kctl_runtime.testing.fakeapi.FaultInjector`), and the pytest plugin
+``kctl_runtime.testing.pytest_plugin`` providing the ``kube`` / ``fake_kube`` fixtures.
+"""
+
+from .fakeapi import FakeApiServer, FaultInjector
+
+__all__ = ["FakeApiServer", "FaultInjector"]

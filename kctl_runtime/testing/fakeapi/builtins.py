@@ -1,0 +1,219 @@
+"""Built-in resource types and the per-type behaviour the real control plane adds.
+
+Contract
+--------
+:func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1,
+coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1) with the discovery facts of
+kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
+
+:class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
+create: namespaces get ``spec.finalizers: [kubernetes]`` and ``status.phase: Active``; services get
+a ``clusterIP`` from 10.96.0.0/16 (``None`` stays headless) and NodePorts from 30000-32767 for
+``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``, ``replicas`` and
+``revisionHistoryLimit``. It is not a full defaulting implementation; fields a controller is unlikely
+to read are left as sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from .discovery import PrinterColumn, ResourceType
+from .errors import ApiError, status_body
+
+__all__ = ["Defaulter", "builtin_types"]
+
+_READ_ONLY = ("get", "list", "watch")
+_NO_DELETE_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+def _col(name: str, path: str | None, type_: str = "string", priority: int = 0) -> PrinterColumn:
+    return PrinterColumn(name=name, type=type_, json_path=path, priority=priority)
+
+
+def builtin_types() -> list[ResourceType]:
+    """Fresh descriptions of every built-in resource (callers may keep them)."""
+    return [
+        ResourceType(
+            "", "v1", "namespaces", "namespace", "Namespace", False,
+            short_names=("ns",), status_subresource=True, verbs=_NO_DELETE_COLLECTION,
+            return_deleted_object=True,
+            printer_columns=(_col("Status", ".status.phase"),),
+        ),
+        ResourceType(
+            "", "v1", "configmaps", "configmap", "ConfigMap", True, short_names=("cm",),
+            printer_columns=(_col("Data", "#data", "integer"),),
+        ),
+        ResourceType(
+            "", "v1", "secrets", "secret", "Secret", True,
+            printer_columns=(_col("Type", ".type"), _col("Data", "#data", "integer")),
+        ),
+        ResourceType(
+            "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, short_names=("sa",),
+            printer_columns=(_col("Secrets", "#secrets", "integer"),),
+        ),
+        ResourceType(
+            "", "v1", "services", "service", "Service", True, short_names=("svc",), categories=("all",),
+            status_subresource=True, verbs=_NO_DELETE_COLLECTION,
+            printer_columns=(
+                _col("Type", ".spec.type"),
+                _col("Cluster-IP", ".spec.clusterIP"),
+                _col("External-IP", "@externalip"),
+                _col("Port(s)", "@ports"),
+                _col("Selector", "@selector", priority=1),
+            ),
+        ),
+        ResourceType(
+            "", "v1", "pods", "pod", "Pod", True, short_names=("po",), categories=("all",),
+            status_subresource=True, return_deleted_object=True,
+            printer_columns=(
+                _col("Ready", "@ready"),
+                _col("Status", ".status.phase"),
+                _col("Restarts", "@restarts", "string"),
+                _col("IP", ".status.podIP", priority=1),
+                _col("Node", ".spec.nodeName", priority=1),
+            ),
+        ),
+        ResourceType(
+            "", "v1", "endpoints", "endpoints", "Endpoints", True, short_names=("ep",),
+            printer_columns=(),
+        ),
+        ResourceType(
+            "", "v1", "events", "event", "Event", True, short_names=("ev",),
+            printer_columns=(
+                _col("Type", ".type"),
+                _col("Reason", ".reason"),
+                _col("Object", "@involved"),
+                _col("Message", ".message"),
+            ),
+        ),
+        ResourceType(
+            "apps", "v1", "deployments", "deployment", "Deployment", True, short_names=("deploy",),
+            categories=("all",), status_subresource=True, tracks_generation=True,
+            scale_subresource={
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+            printer_columns=(
+                _col("Ready", "@deployready"),
+                _col("Up-to-date", ".status.updatedReplicas", "integer"),
+                _col("Available", ".status.availableReplicas", "integer"),
+            ),
+        ),
+        ResourceType(
+            "coordination.k8s.io", "v1", "leases", "lease", "Lease", True,
+            printer_columns=(_col("Holder", ".spec.holderIdentity"),),
+        ),
+        ResourceType(
+            "events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",),
+            printer_columns=(_col("Reason", ".reason"), _col("Note", ".note")),
+        ),
+        ResourceType(
+            "apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
+            "CustomResourceDefinition", False, short_names=("crd", "crds"), categories=("api-extensions",),
+            status_subresource=True, tracks_generation=True,
+            printer_columns=(_col("Created At", ".metadata.creationTimestamp", "date"),),
+        ),
+    ]
+
+
+class Defaulter:
+    """Create-time defaulting and allocation for built-in kinds."""
+
+    def __init__(self) -> None:
+        self._network = ipaddress.ip_network("10.96.0.0/16")
+        self._next_ip = 1
+        self._used_ips: set[str] = {"10.96.0.1"}
+        self._next_port = 30000
+        self._used_ports: set[int] = set()
+
+    def on_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.custom:
+            return
+        if rt.plural == "namespaces":
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Active"}
+            labels = obj["metadata"].setdefault("labels", {})
+            labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        elif rt.plural == "services":
+            self._service(obj)
+        elif rt.plural == "deployments":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+            spec.setdefault(
+                "strategy",
+                {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            )
+        elif rt.plural == "secrets":
+            obj.setdefault("type", "Opaque")
+        elif rt.plural == "pods":
+            obj.setdefault("status", {}).setdefault("phase", "Pending")
+
+    def _service(self, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            ip = spec.get("clusterIP")
+            if ip in (None, ""):
+                ip = self._allocate_ip()
+            elif ip != "None":
+                if ip in self._used_ips:
+                    raise ApiError(
+                        status_body(
+                            422,
+                            "Invalid",
+                            f'Service "{obj["metadata"].get("name", "")}" is invalid: spec.clusterIPs: '
+                            f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: '
+                            "provided IP is already allocated",
+                        )
+                    )
+                self._used_ips.add(ip)
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or ():
+            port.setdefault("protocol", "TCP")
+            if "targetPort" not in port and "port" in port:
+                port["targetPort"] = port["port"]
+            if spec["type"] in ("NodePort", "LoadBalancer"):
+                if not port.get("nodePort"):
+                    port["nodePort"] = self._allocate_port()
+                else:
+                    self._used_ports.add(int(port["nodePort"]))
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        obj.setdefault("status", {"loadBalancer": {}})
+
+    def release(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.plural != "services" or rt.custom:
+            return
+        spec = obj.get("spec") or {}
+        self._used_ips.discard(spec.get("clusterIP", ""))
+        for port in spec.get("ports") or ():
+            self._used_ports.discard(port.get("nodePort", 0))
+
+    def _allocate_ip(self) -> str:
+        size = self._network.num_addresses - 2
+        for _ in range(size):
+            self._next_ip = self._next_ip % size + 1
+            ip = str(self._network.network_address + self._next_ip)
+            if ip not in self._used_ips:
+                self._used_ips.add(ip)
+                return ip
+        raise ApiError(status_body(500, "InternalError", "range is full"))
+
+    def _allocate_port(self) -> int:
+        for _ in range(32768 - 30000):
+            port = self._next_port
+            self._next_port = 30000 + (self._next_port - 30000 + 1) % (32768 - 30000)
+            if port not in self._used_ports:
+                self._used_ports.add(port)
+                return port
+        raise ApiError(status_body(500, "InternalError", "range of valid ports is full"))

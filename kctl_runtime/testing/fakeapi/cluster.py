@@ -1,0 +1,491 @@
+"""The API semantics of the fake server, independent of HTTP: create / update / patch / delete.
+
+Contract
+--------
+:class:`Cluster` owns the :class:`~.storage.Storage`, the :class:`~.discovery.Registry` and the
+:class:`~.watch.WatchHub`, and implements each verb the way kube-apiserver's generic registry does:
+
+* create: namespace defaulting and mismatch (400), missing namespace (404), terminating namespace
+  (403), ``generateName`` (5 random characters), name validation (422), uid / creationTimestamp /
+  ``generation: 1`` for kinds that track it, status dropped for kinds with a status subresource,
+  custom-resource defaulting / pruning / validation (422), ``AlreadyExists`` (409).
+* update: optimistic concurrency on ``metadata.resourceVersion`` (409 with the real message; an
+  update without resourceVersion is unconditional), system metadata kept from the stored object,
+  main-resource writes ignore ``status`` and status writes change only ``status``, ``generation``
+  bumped on spec change only, no-op updates do not write, an object being deleted is removed when its
+  last finalizer goes, and new finalizers cannot be added to it (422).
+* delete: preconditions (409), propagation policies (``Orphan`` / ``Foreground`` add the ``orphan`` /
+  ``foregroundDeletion`` finalizers that the garbage collector in :mod:`.gc` honours), finalizers
+  keep the object with ``deletionTimestamp`` set, namespaces go ``Terminating``.
+* ``dry_run`` runs every check and returns what would have been stored, storing nothing.
+
+Everything here is synchronous and runs on the event loop: one write at a time, so no locks.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from . import crd as crdlib
+from .builtins import Defaulter, builtin_types
+from .discovery import Registry, ResourceType
+from .errors import (
+    MODIFIED,
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    forbidden_terminating,
+    invalid,
+    not_found,
+    status_body,
+)
+from .storage import Storage, Stored
+from .watch import WatchHub
+
+__all__ = ["Cluster", "DeleteOptions"]
+
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+_GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+
+
+def _copy(obj: Any) -> Any:
+    """A deep copy of JSON data (orjson round trip: faster than copy.deepcopy)."""
+    return orjson.loads(orjson.dumps(obj))
+
+
+class DeleteOptions:
+    """The parts of ``metav1.DeleteOptions`` the fake honours."""
+
+    def __init__(self, body: dict[str, Any] | None = None, query: dict[str, str] | None = None) -> None:
+        body = body or {}
+        query = query or {}
+        self.propagation: str | None = body.get("propagationPolicy") or query.get("propagationPolicy")
+        orphan = body.get("orphanDependents")
+        if orphan is None and "orphanDependents" in query:
+            orphan = query["orphanDependents"] == "true"
+        if self.propagation is None and orphan is not None:
+            self.propagation = "Orphan" if orphan else "Background"
+        if self.propagation not in (None, "Orphan", "Background", "Foreground"):
+            raise bad_request(f"propagationPolicy {self.propagation!r} is not supported")
+        pre = body.get("preconditions") or {}
+        self.uid: str | None = pre.get("uid")
+        self.resource_version: str | None = pre.get("resourceVersion")
+        grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        self.grace_period = int(grace) if grace is not None else None
+        dry = body.get("dryRun") or ([query["dryRun"]] if "dryRun" in query else [])
+        self.dry_run = "All" in dry
+
+
+class Cluster:
+    """The object model and verbs of one fake API server."""
+
+    def __init__(self, *, history_size: int, now: Callable[[], str]) -> None:
+        self.storage = Storage(history_size)
+        self.registry = Registry()
+        self.hub = WatchHub(self.storage)
+        self.defaulter = Defaulter()
+        self.now = now
+        for rt in builtin_types():
+            self.registry.add(rt)
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.create(self.namespace_type, "", {"metadata": {"name": name}})
+
+    @property
+    def namespace_type(self) -> ResourceType:
+        rt = self.registry.get("", "v1", "namespaces")
+        assert rt is not None
+        return rt
+
+    # ---- helpers ----
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> Stored:
+        stored = self.storage.get(rt.storage_key, namespace if rt.namespaced else "", name)
+        if stored is None:
+            raise not_found(rt.plural, rt.group, name)
+        return stored
+
+    def view(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """``obj`` as served under ``rt``'s version (custom resources: apiVersion rewritten)."""
+        if obj.get("apiVersion") == rt.api_version:
+            return obj
+        return {**obj, "apiVersion": rt.api_version}
+
+    def raw(self, rt: ResourceType, stored: Stored) -> bytes:
+        if stored.obj.get("apiVersion") == rt.api_version:
+            return stored.raw
+        return orjson.dumps(self.view(rt, stored.obj))
+
+    def _storage_version(self, rt: ResourceType) -> str:
+        if rt.custom and rt.storage_version:
+            return f"{rt.group}/{rt.storage_version}"
+        return rt.api_version
+
+    def _check_type_meta(self, rt: ResourceType, body: dict[str, Any]) -> None:
+        api_version = body.get("apiVersion")
+        if api_version and api_version != rt.api_version:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({rt.api_version})"
+            )
+        kind = body.get("kind")
+        if kind and kind != rt.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+
+    def _validate_name(self, rt: ResourceType, name: str) -> None:
+        if rt.plural == "namespaces":
+            pattern, message, limit = _LABEL, _LABEL_MSG, 63
+        elif rt.plural == "services" and not rt.custom:
+            pattern, message, limit = _DNS1035, _DNS1035_MSG, 63
+        else:
+            pattern, message, limit = _SUBDOMAIN, _SUBDOMAIN_MSG, 253
+        if len(name) > limit:
+            message = f"must be no more than {limit} characters"
+        elif pattern.fullmatch(name):
+            return
+        raise invalid(
+            rt.kind,
+            rt.group,
+            name,
+            [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f'Invalid value: "{name}": {message}',
+                    "field": "metadata.name",
+                }
+            ],
+        )
+
+    def _namespace_ok(self, rt: ResourceType, namespace: str, name: str) -> None:
+        if not rt.namespaced:
+            return
+        ns = self.storage.get("/namespaces", "", namespace)
+        if ns is None:
+            raise not_found("namespaces", "", namespace)
+        if ns.obj["metadata"].get("deletionTimestamp"):
+            raise forbidden_terminating(rt.plural, rt.group, name, namespace)
+
+    def _spec_changed(self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        skip = {"metadata", "status"} if rt.status_subresource else {"metadata"}
+        keys = (set(old) | set(new)) - skip - {"apiVersion", "kind"}
+        return any(old.get(k) != new.get(k) for k in keys)
+
+    # ---- verbs ----
+
+    def create(
+        self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the object provided is unrecognized (must be a JSON object)")
+        self._check_type_meta(rt, body)
+        obj = dict(body)
+        meta = dict(obj.get("metadata") or {})
+        obj["metadata"] = meta
+        if rt.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and namespace and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = namespace or body_ns or ""
+        else:
+            meta.pop("namespace", None)
+        name = meta.get("name") or ""
+        if not name:
+            prefix = meta.get("generateName") or ""
+            if not prefix:
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    "",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: name or generateName is required",
+                            "field": "metadata.name",
+                        }
+                    ],
+                )
+            name = prefix + "".join(secrets.choice(_GENERATE_CHARS) for _ in range(5))
+            meta["name"] = name
+        self._validate_name(rt, name)
+        self._namespace_ok(rt, meta.get("namespace", ""), name)
+        obj["apiVersion"] = self._storage_version(rt)
+        obj["kind"] = rt.kind
+        for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(key, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self.now()
+        if rt.tracks_generation or rt.custom:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        if rt.status_subresource and rt.plural != "namespaces":
+            obj.pop("status", None)
+        if rt.custom:
+            crdlib.prepare_custom_resource(rt, obj, None)
+        elif rt.plural == "customresourcedefinitions":
+            crdlib.validate_crd(obj)
+        self.defaulter.on_create(rt, obj)
+        if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
+            raise already_exists(rt.plural, rt.group, name)
+        if dry_run:
+            return self.view(rt, obj)
+        stored = self.storage.create(rt.storage_key, obj)
+        return self.view(rt, stored.obj)
+
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the object provided is unrecognized (must be a JSON object)")
+        self._check_type_meta(rt, body)
+        existing = self.get(rt, namespace, name)
+        new = self._prepare_update(rt, existing, body, subresource=subresource)
+        return self._write_update(rt, existing, new, dry_run=dry_run)
+
+    def _prepare_update(
+        self, rt: ResourceType, existing: Stored, body: dict[str, Any], *, subresource: str | None
+    ) -> dict[str, Any]:
+        name = existing.name
+        meta_in = body.get("metadata") or {}
+        if meta_in.get("name") and meta_in["name"] != name:
+            raise bad_request(
+                f"the name of the object ({meta_in['name']}) does not match the name on the URL ({name})"
+            )
+        if rt.namespaced and meta_in.get("namespace") and meta_in["namespace"] != existing.namespace:
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        rv = meta_in.get("resourceVersion")
+        if rv and str(rv) != existing.obj["metadata"]["resourceVersion"]:
+            raise conflict(rt.plural, rt.group, name, MODIFIED)
+        old = existing.obj
+        if subresource == "status":
+            new = _copy(old)
+            if "status" in body:
+                new["status"] = body["status"]
+            else:
+                new.pop("status", None)
+            return new
+        new = dict(body)
+        meta = dict(meta_in)
+        new["metadata"] = meta
+        new["apiVersion"] = self._storage_version(rt)
+        new["kind"] = rt.kind
+        old_meta = old["metadata"]
+        meta["name"] = name
+        if rt.namespaced:
+            meta["namespace"] = existing.namespace
+        else:
+            meta.pop("namespace", None)
+        meta.pop("selfLink", None)
+        for key in _SYSTEM_META:
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        if meta.get("generateName") is None and "generateName" in old_meta:
+            meta["generateName"] = old_meta["generateName"]
+        if rt.status_subresource:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if rt.plural == "namespaces" and not rt.custom:
+            new["spec"] = old.get("spec", {})
+        if old_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
+            if added:
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    name,
+                    [
+                        {
+                            "reason": "FieldValueForbidden",
+                            "message": "Forbidden: no new finalizers can be added if the object is being "
+                            "deleted, found new finalizers " + _go_list(sorted(added)),
+                            "field": "metadata.finalizers",
+                        }
+                    ],
+                )
+        if rt.custom:
+            crdlib.prepare_custom_resource(rt, new, old)
+        elif rt.plural == "customresourcedefinitions":
+            crdlib.validate_crd(new, old)
+        return new
+
+    def _write_update(
+        self, rt: ResourceType, existing: Stored, new: dict[str, Any], *, dry_run: bool
+    ) -> dict[str, Any]:
+        old = existing.obj
+        meta = new["metadata"]
+        if meta.get("generation") and self._spec_changed(rt, old, new):
+            meta["generation"] = int(meta["generation"]) + 1
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if not meta.get("finalizers"):
+            meta.pop("finalizers", None)
+        if new == old:
+            return self.view(rt, old)
+        if dry_run:
+            return self.view(rt, new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _namespace_held(rt, new):
+            self.storage.remove(rt.storage_key, existing, final=new)
+            self.defaulter.release(rt, new)
+            return self.view(rt, new)
+        stored = self.storage.replace(rt.storage_key, new, existing)
+        return self.view(rt, stored.obj)
+
+    def patch_with(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        apply: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Apply ``apply`` to a private copy of the stored object and write the result as an update."""
+        existing = self.get(rt, namespace, name)
+        target = _copy(self.view(rt, existing.obj))
+        patched = apply(target)
+        if not isinstance(patched, dict):
+            raise bad_request("the patch produced something other than an object")
+        new = self._prepare_update(rt, existing, patched, subresource=subresource)
+        return self._write_update(rt, existing, new, dry_run=dry_run)
+
+    def delete(
+        self, rt: ResourceType, namespace: str, name: str, options: DeleteOptions
+    ) -> tuple[dict[str, Any], bool]:
+        """Returns ``(body, deleted_now)``; ``body`` is the object or a success Status."""
+        existing = self.get(rt, namespace, name)
+        meta = existing.obj["metadata"]
+        if options.uid is not None and options.uid != meta.get("uid"):
+            raise conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: UID in precondition: {options.uid}, UID in object meta: {meta.get('uid')}",
+            )
+        if options.resource_version is not None and options.resource_version != meta["resourceVersion"]:
+            raise conflict(
+                rt.plural,
+                rt.group,
+                name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{options.resource_version}, ResourceVersion in meta: {meta['resourceVersion']}",
+            )
+        finalizers = list(meta.get("finalizers") or ())
+        if options.propagation == "Orphan":
+            finalizers = [f for f in finalizers if f != FOREGROUND]
+            finalizers += [ORPHAN] if ORPHAN not in finalizers else []
+        elif options.propagation == "Foreground":
+            finalizers = [f for f in finalizers if f != ORPHAN]
+            finalizers += [FOREGROUND] if FOREGROUND not in finalizers else []
+        elif options.propagation == "Background":
+            finalizers = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+        if rt.plural == "customresourcedefinitions" and not rt.custom:
+            if crdlib.CLEANUP_FINALIZER not in finalizers:
+                finalizers.append(crdlib.CLEANUP_FINALIZER)
+        held = finalizers or _namespace_held(rt, existing.obj)
+        if held:
+            new = _copy(existing.obj)
+            new_meta = new["metadata"]
+            if not new_meta.get("deletionTimestamp"):
+                if new_meta.get("generation"):
+                    new_meta["generation"] = int(new_meta["generation"]) + 1
+                new_meta["deletionTimestamp"] = self.now()
+                new_meta["deletionGracePeriodSeconds"] = 0
+            if finalizers:
+                new_meta["finalizers"] = finalizers
+            if rt.plural == "namespaces" and not rt.custom:
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if rt.plural == "customresourcedefinitions" and not rt.custom:
+                crdlib.set_condition(new, "Terminating", "True", "InstanceDeletionInProgress",
+                                     "CustomResource deletion is in progress", self.now())
+            if options.dry_run or new == existing.obj:
+                return self.view(rt, new), False
+            stored = self.storage.replace(rt.storage_key, new, existing)
+            return self.view(rt, stored.obj), False
+        if options.dry_run:
+            return self.view(rt, existing.obj), True
+        removed = self.storage.remove(rt.storage_key, existing)
+        self.defaulter.release(rt, existing.obj)
+        if rt.return_deleted_object or rt.custom:
+            return self.view(rt, removed.obj), True
+        details: dict[str, Any] = {"name": name}
+        if rt.group:
+            details["group"] = rt.group
+        details["kind"] = rt.plural
+        details["uid"] = meta.get("uid", "")
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }, True
+
+    def finalize_namespace(self, name: str, finalizers: list[str]) -> dict[str, Any]:
+        """The ``namespaces/NAME/finalize`` subresource: set ``spec.finalizers``."""
+        rt = self.namespace_type
+        existing = self.get(rt, "", name)
+        new = _copy(existing.obj)
+        new.setdefault("spec", {})["finalizers"] = finalizers
+        if not finalizers:
+            new["spec"].pop("finalizers")
+        if new == existing.obj:
+            return existing.obj
+        if new["metadata"].get("deletionTimestamp") and not finalizers and not new["metadata"].get("finalizers"):
+            self.storage.remove(rt.storage_key, existing, final=new)
+            return new
+        return self.storage.replace(rt.storage_key, new, existing).obj
+
+    def error(self, code: int, reason: str, message: str) -> ApiError:
+        return ApiError(status_body(code, reason, message))
+
+
+def _namespace_held(rt: ResourceType, obj: dict[str, Any]) -> bool:
+    if rt.plural != "namespaces" or rt.custom:
+        return False
+    return bool((obj.get("spec") or {}).get("finalizers"))
+
+
+def _go_list(items: list[str]) -> str:
+    return "[]string{" + ", ".join(f'"{i}"' for i in items) + "}"
