@@ -229,7 +229,8 @@ async def test_cached_reads_follow_writes_once_the_watch_delivers_them(kube: Kub
         await client.patch(CONFIGMAPS, "one", {"data": {"k": "v2"}}, namespace=kube.namespace)
 
         async def updated() -> bool:
-            return (await client.get(CONFIGMAPS, "one", kube.namespace))["data"] == {"k": "v2"}
+            got = await client.get(CONFIGMAPS, "one", kube.namespace)
+            return bool(got["data"] == {"k": "v2"})
 
         await eventually(updated, message="the cache never saw the patch")
 
