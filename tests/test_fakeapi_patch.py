@@ -710,3 +710,22 @@ def test_merging_a_keyed_list_updates_matching_and_keeps_the_rest(
     expected = {n: "orig" for n in original} | {n: str(i) for n, i in patch}
     assert got == expected
     assert len(out["spec"]["containers"]) == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "path", "expected"),
+    [
+        ("v1", "Pod", ("spec", "containers"), ("merge", "name")),
+        ("v1", "Pod", ("spec", "containers", "ports"), ("merge", "containerPort")),
+        ("apps/v1", "Deployment", ("spec", "template", "spec", "volumes"), ("merge", "name")),
+        ("v1", "Secret", ("metadata", "finalizers"), ("merge", "")),
+        ("v1", "Pod", ("spec", "tolerations"), ("", "")),
+        ("example.com/v1", "Widget", ("spec",), ("", "")),
+    ],
+)
+def test_patch_strategy_reports_the_tags_of_a_field(
+    api_version: str, kind: str, path: tuple[str, ...], expected: tuple[str, str]
+) -> None:
+    from kctl_runtime.testing.fakeapi.patch import patch_strategy
+
+    assert patch_strategy(api_version, kind, path) == expected

@@ -43,6 +43,7 @@ __all__ = [
     "create_merge_patch",
     "json_merge_patch",
     "json_patch",
+    "patch_strategy",
     "strategic_merge_patch",
     "supports_strategic_merge",
 ]
@@ -522,6 +523,19 @@ def _group_of(api_version: str) -> str:
 def supports_strategic_merge(api_version: str, kind: str) -> bool:
     """True when :func:`strategic_merge_patch` knows the kind's patch metadata."""
     return (_group_of(api_version), kind) in _KINDS
+
+
+def patch_strategy(api_version: str, kind: str, path: tuple[str, ...] | list[str]) -> tuple[str, str]:
+    """``(patchStrategy, patchMergeKey)`` of the field at ``path`` (struct field names only; list
+    elements are transparent) of a built-in kind; ``("", "")`` when untagged or unknown."""
+    fields: dict[str, _F] | None = _KINDS.get((_group_of(api_version), kind))
+    found = _F()
+    for name in path:
+        if fields is None or name not in fields:
+            return "", ""
+        found = fields[name]
+        fields = _TYPES.get(found.type) if found.type else None
+    return found.strategy, found.key
 
 
 class _Schema:

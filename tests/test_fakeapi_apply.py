@@ -1,0 +1,471 @@
+"""Server-side apply and managedFields behave like the apiserver's field manager."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kctl_runtime.testing.fakeapi.apply import (
+    ApplyConflict,
+    decode_fields_v1,
+    encode_fields_v1,
+    server_side_apply,
+    update_managed_fields,
+)
+from kctl_runtime.testing.fakeapi.patch import PatchError
+
+T0, T1, T2, T3 = (f"2024-01-01T00:00:0{i}Z" for i in range(4))
+
+
+def deployment(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": spec}
+
+
+def ssa(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, *, force: bool = False,
+        now: str = T1, **kw: Any) -> dict[str, Any]:  # fmt: skip
+    before = copy.deepcopy(live)
+    out = server_side_apply(
+        live,
+        applied,
+        manager=manager,
+        force=force,
+        api_version=applied["apiVersion"],
+        kind=applied["kind"],
+        now=now,
+        **kw,
+    )
+    assert live == before, "live object mutated"
+    return out
+
+
+def fields_of(obj: dict[str, Any], manager: str, operation: str | None = None) -> dict[str, Any]:
+    for e in obj["metadata"].get("managedFields", []):
+        if e["manager"] == manager and (operation is None or e["operation"] == operation):
+            fields: dict[str, Any] = e["fieldsV1"]
+            return fields
+    raise AssertionError(f"no entry for {manager}")
+
+
+def managers(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["manager"], e["operation"]) for e in obj["metadata"].get("managedFields", [])]
+
+
+CONTAINER_WEB = {"name": "web", "image": "nginx:1"}
+
+
+def web_deployment() -> dict[str, Any]:
+    return deployment(
+        replicas=2,
+        template={"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [dict(CONTAINER_WEB)]}},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# apply: creation and field sets
+# ---------------------------------------------------------------------------------------------
+
+
+def test_apply_on_create_records_exactly_the_applied_fields() -> None:
+    applied = web_deployment()
+    applied["metadata"]["labels"] = {"app": "web"}
+    out = ssa(None, applied, "ctl", now=T0)
+    assert out["spec"] == applied["spec"]
+    (entry,) = out["metadata"]["managedFields"]
+    assert entry == {
+        "manager": "ctl",
+        "operation": "Apply",
+        "apiVersion": "apps/v1",
+        "time": T0,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:template": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}},
+                },
+            },
+        },
+    }
+
+
+def test_applying_the_same_configuration_twice_changes_only_the_time() -> None:
+    once = ssa(None, web_deployment(), "ctl", now=T0)
+    twice = ssa(once, web_deployment(), "ctl", now=T1)
+    assert twice["spec"] == once["spec"]
+    assert fields_of(twice, "ctl") == fields_of(once, "ctl")
+    assert twice["metadata"]["managedFields"][0]["time"] == T1
+
+
+def test_managed_fields_in_the_applied_configuration_are_ignored() -> None:
+    applied = web_deployment()
+    applied["metadata"]["managedFields"] = [{"manager": "forged", "operation": "Apply", "fieldsV1": {}}]
+    out = ssa(None, applied, "ctl")
+    assert managers(out) == [("ctl", "Apply")]
+
+
+def test_container_ports_are_keyed_by_container_port_and_protocol() -> None:
+    applied = deployment(
+        template={"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}
+    )
+    out = ssa(None, applied, "ctl")
+    ports = fields_of(out, "ctl")["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}'][
+        "f:ports"
+    ]
+    assert ports == {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}
+
+
+def test_the_status_subresource_is_recorded_on_the_entry() -> None:
+    out = ssa(
+        None,
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running"}},
+        "kubelet",
+        subresource="status",
+    )
+    (entry,) = out["metadata"]["managedFields"]
+    assert entry["subresource"] == "status"
+    assert entry["fieldsV1"] == {"f:status": {"f:phase": {}}}
+
+
+# ---------------------------------------------------------------------------------------------
+# apply: conflicts
+# ---------------------------------------------------------------------------------------------
+
+
+def created_by_kubectl() -> dict[str, Any]:
+    return update_managed_fields(None, web_deployment(), manager="kubectl", now=T0)
+
+
+def test_changing_a_field_an_updater_owns_is_a_conflict() -> None:
+    with pytest.raises(ApplyConflict) as err:
+        ssa(created_by_kubectl(), deployment(replicas=3), "ctl")
+    assert err.value.status == 409
+    assert err.value.reason == "Conflict"
+    assert (
+        str(err.value)
+        == 'Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas'
+    )
+    assert err.value.to_status() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas',
+        "reason": "Conflict",
+        "details": {
+            "causes": [
+                {
+                    "reason": "FieldManagerConflict",
+                    "message": 'conflict with "kubectl" using apps/v1',
+                    "field": ".spec.replicas",
+                }
+            ]
+        },
+        "code": 409,
+    }
+    assert isinstance(err.value, PatchError)
+
+
+def test_a_conflict_with_another_applier_names_it_without_a_version() -> None:
+    live = ssa(None, deployment(replicas=2), "a")
+    with pytest.raises(ApplyConflict) as err:
+        ssa(live, deployment(replicas=3), "b")
+    assert str(err.value) == 'Apply failed with 1 conflict: conflict with "a": .spec.replicas'
+
+
+def test_several_conflicts_are_grouped_by_manager() -> None:
+    live = created_by_kubectl()
+    applied = deployment(replicas=5, template={"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}})
+    with pytest.raises(ApplyConflict) as err:
+        ssa(live, applied, "ctl")
+    assert str(err.value) == (
+        'Apply failed with 2 conflicts: conflicts with "kubectl" using apps/v1\n'
+        "- .spec.replicas\n"
+        '- .spec.template.spec.containers[name="web"].image'
+    )
+    assert [c.path for c in err.value.conflicts] == [
+        ".spec.replicas",
+        '.spec.template.spec.containers[name="web"].image',
+    ]
+
+
+def test_applying_the_value_another_manager_set_shares_ownership() -> None:
+    out = ssa(created_by_kubectl(), deployment(replicas=2), "ctl")
+    assert "f:replicas" in fields_of(out, "ctl")["f:spec"]
+    assert "f:replicas" in fields_of(out, "kubectl")["f:spec"]
+
+
+def test_force_takes_ownership_from_the_other_manager() -> None:
+    out = ssa(created_by_kubectl(), deployment(replicas=3), "ctl", force=True)
+    assert out["spec"]["replicas"] == 3
+    assert fields_of(out, "ctl") == {"f:spec": {"f:replicas": {}}}
+    assert "f:replicas" not in fields_of(out, "kubectl")["f:spec"]
+
+
+def test_fields_nobody_else_owns_never_conflict() -> None:
+    out = ssa(created_by_kubectl(), deployment(minReadySeconds=5), "ctl")
+    assert out["spec"]["minReadySeconds"] == 5
+    assert out["spec"]["replicas"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# apply: removal and lists
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_field_the_applier_stops_sending_is_removed() -> None:
+    live = ssa(None, deployment(replicas=2, minReadySeconds=5), "ctl")
+    out = ssa(live, deployment(replicas=2), "ctl")
+    assert "minReadySeconds" not in out["spec"]
+    assert fields_of(out, "ctl") == {"f:spec": {"f:replicas": {}}}
+
+
+def test_a_co_owned_field_the_applier_stops_sending_is_kept() -> None:
+    live = ssa(None, deployment(replicas=2, minReadySeconds=5), "a")
+    live = ssa(live, deployment(minReadySeconds=5), "b")
+    out = ssa(live, deployment(replicas=2), "a")
+    assert out["spec"]["minReadySeconds"] == 5
+    assert fields_of(out, "b") == {"f:spec": {"f:minReadySeconds": {}}}
+
+
+def test_containers_merge_by_name_and_each_applier_keeps_its_own() -> None:
+    live = ssa(None, deployment(template={"spec": {"containers": [{"name": "web", "image": "a"}]}}), "app")
+    live = ssa(live, deployment(template={"spec": {"containers": [{"name": "proxy", "image": "p"}]}}), "mesh")
+    assert [c["name"] for c in live["spec"]["template"]["spec"]["containers"]] == ["web", "proxy"]
+    out = ssa(live, deployment(template={"spec": {"containers": []}}), "mesh")
+    assert out["spec"]["template"]["spec"]["containers"] == [{"name": "web", "image": "a"}]
+    assert managers(out) == [("app", "Apply")]
+
+
+def test_finalizers_are_a_set_shared_by_managers() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["a/x"]}}
+    live = ssa(None, cm, "one")
+    cm2 = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": ["b/y"]}}
+    live = ssa(live, cm2, "two")
+    assert live["metadata"]["finalizers"] == ["a/x", "b/y"]
+    assert fields_of(live, "two") == {"f:metadata": {"f:finalizers": {'v:"b/y"': {}}}}
+    out = ssa(live, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, "one")
+    assert out["metadata"]["finalizers"] == ["b/y"]
+
+
+def test_atomic_lists_conflict_as_a_whole() -> None:
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"tolerations": [{"key": "a", "operator": "Exists"}]},
+    }
+    live = ssa(None, pod, "a")
+    assert fields_of(live, "a") == {"f:spec": {"f:tolerations": {}}}
+    other = copy.deepcopy(pod)
+    other["spec"]["tolerations"].append({"key": "b", "operator": "Exists"})
+    with pytest.raises(ApplyConflict, match=r"\.spec\.tolerations"):
+        ssa(live, other, "b")
+
+
+CR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "routes": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["host", "path"],
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "host": {"type": "string"},
+                            "path": {"type": "string"},
+                            "backend": {"type": "string"},
+                        },
+                    },
+                },
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "plain": {"type": "array", "items": {"type": "string"}},
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+}
+
+
+def widget(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
+
+
+def test_custom_resource_list_map_keys_come_from_the_schema() -> None:
+    live = ssa(None, widget(routes=[{"host": "a", "path": "/", "backend": "x"}]), "one", schema=CR_SCHEMA)
+    live = ssa(live, widget(routes=[{"host": "b", "path": "/", "backend": "y"}]), "two", schema=CR_SCHEMA)
+    assert [r["host"] for r in live["spec"]["routes"]] == ["a", "b"]
+    assert fields_of(live, "two") == {
+        "f:spec": {
+            "f:routes": {'k:{"host":"b","path":"/"}': {".": {}, "f:backend": {}, "f:host": {}, "f:path": {}}}
+        }
+    }
+    with pytest.raises(ApplyConflict) as err:
+        ssa(live, widget(routes=[{"host": "a", "path": "/", "backend": "z"}]), "two", schema=CR_SCHEMA)
+    assert (
+        str(err.value)
+        == 'Apply failed with 1 conflict: conflict with "one": .spec.routes[host="a",path="/"].backend'
+    )
+
+
+def test_custom_resource_lists_are_atomic_without_a_list_type() -> None:
+    live = ssa(None, widget(plain=["a"], tags=["x"]), "one", schema=CR_SCHEMA)
+    assert fields_of(live, "one") == {"f:spec": {"f:plain": {}, "f:tags": {'v:"x"': {}}}}
+    no_schema = ssa(None, widget(routes=[{"host": "a"}]), "one")
+    assert fields_of(no_schema, "one") == {"f:spec": {"f:routes": {}}}
+
+
+# ---------------------------------------------------------------------------------------------
+# update_managed_fields
+# ---------------------------------------------------------------------------------------------
+
+
+def test_create_records_every_field_with_dots_for_new_maps_and_lists() -> None:
+    dep = web_deployment()
+    dep["metadata"]["labels"] = {"app": "web"}
+    dep["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
+    out = update_managed_fields(None, dep, manager="kubectl-create", now=T0)
+    (entry,) = out["metadata"]["managedFields"]
+    assert entry["operation"] == "Update"
+    assert entry["fieldsV1"] == {
+        "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+        "f:spec": {
+            "f:replicas": {},
+            "f:template": {
+                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                "f:spec": {
+                    "f:containers": {
+                        'k:{"name":"web"}': {
+                            ".": {},
+                            "f:image": {},
+                            "f:name": {},
+                            "f:ports": {
+                                ".": {},
+                                'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}},
+                            },
+                        }
+                    }
+                },
+            },
+        },
+    }
+
+
+def test_an_update_moves_changed_fields_to_the_updater() -> None:
+    live = created_by_kubectl()
+    new = copy.deepcopy(live)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    out = update_managed_fields(live, new, manager="editor", now=T1)
+    assert fields_of(out, "editor") == {
+        "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {"f:image": {}}}}}}
+    }
+    assert (
+        "f:image"
+        not in fields_of(out, "kubectl")["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}']
+    )
+
+
+def test_removed_fields_leave_every_manager() -> None:
+    live = created_by_kubectl()
+    new = copy.deepcopy(live)
+    del new["spec"]["replicas"]
+    out = update_managed_fields(live, new, manager="editor", now=T1)
+    assert "f:replicas" not in fields_of(out, "kubectl")["f:spec"]
+    assert managers(out) == [("kubectl", "Update")]
+
+
+def test_an_update_that_changes_nothing_adds_no_entry() -> None:
+    live = created_by_kubectl()
+    out = update_managed_fields(live, copy.deepcopy(live), manager="noop", now=T1)
+    assert managers(out) == [("kubectl", "Update")]
+    assert out["metadata"]["managedFields"][0]["time"] == T0
+
+
+def test_an_explicit_empty_managed_fields_list_clears_the_history() -> None:
+    live = created_by_kubectl()
+    new = copy.deepcopy(live)
+    new["metadata"]["managedFields"] = []
+    out = update_managed_fields(live, new, manager="resetter", now=T1)
+    assert "managedFields" not in out["metadata"]
+
+
+def test_system_metadata_is_never_tracked() -> None:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "c",
+            "namespace": "n",
+            "uid": "u",
+            "resourceVersion": "1",
+            "generation": 1,
+            "creationTimestamp": "x",
+        },
+        "data": {"a": "b"},
+    }
+    out = update_managed_fields(None, obj, manager="m", now=T0)
+    assert fields_of(out, "m") == {"f:data": {".": {}, "f:a": {}}}
+
+
+def test_custom_resource_creation_marks_new_objects() -> None:
+    out = update_managed_fields(None, widget(env={"A": "1"}), manager="m", now=T0, schema=CR_SCHEMA)
+    assert fields_of(out, "m") == {"f:spec": {".": {}, "f:env": {".": {}, "f:A": {}}}}
+
+
+def test_apply_entries_sort_before_update_entries_then_by_time() -> None:
+    live = created_by_kubectl()
+    live = ssa(live, deployment(minReadySeconds=1), "z-applier", now=T2)
+    live = ssa(live, deployment(paused=False), "a-applier", now=T3)
+    assert managers(live) == [("z-applier", "Apply"), ("a-applier", "Apply"), ("kubectl", "Update")]
+
+
+# ---------------------------------------------------------------------------------------------
+# FieldsV1 encoding
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fields_v1_marks_owned_nodes_with_children_with_a_dot() -> None:
+    paths = {(("f", "a"),), (("f", "a"), ("f", "b")), (("f", "c"), ("k", '{"name":"x"}'))}
+    assert encode_fields_v1(paths) == {"f:a": {".": {}, "f:b": {}}, "f:c": {'k:{"name":"x"}': {}}}
+    assert decode_fields_v1(encode_fields_v1(paths)) == paths
+
+
+_leafy = st.recursive(
+    st.one_of(st.integers(0, 3), st.text(alphabet="xy", max_size=2)),
+    lambda kids: st.one_of(
+        st.dictionaries(st.sampled_from(["a", "b", "labels", "finalizers"]), kids, max_size=3),
+        st.lists(
+            st.fixed_dictionaries({"name": st.sampled_from(["p", "q"]), "v": kids}),
+            max_size=2,
+            unique_by=lambda d: d["name"],
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["spec", "data"]), _leafy, max_size=2))
+def test_fields_v1_round_trips_any_field_set(spec: dict[str, Any]) -> None:
+    obj = {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, **spec}
+    out = update_managed_fields(None, obj, manager="m", now=T0)
+    for e in out["metadata"].get("managedFields", []):
+        assert encode_fields_v1(decode_fields_v1(e["fieldsV1"])) == e["fieldsV1"]
+
+
+@given(
+    st.dictionaries(st.sampled_from(["replicas", "minReadySeconds", "paused"]), st.integers(0, 3), min_size=1)
+)
+def test_reapplying_is_idempotent_and_owns_exactly_what_was_sent(spec: dict[str, Any]) -> None:
+    once = ssa(None, deployment(**spec), "m")
+    twice = ssa(once, deployment(**spec), "m")
+    assert twice["spec"] == spec
+    assert set(fields_of(twice, "m")["f:spec"]) == {f"f:{k}" for k in spec}
