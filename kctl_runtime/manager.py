@@ -193,6 +193,7 @@ class Manager:
         self._forced = False
         self._leading = False
         self._stop_event: anyio.Event | None = None
+        self._sync_scope: anyio.CancelScope | None = None
         self._root: anyio.abc.TaskGroup | None = None
         self._runners: list[web.AppRunner] = []
 
@@ -305,6 +306,8 @@ class Manager:
         _log.info("graceful shutdown requested")
         if self._stop_event is not None:
             self._stop_event.set()
+        if self._sync_scope is not None:
+            self._sync_scope.cancel()
 
     def _force(self) -> None:
         self._forced = True
@@ -369,23 +372,21 @@ class Manager:
                     self._force()
                     return
 
-    async def _until_stopped(self, scope: anyio.CancelScope) -> None:
-        assert self._stop_event is not None
-        await self._stop_event.wait()
-        scope.cancel()
-
     async def _wait_for_caches(self) -> bool:
         """True once synced; False when stopped first; raises CacheSyncTimeout."""
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._until_stopped, tg.cancel_scope)
+        with anyio.CancelScope() as scope:
+            self._sync_scope = scope
+            if self._stopping:
+                scope.cancel()
+            try:
                 await self.informers.wait_for_sync(timeout=self.cache_sync_timeout)
-                tg.cancel_scope.cancel()
-        except TimeoutError as exc:
-            raise CacheSyncTimeout(
-                f"caches did not sync within cache_sync_timeout={self.cache_sync_timeout}s: {exc}. "
-                "Check that the resources exist (CRDs installed) and RBAC allows list and watch."
-            ) from None
+            except TimeoutError as exc:
+                raise CacheSyncTimeout(
+                    f"caches did not sync within cache_sync_timeout={self.cache_sync_timeout}s: {exc}. "
+                    "Check that the resources exist (CRDs installed) and RBAC allows list and watch."
+                ) from None
+            finally:
+                self._sync_scope = None
         return not self._stopping
 
     async def _lead_phase(self) -> None:
