@@ -388,6 +388,10 @@ async def test_runnables_and_controllers_cannot_be_added_once_running(kube: Kube
 # ------------------------------------------------------------------------------- leader election
 
 
+def leads(manager: Manager) -> bool:
+    return manager.is_leader
+
+
 def lease_config(lease: str, namespace: str, identity: str) -> LeaderElectionConfig:
     return LeaderElectionConfig(
         lease_name=lease,
@@ -441,7 +445,7 @@ async def test_only_the_leader_runs_controllers_and_a_standby_takes_over_on_rele
             first.stop()  # releases the Lease
             await until(lambda: not first.healthy, "first stopped")
             for _ in range(50):
-                if second.is_leader:
+                if leads(second):
                     break
                 await clock.advance(2.5)
                 await anyio.sleep(0.01)
