@@ -469,3 +469,36 @@ def test_reapplying_is_idempotent_and_owns_exactly_what_was_sent(spec: dict[str,
     twice = ssa(once, deployment(**spec), "m")
     assert twice["spec"] == spec
     assert set(fields_of(twice, "m")["f:spec"]) == {f"f:{k}" for k in spec}
+
+
+def test_owner_references_are_keyed_by_uid_and_atomic() -> None:
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "u1", "controller": True}
+    cm: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "ownerReferences": [ref]},
+    }
+    out = update_managed_fields(None, cm, manager="gc", now=T0)
+    assert fields_of(out, "gc") == {"f:metadata": {"f:ownerReferences": {".": {}, 'k:{"uid":"u1"}': {}}}}
+    changed = copy.deepcopy(cm)
+    changed["metadata"]["ownerReferences"][0]["controller"] = False
+    with pytest.raises(ApplyConflict, match=r'\.metadata\.ownerReferences\[uid="u1"\]'):
+        ssa(out, changed, "ctl")
+
+
+def test_topology_spread_constraints_use_both_list_map_keys() -> None:
+    tsc = {"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 1}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"topologySpreadConstraints": [tsc]},
+    }
+    out = ssa(None, pod, "m")
+    key = 'k:{"topologyKey":"zone","whenUnsatisfiable":"DoNotSchedule"}'
+    assert set(fields_of(out, "m")["f:spec"]["f:topologySpreadConstraints"]) == {key}
+
+
+def test_label_selectors_of_workloads_are_atomic() -> None:
+    out = ssa(None, deployment(selector={"matchLabels": {"app": "web"}}), "m")
+    assert fields_of(out, "m") == {"f:spec": {"f:selector": {}}}

@@ -135,6 +135,7 @@ class _Type:
 
     kind: str
     keys: tuple[str, ...] = ()
+    atomic_items: bool = False
 
 
 _STRUCT, _MAP, _ATOMIC, _SET = _Type("struct"), _Type("map"), _Type("atomic"), _Type("set")
@@ -145,11 +146,16 @@ _BUILTIN_MAPS = {
     ("nodeSelector",), ("limits",), ("requests",), ("capacity",), ("allocatable",), ("matchLabels",),
 }  # fmt: skip
 # Structs that are atomic in the built-in schemas (LabelSelector of workloads).
-_BUILTIN_ATOMIC = {("spec", "selector")}
+_BUILTIN_ATOMIC = {("spec", "selector"), ("spec", "podSelector"), ("involvedObject",), ("spec", "claimRef")}
 # Lists that are present (null) in the typed zero value, so creating them is not recorded.
 _REQUIRED_LISTS = frozenset({"containers"})
 # listMapKeys that differ from the single patchMergeKey.
-_LIST_MAP_KEYS = {"ports": {"containerPort": ("containerPort", "protocol"), "port": ("port", "protocol")}}
+_LIST_MAP_KEYS = {
+    "ports": {"containerPort": ("containerPort", "protocol"), "port": ("port", "protocol")},
+    "topologySpreadConstraints": {"topologyKey": ("topologyKey", "whenUnsatisfiable")},
+}
+# Keyed lists whose items are atomic structs (OwnerReference is +structType=atomic).
+_ATOMIC_ITEMS = frozenset({"ownerReferences"})
 
 
 class _Typer:
@@ -185,7 +191,8 @@ class _Typer:
                 return _ATOMIC
             if not key:
                 return _SET
-            return _Type("assoc", _LIST_MAP_KEYS.get(names[-1], {}).get(key, (key,)))
+            keys = _LIST_MAP_KEYS.get(names[-1], {}).get(key, (key,))
+            return _Type("assoc", keys, atomic_items=names[-1] in _ATOMIC_ITEMS)
         return _ATOMIC
 
     def _from_schema(self, names: tuple[str, ...], value: Any) -> _Type:
@@ -284,6 +291,8 @@ class _Walker:
                     continue
                 ipath = (*path, ("k", key))
                 out.add(ipath)
+                if t.atomic_items:
+                    continue
                 for k, v in item.items():
                     self._walk(v, (*names, k), (*ipath, ("f", k)), out)
         elif t.kind == "set" and isinstance(value, list):
@@ -350,7 +359,11 @@ def _node_differs(old: Any, new: Any, path: Path, typer: _Typer) -> bool:
     if a is _MISSING or b is _MISSING:
         return a is not b
     if path and path[-1][0] == "k":
-        return False
+        names = tuple(v for k, v in path if k == "f")
+        list_value = _get(new, path[:-1], typer)
+        if not typer.type_of(names, list_value).atomic_items:
+            return False
+        return not _values_equal(a, b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         names = tuple(v for k, v in path if k == "f")
         if typer.type_of(names, b).kind in ("struct", "map"):
@@ -495,7 +508,11 @@ def _merge(live: Any, applied: Any, names: tuple[str, ...], typer: _Typer, *, to
             key = _item_key(item, t.keys, fill)
             for i, existing in enumerate(result):
                 if key is not None and _item_key(existing, t.keys, fill) == key:
-                    result[i] = _merge(existing, item, names, typer, top=True)
+                    result[i] = (
+                        copy.deepcopy(item)
+                        if t.atomic_items
+                        else _merge(existing, item, names, typer, top=True)
+                    )
                     break
             else:
                 result.append(copy.deepcopy(item))
