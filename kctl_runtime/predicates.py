@@ -288,6 +288,7 @@ _REQ = re.compile(
         (?P<not>!)\s*(?P<nkey>{_KEY})
       | (?P<skey>{_KEY})\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\)
       | (?P<ekey>{_KEY})\s*(?P<op>==|!=|=)\s*(?P<value>{_VALUE})
+      | (?P<ckey>{_KEY})\s*(?P<cmp>[<>])\s*(?P<number>-?[0-9]+)
       | (?P<xkey>{_KEY})
     )\s*(?:,|$)""",
     re.VERBOSE,
@@ -297,7 +298,7 @@ _REQ = re.compile(
 @dataclass(frozen=True)
 class _Requirement:
     key: str
-    op: str  # "exists" | "!exists" | "in" | "notin"
+    op: str  # "exists" | "!exists" | "in" | "notin" | "gt" | "lt"
     values: frozenset[str] = frozenset()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -307,6 +308,12 @@ class _Requirement:
             return self.key not in labels
         if self.op == "in":
             return self.key in labels and labels[self.key] in self.values
+        if self.op in ("gt", "lt"):
+            try:
+                have, (bound,) = int(labels[self.key]), self.values
+                return have > int(bound) if self.op == "gt" else have < int(bound)
+            except (KeyError, ValueError):
+                return False
         return self.key not in labels or labels[self.key] not in self.values
 
     def __str__(self) -> str:
@@ -314,6 +321,9 @@ class _Requirement:
             return self.key
         if self.op == "!exists":
             return f"!{self.key}"
+        if self.op in ("gt", "lt"):
+            (bound,) = self.values
+            return f"{self.key}{'>' if self.op == 'gt' else '<'}{bound}"
         if len(self.values) == 1:
             (v,) = self.values
             return f"{self.key}={v}" if self.op == "in" else f"{self.key}!={v}"
@@ -322,7 +332,11 @@ class _Requirement:
 
 @dataclass(frozen=True)
 class LabelSelector:
-    """A parsed Kubernetes label selector (``a=b,c!=d,e in (f,g),!h,i``); empty matches all."""
+    """A parsed Kubernetes label selector (``a=b,c!=d,e in (f,g),!h,i,j>1``); empty matches all.
+
+    ``!=`` and ``notin`` match objects without the key, as in Kubernetes; ``>``/``<`` compare
+    integers and never match a missing or non-integer value.
+    """
 
     requirements: tuple[_Requirement, ...] = ()
 
@@ -341,6 +355,9 @@ class LabelSelector:
             elif m["skey"]:
                 values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
                 reqs.append(_Requirement(m["skey"], m["setop"], values))
+            elif m["ckey"]:
+                op = "gt" if m["cmp"] == ">" else "lt"
+                reqs.append(_Requirement(m["ckey"], op, frozenset({m["number"]})))
             elif m["ekey"]:
                 op = "notin" if m["op"] == "!=" else "in"
                 reqs.append(_Requirement(m["ekey"], op, frozenset({m["value"]})))
