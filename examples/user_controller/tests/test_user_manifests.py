@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 # The recording proxy and RBAC helpers are shared with the Website example's tests.
-from examples.website_controller.tests.apirecorder import Call, granted, load_manifests
+from examples.website_controller.tests.rbac_tools import Call, granted, load_manifests
 
 HERE = Path(__file__).resolve().parents[1]
 MANIFESTS = HERE / "manifests"

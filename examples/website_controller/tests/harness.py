@@ -17,6 +17,7 @@ import yaml
 
 from examples.website_controller.controller import FIELD_MANAGER, WEBSITES, WebsiteReconciler
 from kctl_runtime.client import Client
+from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
@@ -70,9 +71,13 @@ async def running_controller(
     *,
     leader_election: LeaderElectionConfig | None = None,
     wait_leading: bool = True,
+    kubeconfig: Path | None = None,
 ) -> AsyncIterator[Running]:
-    """A manager running the Website controller for the test's namespace, stopped on exit."""
-    api_client = await kube.new_api_client()
+    """A manager running the Website controller for the test's namespace, stopped on exit.
+
+    ``kubeconfig`` connects as someone else than the test's admin (see ``rbac_tools``).
+    """
+    api_client = await kube.new_api_client() if kubeconfig is None else await load_config(kubeconfig)
     manager = Manager(
         api_client,
         namespace=kube.namespace,
@@ -97,18 +102,22 @@ async def running_controller(
             max_concurrent_reconciles=2,
         )
     )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(manager.run)
-        try:
-            if leader_election is None or wait_leading:
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(manager.run)
+            try:
+                if leader_election is None or wait_leading:
 
-                async def leading() -> bool:
-                    return manager.is_leader
+                    async def leading() -> bool:
+                        return manager.is_leader
 
-                await eventually(leading, timeout=30, message="manager running its controllers")
-            yield Running(manager, reconciler)
-        finally:
-            manager.stop()
+                    await eventually(leading, timeout=30, message="manager running its controllers")
+                yield Running(manager, reconciler)
+            finally:
+                manager.stop()
+    finally:
+        if kubeconfig is not None:
+            await api_client.close()
 
 
 def website(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
-from examples.website_controller.tests.apirecorder import Call, granted, load_manifests, rbac_call
+from examples.website_controller.controller import WEBSITES
+from examples.website_controller.tests.harness import (
+    env,
+    events_for,
+    get_or_none,
+    install_crd,
+    running_controller,
+    website,
+)
+from examples.website_controller.tests.rbac_tools import (
+    Call,
+    as_service_account,
+    granted,
+    load_manifests,
+    rbac_call,
+    recording_proxy,
+)
+from kctl_runtime.client import Client
+from kctl_runtime.config import load_config
+from kctl_runtime.errors import AlreadyExists, Forbidden
+from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICES
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 HERE = Path(__file__).resolve().parents[1]
 MANIFESTS = HERE / "manifests"
@@ -178,3 +202,120 @@ def test_the_recorder_names_requests_as_rbac_does(
     method: str, path: str, query: dict[str, str], call: Call | None
 ) -> None:
     assert rbac_call(method, path, query) == call
+
+
+# --------------------------------------------------------------------------- against an API server
+
+
+async def exercise(api: Client, namespace: str) -> None:
+    """Every step of the workflow, so every kind of call the controller makes happens."""
+    await api.create(WEBSITES, website("kubia", namespace))
+    await eventually(lambda: _children(api, namespace), message="children created")
+    await api.patch(WEBSITES, "kubia", {"spec": {"branch": "gh-pages"}}, namespace=namespace)
+
+    async def updated() -> bool:
+        deployment = await api.get(DEPLOYMENTS, "kubia-website", namespace)
+        assert env(deployment)["GITSYNC_REF"] == "gh-pages"
+        return True
+
+    await eventually(updated, message="update applied")
+    old = await api.get(SERVICES, "kubia-website", namespace)
+    await api.delete(SERVICES, "kubia-website", namespace=namespace)
+
+    async def recreated() -> bool:
+        current = await get_or_none(api, SERVICES, "kubia-website", namespace)
+        assert current is not None
+        assert current["metadata"]["uid"] != old["metadata"]["uid"]
+        return True
+
+    await eventually(recreated, timeout=20, message="service recreated")
+    await api.create(WEBSITES, website("broken", namespace, gitRepo="http://example.com/x.git"))
+
+    async def warned() -> bool:
+        found = [e for e in await events_for(api, namespace, "broken") if e.get("reason") == "InvalidSpec"]
+        assert found, "no InvalidSpec event"
+        return True
+
+    await eventually(warned, message="warning event")
+
+    async def ready_reported() -> bool:
+        status = (await api.get(WEBSITES, "kubia", namespace)).get("status") or {}
+        assert status.get("url"), status
+        return True
+
+    await eventually(ready_reported, message="status written")
+
+
+async def _children(api: Client, namespace: str) -> bool:
+    assert await get_or_none(api, DEPLOYMENTS, "kubia-website", namespace) is not None
+    assert await get_or_none(api, SERVICES, "kubia-website", namespace) is not None
+    return True
+
+
+def election(namespace: str) -> LeaderElectionConfig:
+    return LeaderElectionConfig(
+        lease_name="website-controller",
+        lease_namespace=namespace,
+        lease_duration=3.0,
+        renew_deadline=2.0,
+        retry_period=0.25,
+    )
+
+
+@pytest.mark.fake_only
+async def test_the_calls_the_controller_makes_are_the_declared_ones(kube: KubeTarget, tmp_path: Path) -> None:
+    assert kube.fake is not None
+    api = Client(kube.api_client)
+    await install_crd(api)
+    async with recording_proxy(kube.fake.url) as recorder:
+        kubeconfig = recorder.kubeconfig(tmp_path / "proxy.kubeconfig")
+        async with running_controller(kube, kubeconfig=kubeconfig, leader_election=election(kube.namespace)):
+            await exercise(api, kube.namespace)
+    used = recorder.calls
+    controller_calls = used - LEADER_ELECTION_CALLS
+    assert controller_calls <= set(CONTROLLER_CALLS), (
+        f"undeclared calls: {controller_calls - set(CONTROLLER_CALLS)}"
+    )
+    assert set(CONTROLLER_CALLS) - controller_calls <= NOT_OBSERVABLE, "declared but never made"
+    assert used & LEADER_ELECTION_CALLS == LEADER_ELECTION_CALLS - {
+        ("coordination.k8s.io", "leases", "update")
+    } or (used >= LEADER_ELECTION_CALLS)
+
+
+@pytest.mark.real_only
+async def test_the_controller_works_with_nothing_but_its_rbac(kube: KubeTarget, tmp_path: Path) -> None:
+    api = Client(kube.api_client)
+    await install_crd(api)
+    async with as_service_account(
+        kube, docs(), service_account=SERVICE_ACCOUNT, tmp_path=tmp_path
+    ) as kubeconfig:
+        restricted = await load_config(kubeconfig)
+        try:
+            with pytest.raises(Forbidden):
+                await Client(restricted).list(SECRETS, namespace=kube.namespace)
+        finally:
+            await restricted.close()
+        async with running_controller(kube, kubeconfig=kubeconfig, leader_election=election(kube.namespace)):
+            await exercise(api, kube.namespace)
+
+
+@pytest.mark.real_only
+async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    binary = kubectl()
+    if binary is None:
+        pytest.fail("the real tier needs kubectl: set KCTL_KUBECTL or put kubectl on PATH")
+    api = Client(kube.api_client)
+    # A dry run creates nothing, so namespaced objects need their namespace to exist already.
+    with contextlib.suppress(AlreadyExists):
+        await api.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
+    result = await anyio.run_process(
+        [binary, "--kubeconfig", str(kube.kubeconfig), "--cache-dir", str(tmp_path / "cache")]
+        + ["apply", "--dry-run=server", "-k", str(MANIFESTS)],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert "customresourcedefinition.apiextensions.k8s.io/websites.extensions.example.com" in out
+    assert "deployment.apps/website-controller" in out

@@ -1,13 +1,18 @@
-"""A recording HTTP proxy in front of an API server: which API calls does a controller really make?
+"""RBAC test tools shared by both examples' tests.
 
-Used by the RBAC tests of both examples: run the controller through the proxy, then compare the
-``(api group, resource, verb)`` triples it used with the rules in its ``rbac.yaml``. The proxy only
-speaks plain HTTP upstream (the fake API server); it streams responses, so watches work through it.
+* :func:`recording_proxy` -- a recording HTTP proxy in front of an API server: which API calls does a
+  controller really make? Run the controller through it, then compare the ``(api group, resource,
+  verb)`` triples it used with the rules in its ``rbac.yaml``. It speaks plain HTTP upstream (the
+  fake API server) and streams responses, so watches work through it.
+* :func:`as_service_account` -- on a real API server (which enforces RBAC): a kubeconfig for a fresh
+  service account holding exactly the manifests' RBAC, so the controller can be run with nothing
+  more than it is granted in production.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +22,10 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+
+from kctl_runtime.client import Client
+from kctl_runtime.resource import SERVICEACCOUNTS, Resource
+from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 Call = tuple[str, str, str]
 """``(api group, resource[/subresource], verb)`` as RBAC names them (core group is ``""``)."""
@@ -145,3 +154,95 @@ async def recording_proxy(upstream: str) -> AsyncIterator[Recorder]:
     finally:
         await runner.cleanup()
         await session.close()
+
+
+# ----------------------------------------------------------------- running as the controller's account
+
+_RBAC = "rbac.authorization.k8s.io"
+_ADMISSION = "admissionregistration.k8s.io"
+_KINDS: dict[str, Resource] = {
+    "ClusterRole": Resource(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False),
+    "ClusterRoleBinding": Resource(
+        _RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+    ),
+    "Role": Resource(_RBAC, "v1", "roles", "Role"),
+    "RoleBinding": Resource(_RBAC, "v1", "rolebindings", "RoleBinding"),
+    "ValidatingAdmissionPolicy": Resource(
+        _ADMISSION, "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", namespaced=False
+    ),
+    "ValidatingAdmissionPolicyBinding": Resource(
+        _ADMISSION,
+        "v1",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+        namespaced=False,
+    ),
+}
+
+
+def relocate(
+    documents: Iterable[Mapping[str, Any]], *, namespace: str, service_account: str, suffix: str
+) -> list[dict[str, Any]]:
+    """The RBAC and admission documents, moved into a test: namespaced objects (and subjects) into
+    ``namespace``, cluster-scoped names made unique with ``suffix``, and the controller's username in
+    admission expressions replaced by that of ``namespace/service_account``. Rules are untouched."""
+    out: list[dict[str, Any]] = []
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    for original in documents:
+        kind = original.get("kind")
+        if kind not in _KINDS:
+            continue
+        doc: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(original)))
+        meta = doc["metadata"]
+        if _KINDS[kind].namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta["name"] = f"{meta['name']}-{suffix}"
+        for subject in doc.get("subjects") or ():
+            subject["namespace"] = namespace
+            subject["name"] = service_account
+        if kind == "ClusterRoleBinding":
+            doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{suffix}"
+        if kind == "ValidatingAdmissionPolicyBinding":
+            doc["spec"]["policyName"] = f"{doc['spec']['policyName']}-{suffix}"
+        if kind == "ValidatingAdmissionPolicy":
+            for condition in doc["spec"].get("matchConditions") or ():
+                condition["expression"] = re.sub(
+                    r"system:serviceaccount:[a-z0-9-]+:[a-z0-9-]+", user, condition["expression"]
+                )
+        out.append(doc)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def as_service_account(
+    kube: KubeTarget, documents: Iterable[Mapping[str, Any]], *, service_account: str, tmp_path: Path
+) -> AsyncIterator[Path]:
+    """A kubeconfig that authenticates as ``service_account`` in the test's namespace, holding exactly
+    the RBAC (and admission policies) of ``documents``; everything is deleted afterwards."""
+    api = Client(kube.api_client)
+    namespace = kube.namespace
+    await api.create(SERVICEACCOUNTS, {"metadata": {"name": service_account, "namespace": namespace}})
+    created: list[tuple[Resource, dict[str, Any]]] = []
+    suffix = namespace
+    try:
+        for doc in relocate(documents, namespace=namespace, service_account=service_account, suffix=suffix):
+            resource = _KINDS[doc["kind"]]
+            created.append((resource, await api.create(resource, doc)))
+        from kubernetes_asyncio import client as k8s
+
+        core = k8s.CoreV1Api(kube.api_client)
+        body = k8s.AuthenticationV1TokenRequest(
+            spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        )
+        request = await core.create_namespaced_service_account_token(service_account, namespace, body)
+        config = yaml.safe_load(kube.kubeconfig.read_text())
+        for entry in config["users"]:
+            entry["user"] = {"token": request.status.token}
+        path = tmp_path / f"{service_account}.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        yield path
+    finally:
+        for resource, obj in reversed(created):
+            meta = obj["metadata"]
+            await api.delete(resource, meta["name"], namespace=meta.get("namespace"), ignore_not_found=True)
