@@ -480,3 +480,74 @@ def test_binds_are_validated_at_construction() -> None:
         Manager(None, metrics_bind="127.0.0.1:http")
     with pytest.raises(ValueError, match="cache_sync_timeout"):
         Manager(None, cache_sync_timeout=0)
+
+
+# ------------------------------------------------------------------------------------------ events
+
+CORE_EVENTS = Resource("", "v1", "events", "Event")
+
+
+async def test_event_recorders_run_with_the_manager_and_are_flushed_on_stop(kube: KubeTarget) -> None:
+    ns = kube.namespace
+    await Client(kube.api_client).create(CONFIGMAPS, cm("noted", ns))
+    manager = local_manager(kube.api_client)
+    recorder = manager.event_recorder("test-controller")
+    assert manager.event_recorder("test-controller") is recorder
+
+    async def reconcile(request: Request) -> Result:
+        obj = await manager.client.get(CONFIGMAPS, request.name, request.namespace)
+        recorder.event(obj, "Normal", "Reconciled", f"looked at {request}")
+        return None
+
+    manager.add(
+        Controller(
+            unique_controller(), for_=CONFIGMAPS, reconciler=reconcile, namespace=ns, label_selector=MINE
+        )
+    )
+    async with managing(manager):
+        await until(lambda: recorder.pending > 0 or manager.ready, "running")
+
+        async def recorded() -> bool:
+            events = await Client(kube.api_client).list(CORE_EVENTS, ns)
+            return any(e.get("reason") == "Reconciled" for e in events)
+
+        await eventually(recorded, message="event written")
+    events = await Client(kube.api_client).list(CORE_EVENTS, ns)
+    (event,) = [e for e in events if e.get("reason") == "Reconciled"]
+    assert event["involvedObject"]["name"] == "noted"
+    assert event["source"]["component"] == "test-controller"
+    assert event["message"] == f"looked at {ns}/noted"
+
+
+@pytest.mark.fake_only
+async def test_events_recorded_by_the_last_in_flight_reconcile_are_sent_before_run_returns(
+    fake_kube: KubeTarget,
+) -> None:
+    ns = fake_kube.namespace
+    await Client(fake_kube.api_client).create(CONFIGMAPS, cm("last", ns))
+    manager = local_manager(fake_kube.api_client)
+    recorder = manager.event_recorder("closing")
+    release = anyio.Event()
+    started = anyio.Event()
+
+    async def reconcile(request: Request) -> Result:
+        started.set()
+        await release.wait()
+        obj = await manager.client.get(CONFIGMAPS, request.name, request.namespace)
+        recorder.event(obj, "Warning", "LastWords", "recorded while shutting down")
+        return None
+
+    manager.add(
+        Controller(
+            unique_controller(), for_=CONFIGMAPS, reconciler=reconcile, namespace=ns, label_selector=MINE
+        )
+    )
+    async with managing(manager) as done:
+        with anyio.fail_after(10):
+            await started.wait()
+        manager.stop()
+        release.set()
+        with anyio.fail_after(10):
+            await done.wait()
+    events = await Client(fake_kube.api_client).list(CORE_EVENTS, ns)
+    assert [e["reason"] for e in events if e.get("reason") == "LastWords"] == ["LastWords"]
