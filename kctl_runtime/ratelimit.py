@@ -182,6 +182,14 @@ class BucketRateLimiter:
             return 0.0
         return -self._tokens / self.qps
 
+    def allow(self) -> bool:
+        """Take a token if one is available now; never borrows (Go's ``Allow``, client-go's ``TryAccept``)."""
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
     def tokens(self) -> float:
         """Tokens available now (negative while tokens are borrowed from the future)."""
         self._refill()

@@ -159,3 +159,14 @@ def test_limiters_satisfy_the_protocol() -> None:
         assert limiter.when("x") >= 0.0
         limiter.forget("x")
         assert limiter.num_requeues("x") == 0
+
+
+async def test_bucket_allow_takes_a_token_only_when_one_is_available() -> None:
+    clock = FakeClock()
+    bucket = BucketRateLimiter(qps=0.5, burst=2, clock=clock)
+    assert [bucket.allow() for _ in range(3)] == [True, True, False]
+    assert bucket.tokens() == 0.0  # a refused allow() borrows nothing
+    await clock.advance(1.9)
+    assert not bucket.allow()
+    await clock.advance(0.1)
+    assert bucket.allow()
