@@ -247,7 +247,7 @@ class Informer:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._resync_loop)
-                await self.watcher.run(self._on_event)
+                await self.watcher.run(self.process)
         except ExceptionGroup as group:
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
@@ -260,7 +260,12 @@ class Informer:
 
     # -- the reflector: watcher events -> store -> handlers -----------------------------------
 
-    def _on_event(self, event: WatcherEvent) -> None:
+    def process(self, event: WatcherEvent) -> None:
+        """Apply one watcher event to the store and tell the handlers (the reflector step).
+
+        :meth:`run` calls this for every event its watcher produces; call it yourself only to drive
+        an informer from your own event source (tests, benchmarks) -- never alongside :meth:`run`.
+        """
         kind = type(event)
         if kind is Apply:
             self._m_apply.inc()

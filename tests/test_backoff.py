@@ -69,5 +69,12 @@ def test_thousands_of_failures_stay_at_max_without_overflow() -> None:
     ],
 )
 def test_invalid_settings_are_rejected_with_a_clear_message(kwargs: dict[str, float], message: str) -> None:
+    settings = {"initial": 0.8, "max": 30.0, "factor": 2.0, "jitter": 1.0, "reset_after": 120.0, **kwargs}
     with pytest.raises(ValueError, match=message):
-        Backoff(**kwargs)
+        Backoff(
+            settings["initial"],
+            settings["max"],
+            settings["factor"],
+            settings["jitter"],
+            settings["reset_after"],
+        )

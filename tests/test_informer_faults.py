@@ -9,8 +9,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 import pytest
 
 from kctl_runtime.clock import FakeClock
@@ -284,13 +282,21 @@ async def test_bookmarks_move_the_resume_point_past_changes_we_do_not_watch(fake
 async def test_random_writes_and_faults_keep_the_cache_equal_to_the_server_and_histories_consistent(
     fake_kube: KubeTarget, seed: int
 ) -> None:
+    """2000 random creates/updates/deletes over 40 names, interleaved with random faults.
+
+    Faults: dropped watches; outages (watches fail while a few writes happen, then the history is
+    lost, so the resume is a 410 and a relist must deliver the difference); lost history with a
+    drop; failing lists and watches. At the end the cache equals the server's list (key and
+    resourceVersion) and every handler saw a consistent history per object (see ``Recorder``).
+    """
     rng = random.Random(seed)
-    informer = informer_for(fake_kube)
+    informer = informer_for(fake_kube, config={"backoff_initial": 0.005, "backoff_max": 0.05})
     first, second = Recorder(), Recorder()
     informer.add_handler(first)
     names = [f"cm-{i}" for i in range(40)]
     exists: set[str] = set()
-    stats = {"close": 0, "expire": 0, "fail": 0}
+    stats = {"drop": 0, "outage": 0, "expire": 0, "fail": 0}
+    outage_ends: int | None = None
     async with running(informer):
         await synced(informer)
         for op in range(2000):
@@ -306,20 +312,31 @@ async def test_random_writes_and_faults_keep_the_cache_equal_to_the_server_and_h
             else:
                 await create(fake_kube, name, op=str(op))
                 exists.add(name)
+            if outage_ends is not None:
+                if op >= outage_ends:
+                    faults(fake_kube).expire_history()
+                    faults(fake_kube).clear()
+                    outage_ends = None
+                    if stats["outage"] % 2:  # let half of the outages end before the next fault
+                        await caught_up(fake_kube, informer)
+                continue
             roll = rng.random()
             if roll < 0.02:
                 faults(fake_kube).close_watches()
-                stats["close"] += 1
-            elif roll < 0.03:
+                stats["drop"] += 1
+            elif roll < 0.035:
+                faults(fake_kube).fail_next(10_000, status=500, verb="watch")
+                faults(fake_kube).close_watches()
+                outage_ends = op + rng.randint(1, 10)
+                stats["outage"] += 1
+            elif roll < 0.045:
                 faults(fake_kube).expire_history()
                 faults(fake_kube).close_watches()
                 stats["expire"] += 1
-            elif roll < 0.04:
+            elif roll < 0.055:
                 faults(fake_kube).fail_next(rng.randint(1, 3), status=500, verb=rng.choice(["list", "watch"]))
                 faults(fake_kube).close_watches()
                 stats["fail"] += 1
-            if op % 50 == 0:
-                await anyio.lowlevel.checkpoint()
         faults(fake_kube).clear()
         await caught_up(fake_kube, informer)
     expected = cache_state(informer)
@@ -327,3 +344,6 @@ async def test_random_writes_and_faults_keep_the_cache_equal_to_the_server_and_h
         assert recorder.violations == []
         assert {k: o["metadata"]["resourceVersion"] for k, o in recorder.live.items()} == expected
     assert all(stats.values()), stats
+    # Outages end in a 410 and a relist that has to deliver what changed meanwhile (overlapping
+    # faults may merge several outages into one disconnection).
+    assert metric("informer_relists_total", informer) >= stats["outage"] // 2

@@ -141,9 +141,7 @@ operations = st.lists(
 def test_indexes_always_agree_with_a_scan_of_the_cache(ops: list[tuple[str, str, str, str]]) -> None:
     store = Store()
     store.add_index("app", by_app)
-    counter = 0
-    for op, name, namespace, app in ops:
-        counter += 1
+    for counter, (op, name, namespace, app) in enumerate(ops, 1):
         if op == "apply":
             labels = {"app": app} if app else {}
             store.apply(obj(name, str(counter), namespace, **labels))
@@ -152,8 +150,10 @@ def test_indexes_always_agree_with_a_scan_of_the_cache(ops: list[tuple[str, str,
         else:
             store.replace([o for o in store.list() if o["metadata"]["name"] != name])
     for app in ("web", "db"):
-        expected = sorted(k for k in store.keys() if by_app(store.get(k) or {}) == [app])
+        keys = store.keys()
+        expected = sorted(k for k in keys if by_app(store.get(k) or {}) == [app])
         assert sorted(store.index_keys("app", app)) == expected
     for namespace in ("x", "y"):
-        expected = sorted(k for k in store.keys() if k.startswith(f"{namespace}/"))
+        keys = store.keys()
+        expected = sorted(k for k in keys if k.startswith(f"{namespace}/"))
         assert sorted(store.index_keys(NAMESPACE_INDEX, namespace)) == expected

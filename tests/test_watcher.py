@@ -25,9 +25,9 @@ from kctl_runtime.watcher import (
     StartWatch,
     StreamEnded,
     StreamStalled,
-    Watching,
-    WatchEvent,
     WatcherConfig,
+    WatchEvent,
+    Watching,
     initial_action,
     step,
 )
