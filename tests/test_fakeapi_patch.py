@@ -729,3 +729,45 @@ def test_patch_strategy_reports_the_tags_of_a_field(
     from kctl_runtime.testing.fakeapi.patch import patch_strategy
 
     assert patch_strategy(api_version, kind, path) == expected
+
+
+_fuzz_key = st.sampled_from(
+    ["name", "image", "containers", "finalizers", "labels", "spec", "metadata", "$patch", "$retainKeys",
+     "$setElementOrder/containers", "$deleteFromPrimitiveList/finalizers", "ports", "containerPort"]
+)  # fmt: skip
+_fuzz = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-2, 2),
+        st.sampled_from(["a", "web", "replace", "delete", "merge"]),
+    ),
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(_fuzz_key, kids, max_size=4)),
+    max_leaves=15,
+)
+
+
+@given(st.dictionaries(_fuzz_key, _fuzz, max_size=4), st.dictionaries(_fuzz_key, _fuzz, max_size=4))
+def test_strategic_merge_fails_only_with_patch_errors(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    try:
+        strategic_merge_patch(target, patch, api_version="v1", kind="Pod")
+    except PatchError as e:
+        assert e.status in (400, 422, 500)
+
+
+_fuzz_op = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add", "remove", "replace", "move", "copy", "test", "bogus"])},
+    optional={
+        "path": st.sampled_from(["", "/", "/a", "/a/0", "/a/-", "/a/-1", "/a/x", "/b/c", "/~1", "/a/99"]),
+        "from": st.sampled_from(["/a", "/a/0", "/b", "/zz"]),
+        "value": _fuzz,
+    },
+)
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "/"]), _fuzz, max_size=3), st.lists(_fuzz_op, max_size=4))
+def test_json_patch_fails_only_with_patch_errors(target: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    try:
+        json_patch(target, ops)
+    except PatchError as e:
+        assert (e.status, e.reason) == (422, "Invalid")

@@ -617,3 +617,54 @@ def test_validation_is_deterministic_and_never_raises(obj: dict[str, Any]) -> No
 )
 def test_floats_are_formatted_like_go_percent_v(value: float, text: str) -> None:
     assert _go_float(value) == text
+
+
+_schema_leaf = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["object", "array", "string", "integer", "number", "boolean"]),
+        "nullable": st.booleans(),
+        "enum": st.lists(st.one_of(st.integers(0, 2), st.sampled_from(["a", "b"])), max_size=2),
+        "minimum": st.integers(-1, 1),
+        "maxLength": st.integers(0, 2),
+        "pattern": st.sampled_from(["^a", "(?<=x)y", "[", r"\p{L}"]),
+        "format": st.sampled_from(["date-time", "int32", "uuid", "weird"]),
+        "default": _json,
+        "x-kubernetes-int-or-string": st.booleans(),
+        "x-kubernetes-preserve-unknown-fields": st.booleans(),
+    },
+)
+_schemas = st.recursive(
+    _schema_leaf,
+    lambda kids: st.one_of(
+        st.fixed_dictionaries(
+            {
+                "type": st.just("object"),
+                "properties": st.dictionaries(
+                    st.sampled_from(["gitRepo", "replicas", "ports", "x"]), kids, max_size=3
+                ),
+            },
+            optional={
+                "required": st.lists(st.sampled_from(["gitRepo", "x"]), max_size=2),
+                "additionalProperties": st.one_of(st.booleans(), kids),
+            },
+        ),
+        st.fixed_dictionaries(
+            {"type": st.just("array"), "items": kids}, optional={"minItems": st.integers(0, 2)}
+        ),
+        st.fixed_dictionaries({"anyOf": st.lists(kids, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"oneOf": st.lists(kids, min_size=1, max_size=2)}),
+    ),
+    max_leaves=6,
+)
+
+
+@given(_schemas, st.dictionaries(st.sampled_from(["gitRepo", "replicas", "ports", "x"]), _json, max_size=4))
+def test_any_schema_and_object_validate_default_and_prune_without_crashing(
+    schema: dict[str, Any], obj: dict[str, Any]
+) -> None:
+    causes = validate(obj, schema)
+    assert all(isinstance(c, Cause) and c.field for c in causes)
+    defaulted = apply_defaults(obj, schema)
+    pruned = prune(defaulted, schema)
+    assert prune(pruned, schema) == pruned

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as _dt
+import functools
 import ipaddress
 import json
 import math
@@ -203,8 +204,10 @@ class _Validator:
         detail = f"{name} in body must be of type {type_name}: {_go_quote(value)}"
         return _invalid(self.field(name), value, detail, "FieldValueTypeInvalid")
 
-    def run(self, data: Any, schema: Mapping[str, Any], path: str) -> list[Cause]:
+    def run(self, data: Any, schema: Any, path: str) -> list[Cause]:
         out: list[Cause] = []
+        if not isinstance(schema, Mapping):  # a malformed sub-schema validates nothing
+            return out
         types = _types(schema)
         nullable = bool(schema.get("nullable"))
         if data is None:
@@ -293,7 +296,8 @@ class _Validator:
                 _invalid(self.field(path), data, f"{path} in body should be at least {min_len} chars long")
             )
         pattern = schema.get("pattern")
-        if isinstance(pattern, str) and not re.search(pattern, data):
+        compiled = _compile(pattern) if isinstance(pattern, str) else None
+        if compiled is not None and not compiled.search(data):
             out.append(_invalid(self.field(path), data, f"{path} in body should match '{pattern}'"))
         return out
 
@@ -387,7 +391,7 @@ class _Validator:
                     f"Too many: {n}: must have at most {max_props} items",
                 )
             ]
-        props: Mapping[str, Any] = schema.get("properties") or {}
+        props = _props(schema)
         additional = schema.get("additionalProperties")
         for k, v in data.items():
             if k in props:
@@ -399,7 +403,8 @@ class _Validator:
         for name, sub in props.items():
             if name in data and isinstance(sub, Mapping):
                 out.extend(self.run(data[name], sub, f"{path}.{name}" if path else name))
-        for name in schema.get("required") or []:
+        required = schema.get("required")
+        for name in required if isinstance(required, list) else []:
             if name not in data:
                 out.append(_required(self.field(f"{path}.{name}")))
         if schema.get("x-kubernetes-embedded-resource"):
@@ -407,6 +412,16 @@ class _Validator:
                 if not data.get(key):
                     out.append(_required(self.field(f"{path}.{key}"), "must not be empty"))
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    """Compile an ECMA-262 pattern as far as Python's ``re`` can; ``None`` (skip the check) when it
+    cannot, since the real server would have rejected such a CRD or understands it differently."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
 
 
 def _fewest(results: list[list[Cause]]) -> list[Cause]:
@@ -557,7 +572,8 @@ def status_invalid(*, group: str, kind: str, name: str, causes: Sequence[Cause])
 
 
 def _props(schema: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (schema or {}).get("properties") or {}
+    props = (schema or {}).get("properties")
+    return props if isinstance(props, Mapping) else {}
 
 
 def _additional(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -575,7 +591,7 @@ def _default(x: Any, schema: Mapping[str, Any] | None) -> Any:
     if isinstance(x, dict):
         props = _props(schema)
         for k, prop in props.items():
-            if "default" not in prop:
+            if not isinstance(prop, Mapping) or "default" not in prop:
                 continue
             if k not in x or _non_nullable_null(x[k], prop):
                 x[k] = copy.deepcopy(prop["default"])
@@ -583,6 +599,8 @@ def _default(x: Any, schema: Mapping[str, Any] | None) -> Any:
         for k in list(x):
             v = x[k]
             sub = props.get(k)
+            if not isinstance(sub, Mapping):
+                sub = None
             if sub is None and add is not None:
                 if _non_nullable_null(v, add):
                     x[k] = copy.deepcopy(add["default"])
@@ -646,7 +664,7 @@ def _prune(x: Any, schema: Mapping[str, Any] | None, embedded: bool = False) -> 
                 _prune_meta(v)
                 continue
             if k in props:
-                _prune(v, props[k])
+                _prune(v, props[k] if isinstance(props[k], Mapping) else {})
             elif isinstance(add, Mapping):
                 _prune(v, add)
             elif add is True:
