@@ -341,3 +341,19 @@ async def test_a_deleted_event_is_created_again_when_it_recurs(kube: KubeTarget)
     [again] = await _events_about(kube, cm["metadata"]["name"])
     assert again["metadata"]["name"] == first["metadata"]["name"]
     assert again["count"] == 2
+
+
+async def test_the_docs_example_records_an_event_about_a_config_map(kube: KubeTarget) -> None:
+    api_client = kube.api_client
+    config_map = await _config_map(kube)
+    # --8<-- [start:recorder]
+    recorder = EventRecorder(api_client, component="website-controller")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)  # a Manager runs (and flushes) its recorders for you
+        # inside a reconcile: sync, never blocks, never raises because of the API
+        recorder.event(config_map, "Normal", "Synced", "deployment is up to date")
+        await recorder.flush()
+        tg.cancel_scope.cancel()
+    # --8<-- [end:recorder]
+    [event] = await _events_about(kube, config_map["metadata"]["name"])
+    assert (event["reason"], event["source"]["component"]) == ("Synced", "website-controller")

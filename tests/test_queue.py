@@ -633,10 +633,54 @@ async def test_settle_lets_a_woken_worker_run() -> None:
     # guards the helper the other tests rely on: without settling, the worker has not run yet
     queue: WorkQueue[str] = WorkQueue()
     got: list[str] = []
-    run: Callable[[], Awaitable[None]] = settle
     async with anyio.create_task_group() as tg:
         tg.start_soon(take, queue, got)
         queue.add("a")
         assert got == []
-        await run()
+        await settle()
         assert got == ["a"]
+
+
+# ---------------------------------------------------------------------------- the docs' worker loop
+
+
+# --8<-- [start:worker]
+async def worker(queue: WorkQueue[str], reconcile: Callable[[str], Awaitable[None]]) -> None:
+    """The canonical worker: one key at a time; failures retried with backoff, successes forgotten."""
+    while True:
+        try:
+            async with queue.get() as key:  # marks the key done when the block exits
+                try:
+                    await reconcile(key)
+                except Exception:
+                    queue.add_rate_limited(key)  # look again later, backing off per key
+                else:
+                    queue.forget(key)  # success: the next failure starts from the base delay
+        except ShutDown:
+            return
+
+
+# --8<-- [end:worker]
+
+
+async def test_the_docs_worker_retries_a_failing_key_with_backoff_and_forgets_it_on_success() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(1.0, 60.0))
+    attempts: list[tuple[str, float]] = []
+
+    async def reconcile(key: str) -> None:
+        attempts.append((key, clock.monotonic()))
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker, queue, reconcile)
+        queue.add("default/web")
+        await settle()
+        await clock.advance(1.0)  # first retry after 1 s
+        await settle()
+        await clock.advance(2.0)  # second retry after 2 s more
+        await settle()
+        queue.shut_down()
+    assert attempts == [("default/web", 1000.0), ("default/web", 1001.0), ("default/web", 1003.0)]
+    assert queue.num_requeues("default/web") == 0
