@@ -20,6 +20,7 @@ from examples.user_controller.controller import (
     user_controllers,
 )
 from kctl_runtime.client import Client
+from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
@@ -72,9 +73,13 @@ async def running_controller(
     resync_seconds: float = 1.0,
     leader_election: LeaderElectionConfig | None = None,
     wait_leading: bool = True,
+    kubeconfig: Path | None = None,
 ) -> AsyncIterator[Running]:
-    """A manager running both User controllers for Users in the test's namespace."""
-    api_client = await kube.new_api_client()
+    """A manager running both User controllers for Users in the test's namespace.
+
+    ``kubeconfig`` connects as someone else than the test's admin (see ``rbac_tools``).
+    """
+    api_client = await kube.new_api_client() if kubeconfig is None else await load_config(kubeconfig)
     manager = Manager(
         api_client,
         health_bind="127.0.0.1:0",
@@ -104,18 +109,22 @@ async def running_controller(
         )
     )
     manager.add(namespaces)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(manager.run)
-        try:
-            if leader_election is None or wait_leading:
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(manager.run)
+            try:
+                if leader_election is None or wait_leading:
 
-                async def leading() -> bool:
-                    return manager.is_leader
+                    async def leading() -> bool:
+                        return manager.is_leader
 
-                await eventually(leading, timeout=30, message="manager running its controllers")
-            yield Running(manager, counting)
-        finally:
-            manager.stop()
+                    await eventually(leading, timeout=30, message="manager running its controllers")
+                yield Running(manager, counting)
+            finally:
+                manager.stop()
+    finally:
+        if kubeconfig is not None:
+            await api_client.close()
 
 
 def user(name: str, namespace: str, group: str, email: str | None = None) -> dict[str, Any]:

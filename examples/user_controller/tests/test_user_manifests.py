@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
+from examples.user_controller.controller import USERS, group_namespace
+from examples.user_controller.tests.harness import (
+    cleanup,
+    get_or_none,
+    install_crd,
+    namespace_gone,
+    running_controller,
+    user,
+)
+
 # The recording proxy and RBAC helpers are shared with the Website example's tests.
-from examples.website_controller.tests.rbac_tools import Call, granted, load_manifests
+from examples.website_controller.tests.rbac_tools import (
+    Call,
+    as_service_account,
+    granted,
+    load_manifests,
+    recording_proxy,
+)
+from kctl_runtime.client import Client
+from kctl_runtime.config import load_config
+from kctl_runtime.errors import AlreadyExists, Forbidden, Invalid
+from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 HERE = Path(__file__).resolve().parents[1]
 MANIFESTS = HERE / "manifests"
@@ -158,3 +183,147 @@ def test_the_controller_deployment_is_hardened_and_runs_two_replicas_with_leader
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"]["drop"] == ["ALL"]
+
+
+# --------------------------------------------------------------------------- against an API server
+
+
+async def exercise(api: Client, namespace: str, groups: list[str]) -> None:
+    """Every step of the workflow, so every kind of call the controllers make happens."""
+    first, second = groups[0], groups[1]
+    await api.create(USERS, user("tester3", namespace, first))
+    await eventually(lambda: _account(api, "tester3", first), message="account created")
+    await api.delete(SERVICEACCOUNTS, "tester3", namespace=group_namespace(first))
+    await eventually(lambda: _account(api, "tester3", first), timeout=20, message="account recreated")
+    await api.patch(
+        SERVICEACCOUNTS, "tester3", {"automountServiceAccountToken": True}, namespace=group_namespace(first)
+    )
+
+    async def repaired() -> bool:
+        sa = await api.get(SERVICEACCOUNTS, "tester3", group_namespace(first))
+        assert sa["automountServiceAccountToken"] is False
+        return True
+
+    await eventually(repaired, timeout=20, message="account repaired")
+    await api.patch(USERS, "tester3", {"spec": {"group": second}}, namespace=namespace)
+    await eventually(lambda: _account(api, "tester3", second), message="account moved")
+    await eventually(lambda: namespace_gone(api, first), timeout=20, message="old namespace collected")
+    await api.delete(USERS, "tester3", namespace=namespace)
+
+    async def cleaned() -> bool:
+        assert await get_or_none(api, USERS, "tester3", namespace) is None
+        return True
+
+    await eventually(cleaned, timeout=20, message="user deleted")
+    await eventually(lambda: namespace_gone(api, second), timeout=20, message="last namespace collected")
+
+
+async def _account(api: Client, name: str, group: str) -> bool:
+    ns = group_namespace(group)
+    assert await get_or_none(api, SERVICEACCOUNTS, name, ns) is not None
+    assert await get_or_none(api, SECRETS, f"{name}-token", ns) is not None
+    return True
+
+
+def election(namespace: str) -> LeaderElectionConfig:
+    return LeaderElectionConfig(
+        lease_name="user-controller",
+        lease_namespace=namespace,
+        lease_duration=3.0,
+        renew_deadline=2.0,
+        retry_period=0.25,
+    )
+
+
+@pytest.fixture
+async def groups(kube: KubeTarget) -> AsyncIterator[list[str]]:
+    api = Client(kube.api_client)
+    await install_crd(api)
+    names = [unique_name("g") for _ in range(2)]
+    yield names
+    await cleanup(api, kube.namespace, names)
+
+
+# Calls the proxy cannot see made: `get` is served from the cache once synced; events are patched
+# only when they repeat; the finalizer helper GETs a User only after a conflict.
+NOT_OBSERVABLE: set[Call] = {
+    ("ch20.kiamol.net", "users", "get"),
+    ("", "namespaces", "get"),
+    ("", "serviceaccounts", "get"),
+    ("", "events", "patch"),
+}
+
+
+@pytest.mark.fake_only
+async def test_the_calls_the_controllers_make_are_the_declared_ones(
+    kube: KubeTarget, groups: list[str], tmp_path: Path
+) -> None:
+    assert kube.fake is not None
+    api = Client(kube.api_client)
+    async with recording_proxy(kube.fake.url) as recorder:
+        kubeconfig = recorder.kubeconfig(tmp_path / "proxy.kubeconfig")
+        async with running_controller(kube, kubeconfig=kubeconfig, leader_election=election(kube.namespace)):
+            await exercise(api, kube.namespace, groups)
+    used = recorder.calls
+    controller_calls = used - LEADER_ELECTION_CALLS
+    assert controller_calls <= set(CONTROLLER_CALLS), (
+        f"undeclared calls: {controller_calls - set(CONTROLLER_CALLS)}"
+    )
+    assert set(CONTROLLER_CALLS) - controller_calls <= NOT_OBSERVABLE, "declared but never made"
+    assert used & LEADER_ELECTION_CALLS == LEADER_ELECTION_CALLS
+    assert not {c for c in used if c[1] == "secrets" and c[2] in ("get", "list", "watch")}, "read a Secret"
+
+
+@pytest.mark.real_only
+async def test_the_controllers_work_with_nothing_but_their_rbac_and_the_policy_confines_them(
+    kube: KubeTarget, groups: list[str], tmp_path: Path
+) -> None:
+    api = Client(kube.api_client)
+    async with as_service_account(
+        kube, docs(), service_account=SERVICE_ACCOUNT, tmp_path=tmp_path
+    ) as kubeconfig:
+        restricted_api = await load_config(kubeconfig)
+        try:
+            restricted = Client(restricted_api)
+            with pytest.raises(Forbidden):
+                await restricted.list(SECRETS, namespace=kube.namespace)
+
+            async def confined() -> bool:
+                body = {"metadata": {"generateName": "escape-", "namespace": kube.namespace}}
+                denial: Exception | None = None
+                try:
+                    await restricted.create(SECRETS, body)
+                except (Forbidden, Invalid) as exc:
+                    denial = exc
+                assert denial is not None, "the policy is not enforced yet"
+                assert "kiamol-ch20-authn-" in str(denial), str(denial)
+                return True
+
+            await eventually(confined, timeout=20, message="the admission policy denies writes elsewhere")
+        finally:
+            await restricted_api.close()
+        async with running_controller(kube, kubeconfig=kubeconfig, leader_election=election(kube.namespace)):
+            await exercise(api, kube.namespace, groups)
+
+
+@pytest.mark.real_only
+async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    binary = os.environ.get("KCTL_KUBECTL") or shutil.which("kubectl")
+    if binary is None:
+        pytest.fail("the real tier needs kubectl: set KCTL_KUBECTL or put kubectl on PATH")
+    api = Client(kube.api_client)
+    with contextlib.suppress(AlreadyExists):
+        await api.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
+    result = await anyio.run_process(
+        [
+            *(binary, "--kubeconfig", str(kube.kubeconfig), "--cache-dir", str(tmp_path / "cache")),
+            *("apply", "--dry-run=server", "-k", str(MANIFESTS)),
+        ],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert "validatingadmissionpolicy.admissionregistration.k8s.io/user-controller-scope" in out
+    assert "deployment.apps/user-controller" in out
