@@ -145,6 +145,11 @@ class Child:
         self.url: str = info["url"]
         self.object_size: int = info["size"]
 
+    def wait_done(self) -> None:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.strip() == "done", line
+
     def send(self, command: str) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(command + "\n")
@@ -245,34 +250,70 @@ async def bench_memory(child: Child, client: Any, objects: int) -> dict[str, flo
     return {"raw": raw / objects, "stripped": stripped / objects, "informer": cached / objects}
 
 
-async def bench_watch_end_to_end(child: Child, client: Any, events: int) -> tuple[float, float, Informer]:
-    """Events/s of wall time and events per client CPU second, from the first event to the last."""
-    seen = 0
-    first = last = first_cpu = last_cpu = 0.0
-    done = anyio.Event()
+class _Counter:
+    """A no-op handler that notes when the n-th update arrives (wall and CPU time)."""
 
-    def on_update(old: Obj, new: Obj) -> None:
-        nonlocal seen, first, last, first_cpu, last_cpu
-        seen += 1
-        if seen == 1:
-            first, first_cpu = time.perf_counter(), time.process_time()
-        if seen == events:
-            last, last_cpu = time.perf_counter(), time.process_time()
-            done.set()
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.seen = 0
+        self.first = self.first_cpu = self.last = self.last_cpu = 0.0
+        self.done = anyio.Event()
 
+    def on_add(self, obj: Obj, is_initial_list: bool) -> None:
+        pass
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.seen += 1
+        if self.seen == 1:
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
+        if self.seen == self.target:
+            self.last, self.last_cpu = time.perf_counter(), time.process_time()
+            self.done.set()
+
+    def on_delete(self, obj: Obj) -> None:
+        pass
+
+
+async def bench_watch_end_to_end(child: Child, client: Any, events: int) -> dict[str, Any]:
+    """Watch throughput over HTTP, two ways.
+
+    * live: the child writes while the informer watches -- bounded by the fake server's write rate;
+    * replay: the informer stops, the child writes everything, the informer resumes from its old
+      resourceVersion and the server replays the history in one burst -- bounded by the client.
+    """
+    live = _Counter(events)
     informer = Informer(client, CONFIGMAPS, config=WatcherConfig(namespace=WATCH_NS))
-    informer.add_handler(ResourceEventHandlerFuncs(update=on_update))
+    live_registration = informer.add_handler(live)
     async with anyio.create_task_group() as tg:
         tg.start_soon(informer.run)
         await informer.wait_synced()
         await anyio.sleep(0.2)  # let the watch open
         child.send(f"update {events}")
-        await done.wait()
+        await live.done.wait()
         tg.cancel_scope.cancel()
-    return (events - 1) / (last - first), (events - 1) / (last_cpu - first_cpu), informer
+    await anyio.to_thread.run_sync(child.wait_done)
+    live_registration.remove()
+    replay = _Counter(events)
+    informer.add_handler(replay)
+    child.send(f"update {events}")
+    await anyio.to_thread.run_sync(child.wait_done)
+    async with anyio.create_task_group() as tg:
+        start, cpu = time.perf_counter(), time.process_time()
+        tg.start_soon(informer.run)
+        await replay.done.wait()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        tg.cancel_scope.cancel()
+    return {
+        "live": (events - 1) / (live.last - live.first),
+        "live_cpu": (events - 1) / (live.last_cpu - live.first_cpu),
+        "replay": events / wall,
+        "replay_cpu": events / cpu,
+        "informer": informer,
+    }
 
 
-def bench_watch_path(informer: Informer, events: int) -> float:
+def bench_watch_path(informer: Informer, events: int) -> tuple[float, float]:
+    """Events per wall second and per CPU second through feed_line -> Informer.process."""
     assert isinstance(informer.watcher.state, Watching)
     rv = int(informer.watcher.state.resource_version)
     objects = informer.store.list()
@@ -283,10 +324,10 @@ def bench_watch_path(informer: Informer, events: int) -> float:
         obj["data"]["n"] = str(i)
         lines.append(orjson.dumps({"type": "MODIFIED", "object": obj}))
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for line in lines:
         informer.watcher.feed_line(line, informer.process)
-    return events / (time.perf_counter() - start)
+    return events / (time.perf_counter() - start), events / (time.process_time() - cpu)
 
 
 def verdict(ok: bool) -> str:
@@ -298,8 +339,10 @@ async def main(args: argparse.Namespace) -> str:
     client = await api_client(child.kubeconfig)
     try:
         sync = await bench_sync(child, client, args.repeat, args.objects)
-        e2e, e2e_cpu, informer = await bench_watch_end_to_end(child, client, args.events)
-        path = max(bench_watch_path(informer, args.events) for _ in range(args.repeat))
+        watch = await bench_watch_end_to_end(child, client, args.events)
+        informer = watch["informer"]
+        paths = [bench_watch_path(informer, args.events) for _ in range(args.repeat)]
+        path, path_cpu = max(p[0] for p in paths), max(p[1] for p in paths)
         memory = await bench_memory(child, client, args.objects)
     finally:
         await client.close()
@@ -331,10 +374,17 @@ async def main(args: argparse.Namespace) -> str:
         ("memory, Informer cache (everything retained)", f"{memory['informer']:,.0f} B/object",
          f"{memory['informer'] / memory['raw']:.2f}x the dict as sent",
          against(mem_ratio, TARGET_MEMORY_RATIO, "stripped dict", mem_ratio <= TARGET_MEMORY_RATIO)),
-        ("watch, end to end (server in another process): wall", "", f"{e2e:,.0f} events/s", rate(e2e)),
-        ("watch, end to end: per client CPU second", "", f"{e2e_cpu:,.0f} events/CPU-s", rate(e2e_cpu)),
-        ("watch, client path only (decode + step + store + dispatch)", "", f"{path:,.0f} events/s",
+        ("watch over HTTP, replay of history in one burst: wall", "", f"{watch['replay']:,.0f} events/s",
+         rate(watch["replay"])),
+        ("watch over HTTP, replay: per client CPU second", "", f"{watch['replay_cpu']:,.0f} events/CPU-s",
+         rate(watch["replay_cpu"])),
+        ("watch over HTTP, live writes (bounded by the fake server's write rate): wall", "",
+         f"{watch['live']:,.0f} events/s", "not a client measure"),
+        ("watch over HTTP, live writes: per client CPU second", "", f"{watch['live_cpu']:,.0f} events/CPU-s",
+         rate(watch["live_cpu"])),
+        ("watch, client path only (decode + step + store + dispatch): wall", "", f"{path:,.0f} events/s",
          rate(path)),
+        ("watch, client path only: per CPU second", "", f"{path_cpu:,.0f} events/CPU-s", rate(path_cpu)),
     ]  # fmt: skip
     table = ["| Measurement | Time / size | Rate | Verdict |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -352,8 +402,9 @@ async def main(args: argparse.Namespace) -> str:
         "default transform (stripping managedFields), the store with its namespace index, metrics and one "
         "no-op handler. Memory is measured with tracemalloc: the informer figure is everything it "
         "retains after syncing, divided by the object count. The end-to-end watch figure is bounded by how "
-        "fast the fake server (one core, Python) produces and writes events; the client-path figure is the "
-        "informer's own ceiling on one core.\n"
+        "fast the fake server (one core, Python) produces and writes events, so it is reported but not "
+        "judged; the replay figures (the server sends the stored history in one burst, so the client is the "
+        "bottleneck) and the client-path figure are the informer's own throughput on one core.\n"
     )
     return header + "\n".join(table) + notes
 

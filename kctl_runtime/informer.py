@@ -271,7 +271,6 @@ class Informer:
             self._m_apply.inc()
             self._on_apply(event.object)  # type: ignore[union-attr]
         elif kind is InitApply:
-            self._m_list.inc()
             obj = event.object  # type: ignore[union-attr]
             if self._transform is not None:
                 obj = self._transform(obj)
@@ -283,6 +282,8 @@ class Informer:
         elif kind is Bookmark:
             self._m_bookmark.inc()
         elif kind is Init:
+            if self._buffer is not None:  # a list that restarted: count what it had received
+                self._m_list.inc(len(self._buffer))
             if self._synced or self._buffer is not None:
                 self._m_relists.inc()
             self._buffer = []
@@ -319,6 +320,7 @@ class Informer:
     def _on_listed(self) -> None:
         objects = self._buffer or []
         self._buffer = None
+        self._m_list.inc(len(objects))
         initial = not self._synced
         result = self.store.replace(objects)
         self._synced = True

@@ -528,8 +528,9 @@ class Watcher:
                 delay = self.backoff.next_delay()
                 if action.retry_after is not None:
                     delay = max(delay, action.retry_after)
-                _log.info(
-                    "watch backing off",
+                log = _log.info if action.relist else _log.warning
+                log(
+                    "list-watch backing off",
                     resource=str(self.resource),
                     reason=action.reason,
                     delay=round(delay, 3),
