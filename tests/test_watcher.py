@@ -226,3 +226,21 @@ def test_initial_action_of_each_state_is_the_next_request() -> None:
 def test_invalid_watcher_config_is_rejected_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         WatcherConfig(**kwargs)
+
+
+def test_each_watch_asks_for_a_random_server_timeout_between_five_and_ten_minutes() -> None:
+    from kctl_runtime.resource import CONFIGMAPS
+    from kctl_runtime.watcher import Watcher
+
+    values = iter([0.0, 0.5, 0.999])
+    watcher = Watcher(None, CONFIGMAPS, rand=lambda: next(values))
+    assert [watcher.watch_timeout() for _ in range(3)] == [300, 450, 599]
+
+
+def test_the_default_inactivity_limit_is_twice_the_watch_timeout() -> None:
+    from kctl_runtime.resource import CONFIGMAPS
+    from kctl_runtime.watcher import Watcher
+
+    assert Watcher(None, CONFIGMAPS)._inactivity(450) == 900
+    configured = Watcher(None, CONFIGMAPS, WatcherConfig(inactivity_timeout=45.0))
+    assert configured._inactivity(450) == 45.0
