@@ -233,11 +233,16 @@ def test_a_co_owned_field_the_applier_stops_sending_is_kept() -> None:
     assert fields_of(out, "b") == {"f:spec": {"f:minReadySeconds": {}}}
 
 
+def test_an_empty_keyed_list_is_owned_as_a_whole() -> None:
+    out = ssa(None, deployment(template={"spec": {"containers": []}}), "m")
+    assert fields_of(out, "m") == {"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}
+
+
 def test_containers_merge_by_name_and_each_applier_keeps_its_own() -> None:
     live = ssa(None, deployment(template={"spec": {"containers": [{"name": "web", "image": "a"}]}}), "app")
     live = ssa(live, deployment(template={"spec": {"containers": [{"name": "proxy", "image": "p"}]}}), "mesh")
     assert [c["name"] for c in live["spec"]["template"]["spec"]["containers"]] == ["web", "proxy"]
-    out = ssa(live, deployment(template={"spec": {"containers": []}}), "mesh")
+    out = ssa(live, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}, "mesh")
     assert out["spec"]["template"]["spec"]["containers"] == [{"name": "web", "image": "a"}]
     assert managers(out) == [("app", "Apply")]
 
@@ -502,3 +507,51 @@ def test_topology_spread_constraints_use_both_list_map_keys() -> None:
 def test_label_selectors_of_workloads_are_atomic() -> None:
     out = ssa(None, deployment(selector={"matchLabels": {"app": "web"}}), "m")
     assert fields_of(out, "m") == {"f:spec": {"f:selector": {}}}
+
+
+_names = st.sampled_from(["a", "b", "c"])
+_container: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {"name": _names},
+    optional={
+        "image": st.sampled_from(["x", "y"]),
+        "env": st.lists(st.fixed_dictionaries({"name": _names, "value": st.sampled_from(["1", "2"])}),
+                        max_size=2, unique_by=lambda e: e["name"]),
+        "args": st.lists(st.sampled_from(["-v", "-q"]), max_size=2),
+    },
+)  # fmt: skip
+_spec: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
+    {},
+    optional={
+        "replicas": st.integers(0, 3),
+        "paused": st.booleans(),
+        "template": st.fixed_dictionaries(
+            {},
+            optional={
+                "metadata": st.fixed_dictionaries({"labels": st.dictionaries(_names, _names, max_size=2)}),
+                "spec": st.fixed_dictionaries(
+                    {"containers": st.lists(_container, max_size=3, unique_by=lambda c: c["name"])}
+                ),
+            },
+        ),
+    },
+)
+
+
+@given(_spec, _spec, _spec)
+def test_forced_apply_owns_exactly_the_applied_fields_and_reapplies_cleanly(
+    created: dict[str, Any], other: dict[str, Any], applied_spec: dict[str, Any]
+) -> None:
+    live = update_managed_fields(None, deployment(**created), manager="creator", now=T0)
+    try:
+        live = ssa(live, deployment(**other), "other", now=T1)
+    except ApplyConflict:
+        live = ssa(live, deployment(**other), "other", now=T1, force=True)
+    applied = deployment(**applied_spec)
+    forced = ssa(live, applied, "ctl", force=True, now=T2)
+    fresh = ssa(None, applied, "ctl", now=T2)
+    assert fields_of(forced, "ctl") == fields_of(fresh, "ctl")
+    again = ssa(forced, applied, "ctl", now=T3)
+    assert again["spec"] == forced["spec"]
+    for key, value in applied_spec.items():
+        if key != "template":
+            assert forced["spec"][key] == value

@@ -475,3 +475,22 @@ def test_check_supported_names_the_unsupported_field() -> None:
 def test_an_empty_field_selector_matches_everything() -> None:
     assert FieldSelector().matches({})
     assert parse_field_selector("").empty
+
+
+@given(st.text(alphabet="ab=!(),<> \tin-./xyz0", max_size=25))
+def test_any_label_selector_text_parses_or_raises_selector_error(text: str) -> None:
+    try:
+        sel = parse_label_selector(text)
+    except SelectorError:
+        return
+    assert parse_label_selector(str(sel)) == sel
+
+
+@given(st.text(alphabet="ab=!,\\. x", max_size=20))
+def test_any_field_selector_text_parses_or_raises_selector_error(text: str) -> None:
+    try:
+        sel = parse_field_selector(text)
+    except SelectorError:
+        return
+    # "==" prints as "=", which can sort differently, so compare the requirements as a set
+    assert sorted(parse_field_selector(str(sel)).requirements) == sorted(sel.requirements)

@@ -284,6 +284,9 @@ class _Walker:
                 out.add(path)
             for k, v in value.items():
                 self._walk(v, (*names, k), (*path, ("f", k)), out)
+        elif t.kind in ("assoc", "set") and isinstance(value, list) and not value:
+            if path:
+                out.add(path)  # an empty keyed or set list is owned as a whole
         elif t.kind == "assoc" and isinstance(value, list):
             for item in value:
                 key = _item_key(item, t.keys, names[-1:] == ("ports",))
