@@ -154,8 +154,9 @@ class Manager:
             so far (imported modules -- kubernetes-asyncio alone is ~70 MB of objects -- and the
             initial cache), so later collections stop rescanning it. Measured: full collections
             fall from ~90 ms to a few ms, and the p99 event-to-reconcile latency from ~14 ms to
-            ~3 ms (``benchmarks/bench_controller.py``). Process-wide; set False if the
-            application manages the collector itself.
+            ~3 ms (``benchmarks/bench_controller.py``). Process-wide. Caveat: frozen objects that
+            later become garbage *in a reference cycle* are not reclaimed (plain garbage still is,
+            by reference counting). Set False if the application manages the collector itself.
     """
 
     def __init__(

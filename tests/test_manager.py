@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import uuid
@@ -43,6 +44,7 @@ def local_manager(api_client: Any, **kwargs: Any) -> Manager:
     kwargs.setdefault("health_bind", "127.0.0.1:0")
     kwargs.setdefault("metrics_bind", "127.0.0.1:0")
     kwargs.setdefault("handle_signals", False)
+    kwargs.setdefault("freeze_gc", False)  # one test covers it; freezing per test only costs time
     return Manager(api_client, **kwargs)
 
 
@@ -135,14 +137,11 @@ async def test_readyz_fails_until_the_caches_have_synced(fake_kube: KubeTarget) 
 
 
 async def test_health_and_metrics_may_share_one_bind(kube: KubeTarget) -> None:
-    manager = local_manager(kube.api_client, health_bind="127.0.0.1:0", metrics_bind="127.0.0.1:0")
-    manager = Manager(kube.api_client, health_bind="127.0.0.1:0", metrics_bind=None, handle_signals=False)
+    manager = local_manager(kube.api_client, metrics_bind=None)
     async with managing(manager):
         await until(lambda: manager.ready, "ready")
         assert (await http_get(manager.health_port, "/metrics"))[0] == 404
-    shared = Manager(
-        kube.api_client, health_bind="127.0.0.1:0", metrics_bind="127.0.0.1:0", handle_signals=False
-    )
+    shared = local_manager(kube.api_client, health_bind="127.0.0.1:0", metrics_bind="127.0.0.1:0")
     # equal binds with port 0 are one server holding all three endpoints
     async with managing(shared):
         await until(lambda: shared.ready, "ready")
@@ -322,7 +321,7 @@ async def test_sigterm_stops_gracefully_and_a_second_signal_forces_exit(fake_kub
             cancelled.set()
         return None
 
-    manager = Manager(
+    manager = local_manager(
         fake_kube.api_client,
         health_bind=None,
         metrics_bind=None,
@@ -364,6 +363,19 @@ async def test_an_exception_in_a_runnable_ends_run_with_that_exception(fake_kube
     manager.add_runnable(broken, needs_leader=False)
     with pytest.raises(LookupError, match="runnable failed"):
         await manager.run()
+
+
+async def test_the_manager_freezes_start_up_objects_out_of_the_collectors_reach_once_synced(
+    kube: KubeTarget,
+) -> None:
+    gc.unfreeze()
+    manager = local_manager(kube.api_client, freeze_gc=True)
+    try:
+        async with managing(manager):
+            await until(lambda: manager.ready, "ready")
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 async def test_stop_before_run_returns_promptly(kube: KubeTarget) -> None:
@@ -459,7 +471,9 @@ async def test_only_the_leader_runs_controllers_and_a_standby_takes_over_on_rele
 
 
 async def test_from_config_builds_a_manager_from_a_kubeconfig(kube: KubeTarget) -> None:
-    manager = await Manager.from_config(kubeconfig=str(kube.kubeconfig), health_bind=None, metrics_bind=None)
+    manager = await Manager.from_config(
+        kubeconfig=str(kube.kubeconfig), health_bind=None, metrics_bind=None, freeze_gc=False
+    )
     manager.handle_signals = False
     async with managing(manager):
         await until(lambda: manager.ready, "ready")
