@@ -555,3 +555,40 @@ def test_forced_apply_owns_exactly_the_applied_fields_and_reapplies_cleanly(
     for key, value in applied_spec.items():
         if key != "template":
             assert forced["spec"][key] == value
+
+
+def pod(**fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, **fields}
+
+
+def test_apply_to_the_main_resource_ignores_status_of_kinds_with_a_status_subresource() -> None:
+    live = update_managed_fields(None, pod(spec={"nodeName": "n"}), manager="creator", now=T0)
+    live = update_managed_fields(
+        live, {**live, "status": {"phase": "Running"}}, manager="kubelet", subresource="status", now=T1
+    )
+    assert fields_of(live, "kubelet") == {"f:status": {"f:phase": {}}}
+    out = ssa(live, pod(spec={"nodeName": "n"}, status={"phase": "Failed"}), "ctl")
+    assert out["status"] == {"phase": "Running"}
+    assert fields_of(out, "ctl") == {"f:spec": {"f:nodeName": {}}}
+    assert fields_of(out, "kubelet") == {"f:status": {"f:phase": {}}}
+
+
+def test_a_status_write_records_only_status_and_a_main_write_never_does() -> None:
+    live = update_managed_fields(
+        None, pod(spec={"nodeName": "n"}, status={"phase": "Pending"}), manager="c", now=T0
+    )
+    assert fields_of(live, "c") == {"f:spec": {"f:nodeName": {}}}
+    new = {**live, "spec": {"nodeName": "m"}, "status": {"phase": "Running"}}
+    out = update_managed_fields(live, new, manager="kubelet", subresource="status", now=T1)
+    assert fields_of(out, "kubelet") == {"f:status": {"f:phase": {}}}
+    assert fields_of(out, "c") == {"f:spec": {"f:nodeName": {}}}
+
+
+def test_custom_resources_track_status_unless_they_declare_a_status_subresource() -> None:
+    cr = widget(env={"A": "1"})
+    cr["status"] = {"ready": True}
+    plain = ssa(None, cr, "m", schema=CR_SCHEMA)
+    assert "f:status" in fields_of(plain, "m")
+    with_sub = ssa(None, cr, "m", schema=CR_SCHEMA, status_subresource=True)
+    assert "f:status" not in fields_of(with_sub, "m")
+    assert "status" not in with_sub

@@ -26,10 +26,13 @@ Contract
   optional ``schema`` (lists are atomic otherwise, maps granular); ``metadata`` is ObjectMeta.
 * ``apiVersion``, ``kind`` and the system fields of ``metadata`` (name, namespace, uid,
   resourceVersion, generation, creationTimestamp, managedFields, ...) are never tracked.
+* Reset fields: for a resource with a status subresource (known built-ins by default, custom
+  resources when ``status_subresource=True``) a write to the main resource neither changes nor
+  records ``status``; a write to ``/status`` neither changes nor records ``spec``.
 
-Not modelled: resetting fields of the other half of a status subresource (the server's strategy
-does that), version conversion of managed fields, the ``before-first-apply`` manager, defaulting
-of key fields other than ``protocol`` in port lists, and the 10-entry Update-manager cap.
+Not modelled: version conversion of managed fields, the ``before-first-apply`` manager,
+defaulting of key fields other than ``protocol`` in port lists, the 10-entry cap on Update
+managers, and per-kind reset fields beyond spec/status.
 """
 
 from __future__ import annotations
@@ -254,13 +257,55 @@ def _item_key(item: Any, keys: tuple[str, ...], fill_protocol: bool) -> str | No
     return _canon(found)
 
 
-class _Walker:
-    def __init__(self, typer: _Typer) -> None:
-        self.typer = typer
+# Built-in kinds served with a status subresource (status is reset on the main resource).
+_STATUS_SUBRESOURCE_KINDS = frozenset(
+    {
+        "Pod",
+        "ReplicationController",
+        "Service",
+        "Namespace",
+        "Node",
+        "PersistentVolumeClaim",
+        "PersistentVolume",
+        "ResourceQuota",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "CertificateSigningRequest",
+        "CustomResourceDefinition",
+        "APIService",
+        "FlowSchema",
+        "PriorityLevelConfiguration",
+    }
+)
 
-    def tracked(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """The part of a top-level object whose fields are tracked."""
-        out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+
+def _reset_keys(kind: str, subresource: str, status_subresource: bool | None) -> frozenset[str]:
+    """Top-level fields a write through ``subresource`` does not touch (the strategy resets them)."""
+    has_status = kind in _STATUS_SUBRESOURCE_KINDS if status_subresource is None else status_subresource
+    if subresource == "status":
+        return frozenset({"spec"})
+    if not subresource and has_status:
+        return frozenset({"status"})
+    return frozenset()
+
+
+class _Walker:
+    def __init__(self, typer: _Typer, reset: frozenset[str] = frozenset()) -> None:
+        self.typer = typer
+        self.reset = reset
+
+    def tracked(self, obj: Mapping[str, Any], *, all_fields: bool = False) -> dict[str, Any]:
+        """The part of a top-level object whose fields are tracked (``all_fields``: including the
+        fields this write resets)."""
+        skip = {"apiVersion", "kind"} | (set() if all_fields else set(self.reset))
+        out = {k: v for k, v in obj.items() if k not in skip}
         meta = out.get("metadata")
         if isinstance(meta, Mapping):
             meta = {k: v for k, v in meta.items() if k not in _UNTRACKED_META}
@@ -547,13 +592,19 @@ def server_side_apply(
     now: str,
     schema: Mapping[str, Any] | None = None,
     subresource: str | None = None,
+    status_subresource: bool | None = None,
 ) -> dict[str, Any]:
     """Apply ``applied`` for ``manager`` onto ``live`` (``None`` to create); return the new object
-    with ``metadata.managedFields`` updated. Raises :class:`ApplyConflict`."""
+    with ``metadata.managedFields`` updated. Raises :class:`ApplyConflict`.
+
+    ``schema`` is a custom resource's ``openAPIV3Schema`` (list types); ``subresource`` is
+    ``"status"`` for an apply to /status; ``status_subresource`` says whether the resource has
+    one (default: known built-ins do, custom resources do not) -- the main resource then ignores
+    ``status`` and /status ignores ``spec``, as the apiserver's reset fields do."""
     typer = _Typer(api_version, kind, schema)
-    walker = _Walker(typer)
     sub = subresource or ""
-    applied = copy.deepcopy(dict(applied))
+    walker = _Walker(typer, _reset_keys(kind, sub, status_subresource))
+    applied = {k: copy.deepcopy(v) for k, v in applied.items() if k not in walker.reset}
     if isinstance(applied.get("metadata"), dict):
         applied["metadata"].pop("managedFields", None)
     base: dict[str, Any] = copy.deepcopy(dict(live)) if live is not None else {}
@@ -629,21 +680,24 @@ def update_managed_fields(
     api_version: str | None = None,
     kind: str | None = None,
     schema: Mapping[str, Any] | None = None,
+    status_subresource: bool | None = None,
 ) -> dict[str, Any]:
     """Return a copy of ``new`` whose managedFields record this create/update by ``manager``.
 
-    ``api_version``/``kind`` default to the object's own. An explicit empty
-    ``metadata.managedFields`` in ``new`` clears the history, as on the real server."""
+    ``api_version``/``kind`` default to the object's own; ``schema`` and ``status_subresource``
+    as for :func:`server_side_apply` (a main-resource write does not record ``status``, a /status
+    write does not record ``spec``). An explicit empty ``metadata.managedFields`` in ``new``
+    clears the history, as on the real server."""
     out = copy.deepcopy(dict(new))
     av = api_version or str(out.get("apiVersion", ""))
     kd = kind or str(out.get("kind", ""))
     typer = _Typer(av, kd, schema)
-    walker = _Walker(typer)
     sub = subresource or ""
+    walker = _Walker(typer, _reset_keys(kd, sub, status_subresource))
     requested = (out.get("metadata") or {}).get("managedFields")
     entries = [] if requested == [] else _entries(old)
     changed = _changed(old, out, walker, typer)
-    tracked = walker.tracked(out)
+    tracked = walker.tracked(out, all_fields=True)
     for e in entries:
         e.fields = {p for p in e.fields if _get(tracked, p, typer) is not _MISSING}
         if e.ident != (manager, operation, sub):
