@@ -157,7 +157,7 @@ def test_a_valid_object_has_no_causes() -> None:
         (
             {"gitRepo": "x" * 21},
             [
-                Cause("FieldValueTooLong", "spec.gitRepo", "Too long: may not be longer than 20"),
+                Cause("FieldValueTooLong", "spec.gitRepo", "Too long: may not be more than 20 bytes"),
                 Cause(
                     "FieldValueInvalid",
                     "spec.gitRepo",
@@ -668,3 +668,18 @@ def test_any_schema_and_object_validate_default_and_prune_without_crashing(
     defaulted = apply_defaults(obj, schema)
     pruned = prune(defaulted, schema)
     assert prune(pruned, schema) == pruned
+
+
+def test_integer_values_are_bounded_by_truncated_bounds_like_kube_openapi() -> None:
+    schema = {"type": "integer", "minimum": 0.5, "maximum": 2.9}
+    assert validate(0, schema) == []
+    assert [c.message for c in validate(3, schema)] == [
+        "Invalid value: 3:  in body should be less than or equal to 2"
+    ]
+    assert [c.message for c in validate(0.25, {"type": "number", "minimum": 0.5})] == [
+        "Invalid value: 0.25:  in body should be greater than or equal to 0.5"
+    ]
+
+
+def test_string_lengths_count_characters_not_bytes() -> None:
+    assert validate("ééé", {"type": "string", "maxLength": 3}) == []

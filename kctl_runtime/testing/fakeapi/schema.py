@@ -134,6 +134,10 @@ def _go_v(v: Any) -> str:
     return str(v)
 
 
+def _bytes(n: int) -> str:
+    return "byte" if n == 1 else "bytes"
+
+
 def _required(field: str, detail: str = "") -> Cause:
     return Cause("FieldValueRequired", field, "Required value" + (f": {detail}" if detail else ""))
 
@@ -288,7 +292,13 @@ class _Validator:
         max_len = schema.get("maxLength")
         if isinstance(max_len, int) and length > max_len:
             out.append(
-                Cause("FieldValueTooLong", self.field(path), f"Too long: may not be longer than {max_len}")
+                # field.TooLong of current apimachinery (1.32+); older servers said
+                # "may not be longer than N"
+                Cause(
+                    "FieldValueTooLong",
+                    self.field(path),
+                    f"Too long: may not be more than {max_len} {_bytes(max_len)}",
+                )
             )
         min_len = schema.get("minLength")
         if isinstance(min_len, int) and length < min_len:
@@ -310,21 +320,28 @@ class _Validator:
         return [_invalid(self.field(path), data, detail, "FieldValueTypeInvalid")]
 
     def _number(self, data: float, schema: Mapping[str, Any], path: str) -> list[Cause]:
+        """Integers are checked against the bounds truncated to integers, as kube-openapi's
+        ``*NativeType`` helpers do; floats against the float bounds."""
         out: list[Cause] = []
         field = self.field(path)
-        mult = schema.get("multipleOf")
-        if isinstance(mult, int | float) and mult > 0:
-            q = data / mult
-            if not float(q).is_integer():
-                out.append(_invalid(field, data, f"{path} in body should be a multiple of {_go_v(mult)}"))
-        maximum = schema.get("maximum")
-        if isinstance(maximum, int | float):
+        as_int = isinstance(data, int)
+
+        def bound(v: Any) -> float | None:
+            if not isinstance(v, int | float) or isinstance(v, bool):
+                return None
+            return int(v) if as_int else v
+
+        mult = bound(schema.get("multipleOf"))
+        if mult is not None and mult > 0 and not float(data / mult).is_integer():
+            out.append(_invalid(field, data, f"{path} in body should be a multiple of {_go_v(mult)}"))
+        maximum = bound(schema.get("maximum"))
+        if maximum is not None:
             excl = bool(schema.get("exclusiveMaximum"))
             if data > maximum or (excl and data == maximum):
                 how = "less than" if excl else "less than or equal to"
                 out.append(_invalid(field, data, f"{path} in body should be {how} {_go_v(maximum)}"))
-        minimum = schema.get("minimum")
-        if isinstance(minimum, int | float):
+        minimum = bound(schema.get("minimum"))
+        if minimum is not None:
             excl = bool(schema.get("exclusiveMinimum"))
             if data < minimum or (excl and data == minimum):
                 how = "greater than" if excl else "greater than or equal to"
