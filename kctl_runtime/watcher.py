@@ -635,7 +635,12 @@ class Watcher:
                     try:
                         action = await self._consume(response, sink, silence, counter)
                     finally:
-                        response.release()
+                        # A stream read to its end can return its connection to the pool; one we
+                        # walked away from (410, error, stall, cancellation) must be closed.
+                        if response.content.at_eof():
+                            response.release()
+                        else:
+                            response.close()
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught:
             _log.info("watch silent past the inactivity limit; resuming", resource=str(self.resource))
