@@ -350,7 +350,8 @@ class ResourceHandler:
         query = request.query
         matches = self._matcher(rt, query)
         namespace = target.namespace if rt.namespaced and target.namespace else None
-        table = _accept_flags(request.headers.get("Accept", "")) == "table"
+        mode = _accept_flags(request.headers.get("Accept", ""))
+        table = mode == "table"
         render: Callable[[dict[str, Any]], Any] | None = None
         variant: Any = rt.api_version
         cluster = self.cluster
@@ -364,6 +365,11 @@ class ResourceHandler:
                     resource_version=obj["metadata"].get("resourceVersion", ""), include_object=include,
                     with_columns=False,
                 )
+        elif mode == "partial":
+            variant = "partial"
+
+            def render(obj: dict[str, Any]) -> Any:
+                return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
         elif rt.storage_version and rt.storage_version != rt.version:
             def render(obj: dict[str, Any]) -> Any:
                 return cluster.view(rt, obj)

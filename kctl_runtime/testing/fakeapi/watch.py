@@ -214,9 +214,8 @@ async def serve_watch(
                 break
         with contextlib.suppress(ConnectionError, RuntimeError):
             await response.write_eof()
-    except (ConnectionError, asyncio.CancelledError):
-        hub.unregister(watcher)
-        raise
+    except ConnectionError:
+        pass  # the client went away; nothing left to tell it
     finally:
         hub.unregister(watcher)
     return response
