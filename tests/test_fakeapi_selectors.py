@@ -157,7 +157,7 @@ def test_selectors_render_in_the_canonical_go_form(text: str, canonical: str) ->
         (
             "k" * 64,
             f'unable to parse requirement: <nil>: Invalid value: "{"k" * 64}": '
-            "name part must be no more than 63 characters",
+            "name part must be no more than 63 bytes",
         ),
         (
             "x=a-",
@@ -177,7 +177,7 @@ def test_parse_errors_carry_apimachinery_messages(text: str, message: str) -> No
 def test_a_too_long_value_reports_length_and_regex_together() -> None:
     with pytest.raises(SelectorError) as err:
         parse_label_selector("x=" + "v" * 63 + "-")
-    assert "must be no more than 63 characters; a valid label must be" in str(err.value)
+    assert "must be no more than 63 bytes; a valid label must be" in str(err.value)
 
 
 def test_an_invalid_dns_prefix_is_reported_as_a_prefix_part_error() -> None:

@@ -6,7 +6,7 @@ Contract
   ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists), ``!k`` (does not
   exist), ``k>1`` / ``k<1`` (integer comparison), comma-separated requirements that are ANDed,
   whitespace between tokens. Keys must be qualified names and values valid label values (at most
-  63 characters); violations raise :class:`SelectorError` with apimachinery's message text
+  63 bytes); violations raise :class:`SelectorError` with apimachinery's message text
   (``unable to parse requirement: ...``).
 * ``!=`` and ``notin`` also match objects that do not carry the key, as in Kubernetes.
 * The empty selector matches everything. ``str(selector)`` renders the canonical form the Go code
@@ -100,7 +100,7 @@ def _regex_error(msg: str, fmt: str, *examples: str) -> str:
 
 
 def _max_len_error(n: int) -> str:
-    return f"must be no more than {n} characters"
+    return f"must be no more than {n} bytes"  # kube 1.36 wording; older releases said "characters"
 
 
 _EMPTY_ERROR = "must be non-empty"
@@ -133,7 +133,7 @@ def _fullmatch_ascii(rx: re.Pattern[str], s: str) -> bool:
 
 def _is_dns1123_subdomain(value: str) -> list[str]:
     errs: list[str] = []
-    if len(value) > 253:
+    if len(value.encode()) > 253:
         errs.append(_max_len_error(253))
     if not _fullmatch_ascii(_DNS1123_SUBDOMAIN_RE, value):
         errs.append(_regex_error(_DNS1123_SUBDOMAIN_ERR, _DNS1123_SUBDOMAIN_FMT, "example.com"))
@@ -160,7 +160,7 @@ def validate_label_key(key: str) -> list[str]:
         ]
     if not name:
         errs.append("name part " + _EMPTY_ERROR)
-    elif len(name) > 63:
+    elif len(name.encode()) > 63:
         errs.append("name part " + _max_len_error(63))
     if not _fullmatch_ascii(_LABEL_KEY_RE, name):
         errs.append(
@@ -172,7 +172,7 @@ def validate_label_key(key: str) -> list[str]:
 def validate_label_value(value: str) -> list[str]:
     """Messages apimachinery ``IsValidLabelValue`` gives for ``value``; empty when valid."""
     errs: list[str] = []
-    if len(value) > 63:
+    if len(value.encode()) > 63:
         errs.append(_max_len_error(63))
     if not _fullmatch_ascii(_LABEL_VALUE_RE, value):
         errs.append(_regex_error(_LABEL_VALUE_ERR, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
