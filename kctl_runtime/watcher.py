@@ -41,7 +41,7 @@ import contextlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 import anyio
@@ -49,12 +49,43 @@ import orjson
 import structlog
 
 from kctl_runtime import _http
+from kctl_runtime._watchmachine import (
+    KEEP_WATCHING,
+    Action,
+    Apply,
+    BackOff,
+    Bookmark,
+    Delete,
+    Empty,
+    Failed,
+    GoneInput,
+    Init,
+    InitApply,
+    InitDone,
+    InitListed,
+    InitListing,
+    Input,
+    KeepWatching,
+    ListPage,
+    PageReceived,
+    StartWatch,
+    State,
+    Step,
+    StreamEnded,
+    StreamStalled,
+    WatcherEvent,
+    WatchEvent,
+    Watching,
+    initial_action,
+    step,
+)
 from kctl_runtime.backoff import Backoff
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import ApiError, Gone, TooManyRequests
 from kctl_runtime.resource import Resource
 
 __all__ = [
+    "Action",
     "Apply",
     "BackOff",
     "Bookmark",
@@ -67,6 +98,7 @@ __all__ = [
     "InitDone",
     "InitListed",
     "InitListing",
+    "Input",
     "KeepWatching",
     "ListPage",
     "PageReceived",
@@ -76,281 +108,15 @@ __all__ = [
     "StreamEnded",
     "StreamStalled",
     "WatchEvent",
-    "WatchLine",
     "Watcher",
     "WatcherConfig",
     "WatcherEvent",
+    "Watching",
+    "initial_action",
     "step",
 ]
 
 _log = structlog.get_logger("kctl_runtime.watcher")
-
-# ---------------------------------------------------------------------------------------------
-# States
-
-
-@dataclass(frozen=True, slots=True)
-class Empty:
-    """Nothing listed yet (start, or after a 410)."""
-
-
-@dataclass(frozen=True, slots=True)
-class InitListing:
-    """Paginating the initial list; ``continue_token`` fetches the next page."""
-
-    continue_token: str
-
-
-@dataclass(frozen=True, slots=True)
-class InitListed:
-    """Listed completely at ``resource_version``; a watch from there comes next."""
-
-    resource_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Watching:
-    """Watching; ``resource_version`` is the newest version seen."""
-
-    resource_version: str
-
-
-State = Empty | InitListing | InitListed | Watching
-
-# ---------------------------------------------------------------------------------------------
-# Inputs: the outcome of the last action
-
-
-@dataclass(frozen=True, slots=True)
-class PageReceived:
-    """One list page: its items, the list's resourceVersion and the next ``continue`` token."""
-
-    items: list[dict[str, Any]]
-    resource_version: str
-    continue_token: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """One decoded watch event: ``type`` is ADDED / MODIFIED / DELETED / BOOKMARK / ERROR."""
-
-    type: str
-    object: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
-    """The watch stream closed (server timeout, clean close, dropped connection)."""
-
-    duration: float
-    events: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStalled:
-    """The watch stream stayed silent past the inactivity limit and was abandoned."""
-
-
-@dataclass(frozen=True, slots=True)
-class GoneInput:
-    """HTTP 410: the resourceVersion or ``continue`` token is too old."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """Any other failure; ``retry_after`` is the server's hint (429), if any."""
-
-    status: int | None = None
-    retry_after: float | None = None
-    message: str = ""
-
-
-Input = PageReceived | WatchEvent | StreamEnded | StreamStalled | GoneInput | Failed
-
-# ---------------------------------------------------------------------------------------------
-# Events for the consumer
-
-
-@dataclass(frozen=True, slots=True)
-class Init:
-    """A (re)list begins; forget what was buffered from an earlier, unfinished one."""
-
-
-@dataclass(frozen=True, slots=True)
-class InitApply:
-    """One object of the (re)list."""
-
-    object: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class InitDone:
-    """The (re)list is complete at ``resource_version``."""
-
-    resource_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Apply:
-    """An object was added or modified."""
-
-    object: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    """An object was deleted; ``object`` is its final state."""
-
-    object: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Bookmark:
-    """The server is at ``resource_version``; nothing changed for us."""
-
-    resource_version: str
-
-
-WatcherEvent = Init | InitApply | InitDone | Apply | Delete | Bookmark
-
-# ---------------------------------------------------------------------------------------------
-# Actions: what the driver does next
-
-
-@dataclass(frozen=True, slots=True)
-class ListPage:
-    """List one page (``continue_token=None``: the first page of a fresh, consistent list)."""
-
-    continue_token: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StartWatch:
-    """Open a watch from ``resource_version``."""
-
-    resource_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeepWatching:
-    """Keep reading the open watch stream."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackOff:
-    """Wait a backoff delay (at least ``retry_after``), then do ``then``; ``relist`` marks a 410."""
-
-    then: ListPage | StartWatch
-    retry_after: float | None = None
-    reason: str = ""
-    relist: bool = False
-
-
-Action = ListPage | StartWatch | KeepWatching | BackOff
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The result of :func:`step`."""
-
-    state: State
-    events: tuple[WatcherEvent, ...]
-    action: Action
-
-
-_KEEP: Final = KeepWatching()
-_INIT: Final = Init()
-_NO_EVENTS: tuple[WatcherEvent, ...] = ()
-_FIRST_PAGE: Final = ListPage(None)
-SHORT_WATCH: Final = 1.0
-"""A watch that ends sooner than this (seconds) without any event is treated as an error."""
-
-
-def initial_action(state: State) -> Action:
-    """What to do first in ``state`` (a fresh watcher starts in :class:`Empty`)."""
-    if isinstance(state, Empty):
-        return _FIRST_PAGE
-    if isinstance(state, InitListing):
-        return ListPage(state.continue_token)
-    return StartWatch(state.resource_version)
-
-
-def _retry(state: State) -> ListPage | StartWatch:
-    if isinstance(state, Empty):
-        return _FIRST_PAGE
-    if isinstance(state, InitListing):
-        return ListPage(state.continue_token)
-    return StartWatch(state.resource_version)
-
-
-def _relist(reason: str) -> Step:
-    return Step(Empty(), _NO_EVENTS, BackOff(_FIRST_PAGE, reason=reason, relist=True))
-
-
-def _resource_version(obj: Mapping[str, Any]) -> str | None:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping):
-        rv = meta.get("resourceVersion")
-        if rv:
-            return str(rv)
-    return None
-
-
-def step(state: State, received: Input) -> Step:
-    """Advance the list-watch machine by one input. Pure: no I/O, no clock, no randomness."""
-    if isinstance(received, WatchEvent):
-        return _on_watch_event(state, received)
-    if isinstance(received, PageReceived):
-        if not isinstance(state, Empty | InitListing):
-            raise TypeError(f"a list page arrived in state {state}")
-        events: list[WatcherEvent] = [_INIT] if isinstance(state, Empty) else []
-        events.extend(InitApply(item) for item in received.items)
-        token = received.continue_token
-        if token:
-            return Step(InitListing(token), tuple(events), ListPage(token))
-        rv = received.resource_version
-        events.append(InitDone(rv))
-        return Step(InitListed(rv), tuple(events), StartWatch(rv))
-    if isinstance(received, GoneInput):
-        return _relist("410 Gone")
-    if isinstance(received, Failed):
-        reason = f"{received.status or 'connection'}: {received.message}".strip()
-        return Step(state, _NO_EVENTS, BackOff(_retry(state), received.retry_after, reason))
-    if isinstance(received, StreamStalled):
-        return Step(state, _NO_EVENTS, _retry(state))
-    # StreamEnded
-    if received.events == 0 and received.duration < SHORT_WATCH:
-        reason = "watch closed within a second without events"
-        return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=reason))
-    return Step(state, _NO_EVENTS, _retry(state))
-
-
-def _on_watch_event(state: State, event: WatchEvent) -> Step:
-    if not isinstance(state, InitListed | Watching):
-        raise TypeError(f"a watch event arrived in state {state}")
-    kind = event.type
-    obj = event.object
-    current = state.resource_version
-    if kind == "ERROR":
-        code = obj.get("code")
-        if code == 410:
-            return _relist(f"410 in watch: {obj.get('message', '')}")
-        retry_after = None
-        details = obj.get("details")
-        if isinstance(details, Mapping) and details.get("retryAfterSeconds"):
-            retry_after = float(details["retryAfterSeconds"])
-        failed = Failed(code if isinstance(code, int) else None, retry_after, str(obj.get("message", "")))
-        return step(state, failed)
-    rv = _resource_version(obj)
-    new_state = Watching(rv if rv is not None else current)
-    if kind in {"ADDED", "MODIFIED"}:
-        return Step(new_state, (Apply(obj),), _KEEP)
-    if kind == "DELETED":
-        return Step(new_state, (Delete(obj),), _KEEP)
-    if kind == "BOOKMARK":
-        return Step(new_state, (Bookmark(new_state.resource_version),), _KEEP)
-    return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=f"unknown watch event type {kind!r}"))
-
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -425,13 +191,6 @@ class WatcherConfig:
 
 # ---------------------------------------------------------------------------------------------
 # The driver
-
-
-@dataclass(frozen=True, slots=True)
-class WatchLine:
-    """A raw watch line for :meth:`Watcher.feed_line` (benchmarks and tests of the decode path)."""
-
-    data: bytes
 
 
 _Sink = Callable[[WatcherEvent], None]
@@ -620,7 +379,7 @@ class Watcher:
         accept = _http.ACCEPT_META_WATCH if self._meta_accept else _http.ACCEPT_JSON
         started = self.clock.monotonic()
         counter = [0]
-        action: Action = _KEEP
+        action: Action = KEEP_WATCHING
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 silence = _Silence(self.clock, self._inactivity(timeout), scope)
@@ -677,7 +436,7 @@ class Watcher:
                     self.backoff.mark_healthy(self.clock.monotonic())
         except _TRANSPORT_ERRORS as exc:
             _log.info("watch connection dropped; resuming", resource=str(self.resource), error=str(exc))
-        return _KEEP
+        return KEEP_WATCHING
 
     def feed_line(self, line: bytes, sink: _Sink) -> Action:
         """Decode one watch line and step the machine with it, as the stream reader does."""
