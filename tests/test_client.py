@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import FakeClock
-from kctl_runtime.errors import AlreadyExists, Conflict, Forbidden, NotFound, ServerError
+from kctl_runtime.errors import AlreadyExists, Forbidden, NotFound, ServerError
 from kctl_runtime.informer import InformerFactory
 from kctl_runtime.resource import CONFIGMAPS, NAMESPACES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
@@ -255,3 +256,63 @@ def test_retry_policy_rejects_nonsense() -> None:
         RetryPolicy(attempts=0)
     with pytest.raises(ValueError, match="backoff"):
         RetryPolicy(initial_backoff=2, max_backoff=1)
+
+
+# --------------------------------------------------------------------------- docs/client.md
+
+# --8<-- [start:client]
+from kctl_runtime.errors import Conflict  # noqa: E402
+from kctl_runtime.resource import DEPLOYMENTS  # noqa: E402
+
+
+async def annotate_web_config(client: Client, namespace: str) -> list[str]:
+    """Annotate every ConfigMap labelled app=web; drop the retired one if it is still there."""
+    touched = []
+    for obj in await client.list(CONFIGMAPS, namespace, label_selector="app=web"):  # cache, if synced
+        name = obj["metadata"]["name"]
+        patch = {"metadata": {"annotations": {"example.com/seen": "true"}}}
+        await client.patch(CONFIGMAPS, name, patch, namespace=namespace)  # merge patch, to the API
+        touched.append(name)
+    await client.delete(CONFIGMAPS, "web-retired", namespace=namespace, ignore_not_found=True)
+    return touched
+
+
+async def scale(client: Client, name: str, namespace: str, replicas: int) -> dict[str, Any]:
+    """Read-modify-write with optimistic concurrency: retry when someone else wrote first."""
+    for _ in range(5):
+        deployment = await client.api.get(DEPLOYMENTS, name, namespace)  # fresh, uncached read
+        deployment["spec"]["replicas"] = replicas
+        try:
+            return await client.update(DEPLOYMENTS, deployment)  # carries resourceVersion
+        except Conflict:
+            continue
+    raise RuntimeError(f"{namespace}/{name}: too many conflicting writers")
+
+
+# --8<-- [end:client]
+
+
+async def test_doc_snippet_client_annotates_lists_deletes_and_retries_conflicts(kube: KubeTarget) -> None:
+    ns = kube.namespace
+    async with cached_client(kube) as client:
+        await client.create(CONFIGMAPS, cm("web-a", ns, app="web"))
+        await client.create(CONFIGMAPS, cm("web-retired", ns, app="old"))
+
+        async def cached_web_a() -> bool:
+            return len(await client.list(CONFIGMAPS, ns, label_selector="app=web")) == 2
+
+        await eventually(cached_web_a, message="cache caught up")
+        assert await annotate_web_config(client, ns) == ["one", "web-a"]
+        assert await annotate_web_config(client, ns) == ["one", "web-a"]  # idempotent; delete ignored
+        with pytest.raises(NotFound):
+            await client.api.get(CONFIGMAPS, "web-retired", ns)
+        spec = {
+            "selector": {"matchLabels": {"app": "s"}},
+            "template": {
+                "metadata": {"labels": {"app": "s"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        }
+        await client.create(DEPLOYMENTS, {"metadata": {"name": "s", "namespace": ns}, "spec": spec})
+        scaled = await scale(client, "s", ns, 3)
+        assert scaled["spec"]["replicas"] == 3

@@ -72,7 +72,6 @@ from pathlib import Path  # noqa: E402
 import aiohttp  # noqa: E402
 import anyio  # noqa: E402
 import anyio.to_thread  # noqa: E402
-import pytest  # noqa: E402
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually  # noqa: E402
 
@@ -109,7 +108,6 @@ async def status(port: int, path: str) -> int:
         return 0
 
 
-@pytest.mark.slow
 async def test_doc_snippet_main_serves_probes_and_exits_cleanly_on_sigterm(kube: KubeTarget) -> None:
     health, metrics = free_port(), free_port()
     process = start(
