@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -125,8 +126,17 @@ def test_a_process_that_fails_to_start_is_named_with_the_tail_of_its_log() -> No
     message = str(raised.value)
     assert "\n" not in message
     assert "kube-apiserver exited with code" in message
-    assert "flag provided but not defined" in message or "unknown flag" in message
     assert not plane.running
+    log = re.search(r"log (\S+/logs/kube-apiserver\.log): (.*)$", message)
+    assert log is not None, message
+    log_path = Path(log.group(1))
+    try:
+        text = log_path.read_text()
+        assert "flag provided but not defined: -etcd-servers" in text  # the whole log is kept
+        last_line = [line for line in text.splitlines() if line.strip()][-1].strip()
+        assert log.group(2).endswith(last_line)  # ... and its tail is in the message
+    finally:
+        shutil.rmtree(log_path.parent.parent)
 
 
 def test_start_reports_the_server_version_and_startup_time(plane: envtest.ControlPlane) -> None:
@@ -187,7 +197,8 @@ async def test_rbac_is_enforced_for_a_service_account_token(api: client.ApiClien
     robot_config = client.Configuration()
     robot_config.host = api.configuration.host
     robot_config.ssl_ca_cert = api.configuration.ssl_ca_cert
-    robot_config.api_key = {"authorization": f"Bearer {token.status.token}"}
+    robot_config.api_key = {"BearerToken": token.status.token}
+    robot_config.api_key_prefix = {"BearerToken": "Bearer"}
     async with client.ApiClient(robot_config) as robot:
         with pytest.raises(ApiException) as denied:
             await client.CoreV1Api(robot).list_namespaced_secret(namespace)

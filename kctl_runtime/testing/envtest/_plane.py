@@ -307,13 +307,15 @@ class ControlPlane:
         if self._given_work_dir is None:
             return Path(tempfile.mkdtemp(prefix="kctl-envtest-"))
         work = self._given_work_dir.resolve()
-        if (work / _STATE_FILE).exists():
-            with contextlib.suppress(EnvtestUnavailable):
-                if ControlPlane.attach(work).running:
-                    raise EnvtestUnavailable(
-                        f"a control plane is already running in {work}: stop it first "
-                        f"(python -m kctl_runtime.testing.envtest stop --dir {work})"
-                    )
+        try:
+            previous: ControlPlane | None = ControlPlane.attach(work)
+        except EnvtestUnavailable:
+            previous = None  # no state file: nothing was started here, or it was stopped
+        if previous is not None and previous.running:
+            raise EnvtestUnavailable(
+                f"a control plane is already running in {work}: stop it first "
+                f"(python -m kctl_runtime.testing.envtest stop --dir {work})"
+            )
         work.mkdir(parents=True, exist_ok=True)
         self._remove_generated(work)
         return work
