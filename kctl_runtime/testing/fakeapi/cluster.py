@@ -200,8 +200,15 @@ class Cluster:
     # ---- verbs ----
 
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        manager: str | None = "kube-controller-manager",
     ) -> dict[str, Any]:
+        """Create an object; ``manager`` records managedFields (``None``: the body already has them)."""
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
         self._check_type_meta(rt, body)
@@ -256,6 +263,8 @@ class Cluster:
         self.defaulter.on_create(rt, obj)
         if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
             raise already_exists(rt.plural, rt.group, name)
+        if manager is not None:
+            obj = self._managed(rt, None, obj, manager, None)
         if dry_run:
             return self.view(rt, obj)
         stored = self.storage.create(rt.storage_key, obj)
@@ -270,13 +279,38 @@ class Cluster:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str | None = "kube-controller-manager",
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
         self._check_type_meta(rt, body)
         existing = self.get(rt, namespace, name)
         new = self._prepare_update(rt, existing, body, subresource=subresource)
+        if manager is not None:
+            new = self._managed(rt, existing.obj, new, manager, subresource)
         return self._write_update(rt, existing, new, dry_run=dry_run)
+
+    def _managed(
+        self,
+        rt: ResourceType,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        manager: str,
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        from .apply import update_managed_fields
+
+        return update_managed_fields(
+            old,
+            new,
+            manager=manager,
+            subresource=subresource,
+            now=self.now(),
+            api_version=rt.api_version,
+            kind=rt.kind,
+            schema=rt.schema if rt.custom else None,
+            status_subresource=rt.status_subresource,
+        )
 
     def _prepare_update(
         self, rt: ResourceType, existing: Stored, body: dict[str, Any], *, subresource: str | None
@@ -380,6 +414,7 @@ class Cluster:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str | None = "kube-controller-manager",
     ) -> dict[str, Any]:
         """Apply ``apply`` to a private copy of the stored object and write the result as an update."""
         existing = self.get(rt, namespace, name)
@@ -388,6 +423,8 @@ class Cluster:
         if not isinstance(patched, dict):
             raise bad_request("the patch produced something other than an object")
         new = self._prepare_update(rt, existing, patched, subresource=subresource)
+        if manager is not None:
+            new = self._managed(rt, existing.obj, new, manager, subresource)
         return self._write_update(rt, existing, new, dry_run=dry_run)
 
     def delete(

@@ -187,16 +187,12 @@ def prepare_custom_resource(rt: ResourceType, obj: dict[str, Any], old: dict[str
     schema = rt.schema
     if not schema:
         return
-    try:
-        from . import schema as schemalib
-    except ImportError:  # pragma: no cover - the schema module ships with the package
-        return
-    defaulted = schemalib.apply_defaults(obj, schema)
-    pruned = schemalib.prune(defaulted, schema)
-    if pruned is not obj:
-        obj.clear()
-        obj.update(pruned)
+    from . import schema as schemalib
+
+    pruned = schemalib.prune(schemalib.apply_defaults(obj, schema), schema)
+    obj.clear()
+    obj.update(pruned)
     causes = schemalib.validate(obj, schema)
     if causes:
-        body = schemalib.status_invalid(rt.kind, obj["metadata"].get("name", ""), rt.group, causes)
-        raise ApiError(body)
+        name = obj["metadata"].get("name", "")
+        raise ApiError(schemalib.status_invalid(group=rt.group, kind=rt.kind, name=name, causes=causes))

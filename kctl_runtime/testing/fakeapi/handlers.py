@@ -152,6 +152,11 @@ def _decode_continue(token: str) -> tuple[int, str]:
         raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from None
 
 
+def _manager_from_agent(agent: str) -> str:
+    """The default field manager: the User-Agent up to its first ``/`` (as kube-apiserver does)."""
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
 def _key(item: Stored) -> str:
     return f"{item.namespace}/{item.name}"
 
@@ -190,10 +195,11 @@ class ResourceHandler:
         if "protobuf" in content_type or "cbor" in content_type:
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
         body = _json_body(await request.read()) if target.verb != "delete" or request.can_read_body else None
+        manager = query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         if target.verb == "create":
             if target.name or target.subresource:
                 raise method_not_allowed(rt.plural, rt.group, "create")
-            out = self.cluster.create(rt, target.namespace, body, dry_run=dry_run)
+            out = self.cluster.create(rt, target.namespace, body, dry_run=dry_run, manager=manager)
             return self._object(request, rt, out, status=201)
         if target.verb == "update":
             if target.subresource == "finalize":
@@ -202,11 +208,12 @@ class ResourceHandler:
             if target.subresource == "scale":
                 return self._json(self._scale_update(rt, target, body, dry_run))
             out = self.cluster.update(
-                rt, target.namespace, target.name, body, subresource=target.subresource or None, dry_run=dry_run
+                rt, target.namespace, target.name, body, subresource=target.subresource or None,
+                dry_run=dry_run, manager=manager,
             )
             return self._object(request, rt, out)
         if target.verb == "patch":
-            return await self.patch(request, target, body, dry_run)
+            return await self.patch(request, target, body, dry_run, manager)
         if target.verb == "delete":
             options = DeleteOptions(body if isinstance(body, dict) else None, dict(query))
             out, _ = self.cluster.delete(rt, target.namespace, target.name, options)
@@ -424,7 +431,9 @@ class ResourceHandler:
 
     # ---- patch ----
 
-    async def patch(self, request: web.Request, target: Target, body: Any, dry_run: bool) -> web.Response:
+    async def patch(
+        self, request: web.Request, target: Target, body: Any, dry_run: bool, manager: str
+    ) -> web.Response:
         from . import patch as patchlib
 
         rt = target.rt
@@ -448,7 +457,8 @@ class ResourceHandler:
         if target.subresource == "scale":
             return self._json(self._scale_patch(rt, target, apply, dry_run))
         out = self.cluster.patch_with(
-            rt, target.namespace, target.name, apply, subresource=target.subresource or None, dry_run=dry_run
+            rt, target.namespace, target.name, apply, subresource=target.subresource or None,
+            dry_run=dry_run, manager=manager,
         )
         return self._object(request, rt, out)
 
@@ -461,33 +471,39 @@ class ResourceHandler:
         if not isinstance(body, dict):
             raise bad_request("error decoding YAML: the apply patch must be an object")
         force = query.get("force") in ("true", "1")
-        try:
-            from . import apply as applylib
-        except ImportError:
-            applylib = None  # type: ignore[assignment]
+        from .apply import server_side_apply
+        from .patch import PatchError
+
         existing = self.cluster.storage.get(rt.storage_key, target.namespace if rt.namespaced else "", target.name)
-        if applylib is not None and hasattr(applylib, "server_side_apply"):
-            merged = applylib.server_side_apply(
+        if existing is None and target.subresource:
+            self.cluster.get(rt, target.namespace, target.name)  # 404 for a subresource of nothing
+        body_meta = body.get("metadata") or {}
+        if body_meta.get("name") and body_meta["name"] != target.name:
+            raise bad_request(
+                f"the name of the object ({body_meta['name']}) does not match the name on the URL ({target.name})"
+            )
+        try:
+            merged = server_side_apply(
                 None if existing is None else self.cluster.view(rt, existing.obj),
                 body,
-                field_manager=manager,
+                manager=manager,
                 force=force,
                 api_version=rt.api_version,
                 kind=rt.kind,
                 now=self.cluster.now(),
-                subresource=target.subresource or "",
+                schema=rt.schema if rt.custom else None,
+                subresource=target.subresource or None,
+                status_subresource=rt.status_subresource,
             )
-        else:
-            from . import patch as patchlib
-
-            base = {} if existing is None else orjson.loads(orjson.dumps(self.cluster.view(rt, existing.obj)))
-            merged = patchlib.json_merge_patch(base, body)
+        except PatchError as exc:
+            raise ApiError(exc.to_status()) from None
         if existing is None:
             merged.setdefault("metadata", {}).setdefault("name", target.name)
-            out = self.cluster.create(rt, target.namespace, merged, dry_run=dry_run)
+            out = self.cluster.create(rt, target.namespace, merged, dry_run=dry_run, manager=None)
             return self._object(request, rt, out, status=201)
         out = self.cluster.patch_with(
-            rt, target.namespace, target.name, lambda _: merged, subresource=target.subresource or None, dry_run=dry_run
+            rt, target.namespace, target.name, lambda _: merged, subresource=target.subresource or None,
+            dry_run=dry_run, manager=None,
         )
         return self._object(request, rt, out)
 
