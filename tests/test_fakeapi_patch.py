@@ -70,12 +70,13 @@ def test_a_null_merge_patch_is_a_bad_request() -> None:
     assert (err.value.status, err.value.reason, str(err.value)) == (400, "BadRequest", "Invalid JSON Patch")
 
 
-def test_a_non_object_merge_patch_is_invalid() -> None:
+def test_a_non_object_merge_patch_is_a_decoding_error() -> None:
     with pytest.raises(PatchError) as err:
         json_merge_patch({"a": 1}, [1, 2])
-    assert err.value.status == 422
-    assert err.value.reason == "Invalid"
-    assert "cannot unmarshal array" in str(err.value)
+    assert (err.value.status, err.value.reason) == (400, "BadRequest")
+    assert str(err.value) == (
+        "error decoding patch: json: cannot unmarshal array into Go value of type map[string]interface {}"
+    )
 
 
 def test_nulls_inside_a_newly_added_object_are_pruned_as_upstream_does() -> None:
@@ -278,7 +279,15 @@ def test_a_json_patch_that_is_not_a_list_is_a_bad_request() -> None:
         json_patch({}, {"op": "add"})
     assert err.value.status == 400
     assert err.value.reason == "BadRequest"
-    assert str(err.value) == "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+    assert str(err.value) == (
+        "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"
+    )
+    with pytest.raises(PatchError, match=r"into Go value of type handlers\.jsonPatchOp$"):
+        json_patch({}, [1])
+
+
+def test_a_null_json_patch_changes_nothing() -> None:
+    assert json_patch({"a": 1}, None) == {"a": 1}
 
 
 def test_too_many_json_patch_operations_is_413() -> None:
