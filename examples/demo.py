@@ -45,7 +45,6 @@ WEBSITE = "kubia"
 CHILD = f"{WEBSITE}-website"
 CRD_FILE = Path(__file__).resolve().parent / "website_controller" / "crd.yaml"
 CORE_EVENTS = Resource("", "v1", "events", "Event")
-NEW_EVENTS = Resource("events.k8s.io", "v1", "events", "Event")
 
 
 class DemoTimeout(Exception):
@@ -117,12 +116,6 @@ async def events(api: Client) -> list[tuple[str, str, str]]:
     for e in await api.list(CORE_EVENTS, namespace=NAMESPACE):
         if (e.get("involvedObject") or {}).get("name") == WEBSITE:
             found.append((e.get("type", ""), e.get("reason", ""), e.get("message", "")))
-    try:
-        for e in await api.list(NEW_EVENTS, namespace=NAMESPACE):
-            if (e.get("regarding") or {}).get("name") == WEBSITE:
-                found.append((e.get("type", ""), e.get("reason", ""), e.get("note", "")))
-    except NotFound:
-        pass
     return found
 
 

@@ -101,7 +101,8 @@ async def test_the_cluster_fills_the_token_and_the_controller_never_logs_it(
             await api.create(USERS, user("tester3", kube.namespace, group))
 
             async def token() -> str:
-                secret = await api.get(SECRETS, "tester3-token", group_namespace(group))
+                secret = await get_or_none(api, SECRETS, "tester3-token", group_namespace(group))
+                assert secret is not None, "no token Secret yet"
                 data = secret.get("data") or {}
                 assert data.get("token"), "token not filled in yet"
                 return base64.b64decode(data["token"]).decode()

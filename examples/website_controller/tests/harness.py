@@ -156,20 +156,14 @@ def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def events_for(api: Client, namespace: str, name: str) -> list[dict[str, Any]]:
-    """Events about the object ``name`` in ``namespace``, whichever events API the recorder used."""
-
+    """core/v1 Events about the object ``name`` in ``namespace`` (what the recorder writes; the
+    real server also serves each of them as an events.k8s.io/v1 Event: do not count those twice)."""
     core = Resource("", "v1", "events", "Event")
-    found = [
+    return [
         e
         for e in await api.list(core, namespace=namespace)
         if (e.get("involvedObject") or {}).get("name") == name
     ]
-    with contextlib.suppress(NotFound):
-        new = Resource("events.k8s.io", "v1", "events", "Event")
-        for e in await api.list(new, namespace=namespace):
-            if (e.get("regarding") or {}).get("name") == name:
-                found.append({**e, "message": e.get("note", ""), "type": e.get("type")})
-    return found
 
 
 async def make_available(kube: KubeTarget, api: Client, name: str, replicas: int) -> None:
