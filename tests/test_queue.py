@@ -684,3 +684,27 @@ async def test_the_docs_worker_retries_a_failing_key_with_backoff_and_forgets_it
         queue.shut_down()
     assert attempts == [("default/web", 1000.0), ("default/web", 1001.0), ("default/web", 1003.0)]
     assert queue.num_requeues("default/web") == 0
+
+
+async def test_workers_whose_bodies_never_await_still_share_the_work() -> None:
+    queue: WorkQueue[int] = WorkQueue()
+    for i in range(320):
+        queue.add(i)
+    taken: dict[str, int] = {"a": 0, "b": 0}
+
+    async def busy(name: str) -> None:
+        while True:
+            try:
+                async with queue.get():
+                    taken[name] += 1  # no await in the body
+            except ShutDown:
+                return
+            if taken["a"] + taken["b"] == 320:
+                queue.shut_down()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(busy, "a")
+        tg.start_soon(busy, "b")
+    assert taken["a"] + taken["b"] == 320
+    assert taken["a"] > 0
+    assert taken["b"] > 0
