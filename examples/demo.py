@@ -111,12 +111,29 @@ def describe_status(website: dict[str, Any]) -> None:
         )
 
 
-async def events(api: Client) -> list[tuple[str, str, str]]:
-    found: list[tuple[str, str, str]] = []
+async def events(api: Client) -> list[tuple[str, str, str, int]]:
+    """(type, reason, message, count) of the Events about the Website, oldest first."""
+    found: list[tuple[str, str, str, int, str]] = []
     for e in await api.list(CORE_EVENTS, namespace=NAMESPACE):
         if (e.get("involvedObject") or {}).get("name") == WEBSITE:
-            found.append((e.get("type", ""), e.get("reason", ""), e.get("message", "")))
-    return found
+            first = str(e.get("firstTimestamp") or "")
+            found.append(
+                (
+                    e.get("type", ""),
+                    e.get("reason", ""),
+                    e.get("message", ""),
+                    int(e.get("count") or 1),
+                    first,
+                )
+            )
+    found.sort(key=lambda item: item[4])
+    return [item[:4] for item in found]
+
+
+async def show_events(api: Client) -> None:
+    say("   events for website/kubia (kubectl get events):")
+    for kind, reason, message, count in await events(api):
+        say(f"     {kind:<7} {reason:<10} x{count}  {message}")
 
 
 async def ready_condition(api: Client) -> dict[str, Any] | None:
@@ -217,9 +234,7 @@ async def scenario(api: Client, manager: Manager, timeout: float) -> None:
         return await get(api, WEBSITES, WEBSITE) if condition and condition["status"] == "True" else None
 
     describe_status(await wait_for("Ready=True", ready, timeout))
-    say("   events for website/kubia:")
-    for kind, reason, message in await events(api):
-        say(f"     {kind:<7} {reason:<10} {message}")
+    await show_events(api)
 
     step(3, "edit the Website: spec.branch main -> gh-pages")
     await api.patch(WEBSITES, WEBSITE, {"spec": {"branch": "gh-pages"}}, namespace=NAMESPACE)
@@ -244,6 +259,12 @@ async def scenario(api: Client, manager: Manager, timeout: float) -> None:
     fresh = await wait_for("the Service to be recreated", recreated, timeout)
     say(f"   recreated by the controller (uid {fresh['metadata']['uid'][:8]}...):")
     describe_service(fresh)
+
+    async def recorded() -> bool | None:
+        return True if any(count > 1 for *_, count in await events(api)) else None
+
+    await wait_for("the repeated Created event", recorded, timeout)
+    await show_events(api)
 
     step(5, "delete the Website: the garbage collector removes what it owned")
     await api.delete(WEBSITES, WEBSITE, namespace=NAMESPACE)
