@@ -525,9 +525,26 @@ def test_delete_from_primitive_list_removes_values() -> None:
     assert out["metadata"]["finalizers"] == ["b"]
 
 
-def test_delete_from_primitive_list_on_a_missing_list_adds_the_values_as_upstream_does() -> None:
+def test_delete_from_primitive_list_on_a_missing_list_changes_nothing() -> None:
     out = smp({"metadata": {}}, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})
-    assert out["metadata"]["finalizers"] == ["a"]
+    assert out == {"metadata": {}}
+
+
+def test_directive_elements_in_a_list_the_object_lacks_are_dropped() -> None:
+    # kube-apiserver v1.36: $patch elements vanish when there is no list to merge with
+    for directive in ("merge", "delete", "replace"):
+        patch = {"spec": {"imagePullSecrets": [{"name": "a"}, {"name": "b", "$patch": directive}]}}
+        out = smp({"spec": {}}, patch)
+        assert out["spec"]["imagePullSecrets"] == [{"name": "a"}], directive
+
+
+def test_a_strategic_merge_patch_that_is_not_an_object_is_a_bad_request() -> None:
+    with pytest.raises(PatchError) as err:
+        strategic_merge_patch({}, [1], api_version="v1", kind="Pod")
+    assert (err.value.status, str(err.value)) == (
+        400,
+        "json: cannot unmarshal array into Go value of type map[string]interface {}",
+    )
 
 
 def test_a_bad_delete_from_primitive_list_key_is_a_bad_request() -> None:

@@ -112,6 +112,13 @@ def _decode_error(value: Any, go_type: str) -> PatchError:
     )
 
 
+def _decode_error_plain(value: Any) -> PatchError:
+    """The 400 for a strategic merge patch body that is not an object (no "error decoding" prefix)."""
+    return _bad_request(
+        f"json: cannot unmarshal {_go_type(value)} into Go value of type map[string]interface {{}}"
+    )
+
+
 def _invalid_generic(detail: str) -> PatchError:
     return PatchError(_GENERIC_422, status=422, reason="Invalid", detail=detail)
 
@@ -654,32 +661,34 @@ def _merge_map(original: dict[str, Any] | None, patch: dict[str, Any], schema: _
             continue
         sub, strategy, merge_key = schema.lookup(k)
         if k not in original:
-            # Upstream quirk kept: a $deleteFromPrimitiveList for a list the object lacks adds the
-            # listed values (mergeMap takes the patch value when the key is absent).
-            original[k] = _fresh(patch_v, sub, strategy, merge_key)
+            if not is_delete_list:  # deleting from a list the object lacks changes nothing
+                original[k] = _fresh(patch_v, sub)
             continue
         orig_v = original[k]
         if _kind_of(orig_v) != _kind_of(patch_v):
-            original[k] = _fresh(patch_v, sub, strategy, merge_key)
+            original[k] = _fresh(patch_v, sub)
         elif isinstance(orig_v, dict):
             original[k] = _fresh(patch_v, sub) if strategy == "replace" else _merge_map(orig_v, patch_v, sub)
         elif isinstance(orig_v, list) and strategy == "merge":
             original[k] = _merge_slice(orig_v, patch_v, sub, merge_key, is_delete_list)
         else:
-            original[k] = _fresh(patch_v, sub, strategy, merge_key)
+            original[k] = _fresh(patch_v, sub)
     return original
 
 
-def _fresh(value: Any, schema: _Schema, strategy: str = "", merge_key: str = "") -> Any:
-    """A patch value taken as is, cleaned as the typed decode on the real server leaves it:
-    directives are applied against nothing and nulls of object fields are dropped."""
+def _fresh(value: Any, schema: _Schema) -> Any:
+    """A patch value taken where the object has nothing to merge with, cleaned as kube-apiserver
+    leaves it: map directives are applied against nothing, list elements carrying ``$patch`` are
+    dropped, nulls of object fields are dropped."""
     if isinstance(value, dict):
         return _merge_map({}, value, schema)
     if isinstance(value, list):
-        if strategy == "merge" and value:
-            return _merge_slice([], value, schema, merge_key, False)
-        return [_fresh(v, schema) if isinstance(v, dict) else v for v in value]
+        return [_fresh(v, schema) if isinstance(v, dict) else v for v in value if not _is_directive_item(v)]
     return value
+
+
+def _is_directive_item(v: Any) -> bool:
+    return isinstance(v, dict) and _DIRECTIVE in v
 
 
 def _extract_key(s: str, prefix: str) -> str:
@@ -945,7 +954,7 @@ def strategic_merge_patch(
     if patch is None:
         patch = {}
     if not isinstance(patch, Mapping):
-        raise _bad_request("invalid JSON document")
+        raise _decode_error_plain(patch)
     try:
         return _merge_map(copy.deepcopy(dict(target)), copy.deepcopy(dict(patch)), _Schema(fields))
     except _SMPError as e:
