@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from examples.website_controller.controller import GIT_SYNC_IMAGE, WEBSITES
+from examples.website_controller.controller import GIT_SYNC_IMAGE, WEBSITES, WebsiteReconciler
 from examples.website_controller.tests.harness import (
     env,
     events_for,
@@ -25,6 +25,7 @@ from examples.website_controller.tests.harness import (
 from kctl_runtime.client import Client
 from kctl_runtime.errors import Invalid
 from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.reconcile import Request
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
@@ -290,3 +291,33 @@ async def test_with_two_replicas_only_the_leader_reconciles_and_stopping_it_hand
         await eventually(updated_by_b, timeout=15, message="the new leader reconciles")
         assert b.reconciler.calls
         assert len(a.reconciler.calls) == calls_of_a, "the old leader reconciled after stopping"
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, obj: Any, type: str, reason: str, message: str) -> None:
+        self.events.append((type, reason, message))
+
+
+async def test_a_converged_website_costs_no_write(kube: KubeTarget, api: Client) -> None:
+    """What the server defaults or adds must not look like drift, or every reconcile would write."""
+    ns = kube.namespace
+    async with running_controller(kube):
+        await api.create(WEBSITES, website("kubia", ns, branch="gh-pages", replicas=2))
+        await eventually(lambda: children(api, ns), message="children created")
+
+        async def settled() -> bool:
+            status = (await api.get(WEBSITES, "kubia", ns)).get("status") or {}
+            assert status.get("url"), status
+            return True
+
+        await eventually(settled, message="status written")
+    sink = ListSink()
+    reconciler = WebsiteReconciler(api, sink)
+    before = await api.get(WEBSITES, "kubia", ns)
+    assert await reconciler.reconcile(Request("kubia", ns)) is None
+    assert sink.events == [], "a converged Website was written again"
+    after = await api.get(WEBSITES, "kubia", ns)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "status rewritten"
