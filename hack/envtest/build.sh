@@ -128,7 +128,7 @@ build_k8s_binaries() {
 	scratch="$(mktemp -d "$(dirname "$assets")/.build-$version.XXXXXX")"
 	# shellcheck disable=SC2064 # expand now: the trap must remove this scratch folder
 	trap "rm -rf '$scratch'" EXIT
-	log "building kube-apiserver, kube-controller-manager, kubectl $version with $gover (-p $jobs; ~7 min cold on 2 cores)"
+	log "building kube-apiserver, kube-controller-manager, kubectl $version with $gover (-p $jobs; 4-13 min on 2 cores, once)"
 	local start=$SECONDS
 	CGO_ENABLED=0 "$go" build -p "$jobs" -trimpath -ldflags "$ldflags" -o "$scratch/" \
 		k8s.io/kubernetes/cmd/kube-apiserver \

@@ -403,6 +403,9 @@ class ControlPlane:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            # Endpoints may not hold loopback IPs: keeping the `kubernetes` Service's endpoints at
+            # 127.0.0.1 would log a validation error every 10 s. Nothing in-cluster needs them.
+            "--endpoint-reconciler-type=none",
             # Pods are only stored (no kubelet): do not make them wait for the namespace's
             # ServiceAccount, which the controller-manager creates a moment after the namespace.
             "--disable-admission-plugins=ServiceAccount",
