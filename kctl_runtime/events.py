@@ -39,8 +39,9 @@ Not guaranteed
   full, when the spam filter says so, after ``max_tries`` failures, and when the process stops before
   :meth:`EventRecorder.flush`.
 * Exact counts: the correlator learns an Event's server state only after each write, as in client-go.
-* Events are not sent unless :meth:`EventRecorder.run` is running; :meth:`EventRecorder.flush` waits
-  for it.
+* Events are not sent unless :meth:`EventRecorder.run` is running (one ``run`` at a time);
+  :meth:`EventRecorder.flush` waits for a ``run`` that has not started yet and raises once one has
+  ended with events still pending.
 * Ordering across recorders.
 """
 
@@ -350,6 +351,8 @@ class EventRecorder:
         self._retry_interval = retry_interval
         self._pending: deque[dict[str, Any]] = deque()
         self._sending = False
+        self._running = False
+        self._stopped = False  # a run() has ended
         self._wakeup: anyio.Event | None = None
         self._idle: anyio.Event | None = None
         self._dropped = 0
@@ -439,23 +442,42 @@ class EventRecorder:
     # ------------------------------------------------------------------ sending
 
     async def run(self) -> None:
-        """Send recorded events until cancelled. Run exactly one per recorder (in a task group)."""
-        while True:
-            if not self._pending:
-                self._set_idle()
-                self._wakeup = anyio.Event()
-                await self._wakeup.wait()
-                continue
-            event = self._pending.popleft()
-            self._sending = True
-            try:
-                await self._record(event)
-            finally:
-                self._sending = False
+        """Send recorded events until cancelled (run it in a task group; one ``run`` per recorder)."""
+        if self._running:
+            raise RuntimeError(f"event recorder {self.component!r} is already running")
+        self._running = True
+        try:
+            while True:
+                if not self._pending:
+                    self._set_idle()
+                    self._wakeup = anyio.Event()
+                    await self._wakeup.wait()
+                    continue
+                event = self._pending.popleft()
+                self._sending = True
+                try:
+                    await self._record(event)
+                finally:
+                    self._sending = False
+        finally:
+            self._running = False
+            self._stopped = True
+            self._wakeup = None
+            self._set_idle()  # flush() callers must not wait for a sender that is gone
 
     async def flush(self) -> None:
-        """Wait until every event recorded so far has been sent or dropped (needs :meth:`run`)."""
+        """Wait until every event recorded so far has been sent or dropped.
+
+        Before :meth:`run` has started this waits for it (``start_soon(recorder.run)`` followed by
+        ``flush()`` is fine). Once a ``run`` has ended, pending events would never be sent: then it
+        raises :class:`RuntimeError` instead of waiting forever.
+        """
         while self._pending or self._sending:
+            if self._stopped and not self._running:
+                raise RuntimeError(
+                    f"event recorder {self.component!r} has {self.pending} pending event(s) but is not "
+                    "running; run it in a task group (the manager does)"
+                )
             if self._idle is None:
                 self._idle = anyio.Event()
             await self._idle.wait()

@@ -357,3 +357,25 @@ async def test_the_docs_example_records_an_event_about_a_config_map(kube: KubeTa
     # --8<-- [end:recorder]
     [event] = await _events_about(kube, config_map["metadata"]["name"])
     assert (event["reason"], event["source"]["component"]) == ("Synced", "website-controller")
+
+
+async def test_flush_after_the_sender_stopped_raises_instead_of_waiting_forever() -> None:
+    recorder = EventRecorder(None, component="test", clock=FakeClock())
+    await recorder.flush()  # nothing pending: returns at once
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    recorder.event({"metadata": {"name": "x"}}, "Normal", "R", "m")
+    with pytest.raises(RuntimeError, match="not running"):
+        await recorder.flush()
+
+
+async def test_a_recorder_runs_once_at_a_time() -> None:
+    recorder = EventRecorder(None, component="test", clock=FakeClock())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.run)
+        await anyio.lowlevel.checkpoint()
+        with pytest.raises(RuntimeError, match="already running"):
+            await recorder.run()
+        tg.cancel_scope.cancel()
