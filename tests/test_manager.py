@@ -20,7 +20,7 @@ from kctl_runtime.config import ConfigError
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import Forbidden
 from kctl_runtime.leaderelection import LeaderElectionConfig
-from kctl_runtime.manager import CacheSyncTimeout, ForcedShutdown, Manager
+from kctl_runtime.manager import CacheSyncTimeout, ForcedShutdown, LeaderElectionLost, Manager
 from kctl_runtime.reconcile import Request, Result
 from kctl_runtime.resource import CONFIGMAPS, LEASES, Resource
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
@@ -465,6 +465,44 @@ async def test_only_the_leader_runs_controllers_and_a_standby_takes_over_on_rele
             assert leader_only_runs == ["manager 0", "manager 1"]
     lease_obj = await Client(fake_kube.api_client).get(LEASES, lease, ns)
     assert lease_obj["spec"]["leaseTransitions"] >= 1
+
+
+@pytest.mark.fake_only
+async def test_losing_the_lease_ends_run_with_leader_election_lost(fake_kube: KubeTarget) -> None:
+    assert fake_kube.fake is not None
+    ns = fake_kube.namespace
+    await Client(fake_kube.api_client).create(CONFIGMAPS, cm("lost", ns))
+    clock = FakeClock()
+    counter = Counting()
+    manager = local_manager(
+        fake_kube.api_client,
+        clock=clock,
+        leader_election=lease_config(f"lease-{uuid.uuid4().hex[:6]}", ns, "me"),
+    )
+    manager.add(
+        Controller(
+            unique_controller(), for_=CONFIGMAPS, reconciler=counter, namespace=ns, label_selector=MINE
+        )
+    )
+    ended = anyio.Event()
+
+    async def run_until_lost() -> None:
+        with pytest.raises(LeaderElectionLost, match="not renewed within renew_deadline"):
+            await manager.run()
+        ended.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_until_lost)
+        await until(lambda: manager.is_leader and len(counter.seen) == 1, "leading and reconciling")
+        fake_kube.fake.faults.fail_next(10_000, status=500, resource="leases")
+        for _ in range(60):
+            if ended.is_set():
+                break
+            await clock.advance(0.5)
+            await anyio.sleep(0.02)
+        with anyio.fail_after(10):
+            await ended.wait()
+    fake_kube.fake.faults.clear()
 
 
 # ------------------------------------------------------------------------------------ from_config
