@@ -25,7 +25,7 @@ from kctl_runtime.metrics import sample_value
 from kctl_runtime.resource import CONFIGMAPS, NAMESPACES, Resource, object_key
 from kctl_runtime.store import NAMESPACE_INDEX
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
-from kctl_runtime.watcher import WatcherConfig
+from kctl_runtime.watcher import InitApply, InitDone, Watcher, WatcherConfig, WatcherEvent
 
 Obj = dict[str, Any]
 
@@ -218,6 +218,30 @@ async def test_pagination_lists_more_objects_than_one_page(kube: KubeTarget) -> 
             {"resource": str(CONFIGMAPS), "informer": informer.name, "type": "list"},
         )
         assert lists == 23
+
+
+async def test_the_watcher_fetches_a_large_list_page_by_page_with_continue_tokens(kube: KubeTarget) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(create, kube, f"cm-{i:02}")
+    watcher = Watcher(
+        kube.api_client, CONFIGMAPS, fast_config(namespace=kube.namespace, label_selector=OURS, page_size=5)
+    )
+    pages: list[str] = []  # the machine's state as each object arrives
+    done = anyio.Event()
+
+    def sink(event: WatcherEvent) -> None:
+        if isinstance(event, InitApply):
+            pages.append(type(watcher.state).__name__)
+        if isinstance(event, InitDone):
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run, sink)
+        with anyio.fail_after(20):
+            await done.wait()
+        tg.cancel_scope.cancel()
+    assert pages == ["InitListing"] * 10 + ["InitListed"] * 2
 
 
 async def test_the_store_is_updated_before_handlers_are_called(kube: KubeTarget) -> None:
