@@ -157,6 +157,15 @@ async def test_the_kubeconfig_works_with_kubernetes_asyncio(api: client.ApiClien
     assert {"default", "kube-system", "kube-public"} <= names
 
 
+async def test_the_kubeconfig_authenticates_raw_requests_too(api: client.ApiClient) -> None:
+    # No auth_settings: only the client certificate of the connection says who is asking.
+    response = await api.call_api("/api/v1/namespaces/default", "GET", _preload_content=False)
+    try:
+        assert response.status == 200
+    finally:
+        response.release()
+
+
 def test_the_kubeconfig_works_with_kubectl(plane: envtest.ControlPlane, tmp_path: Path) -> None:
     if plane.kubectl_path is None:
         pytest.skip(f"no kubectl in {plane.binaries.source}")

@@ -22,8 +22,9 @@ Contract
   the ``default`` ServiceAccount exists in ``default``, or raises :class:`EnvtestUnavailable` with one
   line naming the failing process and the tail of its log (binaries missing, port clash after three
   attempts, timeout: ``KCTL_ENVTEST_START_TIMEOUT``, default 60 s).
-* :attr:`ControlPlane.kubeconfig_path` is a kubeconfig with the CA data and a static token of a
-  ``system:masters`` user: kubectl and kubernetes-asyncio both accept it.
+* :attr:`ControlPlane.kubeconfig_path` is a kubeconfig with the CA data and a client certificate
+  of a ``system:masters`` user (:data:`ADMIN_USER`): kubectl and kubernetes-asyncio both accept it,
+  and every request over the connection is authenticated, raw ``call_api`` calls included.
 * :meth:`ControlPlane.stop` sends SIGTERM (API server and controller-manager, then etcd), SIGKILL
   after ``stop_timeout`` and removes the temporary folder; it is idempotent, runs on ``with`` exit
   and, as a last resort, at interpreter exit. Not guaranteed: if the test process is SIGKILLed the

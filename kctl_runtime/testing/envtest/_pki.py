@@ -1,4 +1,4 @@
-"""Key material for one control plane: a CA, the API server's serving cert, a service-account key.
+"""Key material for one control plane: a CA, serving and admin client certs, a service-account key.
 
 Made fresh for every start with the ``cryptography`` package (in the ``test`` extra); keys are ECDSA
 P-256 because they are generated in microseconds and every component accepts them (kube-apiserver
@@ -37,14 +37,20 @@ class Pki:
     serving_key: Path
     service_account_key: Path
     service_account_pub: Path
+    admin_cert: Path
+    admin_key: Path
 
     @property
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
 
 
-def write_pki(folder: Path) -> Pki:
-    """Write a fresh CA, serving cert/key and service-account key pair into ``folder``."""
+def write_pki(folder: Path, *, admin_user: str) -> Pki:
+    """Write a fresh CA, serving cert/key, service-account key pair and a client cert into ``folder``.
+
+    The client cert is ``CN=<admin_user>, O=system:masters``: it authenticates every request made
+    over the connection, whatever headers a client sends (raw ``call_api`` calls included).
+    """
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -122,6 +128,30 @@ def write_pki(folder: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
 
+    admin_key = new_key()
+    admin_cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, admin_user),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(admin_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
     sa_key = new_key()
     pki = Pki(
         ca_cert=folder / "ca.crt",
@@ -130,12 +160,16 @@ def write_pki(folder: Path) -> Pki:
         serving_key=folder / "apiserver.key",
         service_account_key=folder / "sa.key",
         service_account_pub=folder / "sa.pub",
+        admin_cert=folder / "admin.crt",
+        admin_key=folder / "admin.key",
     )
     pki.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     write_key(pki.ca_key, ca_key)
     pki.serving_cert.write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
     write_key(pki.serving_key, serving_key)
     write_key(pki.service_account_key, sa_key)
+    pki.admin_cert.write_bytes(admin_cert.public_bytes(serialization.Encoding.PEM))
+    write_key(pki.admin_key, admin_key)
     pki.service_account_pub.write_bytes(
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -33,7 +33,8 @@ DEFAULT_STOP_TIMEOUT = 10.0
 #: A /16 so that tests may create thousands of Services (a /24 fits only 254).
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-#: The user of the kubeconfig: a static token in ``system:masters`` (RBAC allows it everything).
+#: The user of the kubeconfig: a client certificate in ``system:masters`` (RBAC allows it
+#: everything). The plane's own readiness probes use a static token for the same user.
 ADMIN_USER = "kctl-envtest-admin"
 
 _STATE_FILE = "state.json"
@@ -155,7 +156,7 @@ class ControlPlane:
 
     @property
     def kubeconfig_path(self) -> Path:
-        """A kubeconfig (CA data + admin token) for kubectl and kubernetes-asyncio."""
+        """A kubeconfig (CA data + admin client cert) for kubectl and kubernetes-asyncio."""
         return self.work_dir / "kubeconfig"
 
     @property
@@ -322,7 +323,7 @@ class ControlPlane:
 
     def _start_once(self, began: float) -> None:
         work = self._work_dir = self._prepare_work_dir()
-        pki = write_pki(work / "pki")
+        pki = write_pki(work / "pki", admin_user=ADMIN_USER)
         self._ca_pem = pki.ca_pem
         self._token = secrets.token_hex(24)
         tokens = work / "tokens.csv"
@@ -330,7 +331,7 @@ class ControlPlane:
         with os.fdopen(fd, "w") as out:
             out.write(f'{self._token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
         etcd_client, etcd_peer, self._port = _free_ports(3)
-        self._write_kubeconfig()
+        self._write_kubeconfig(pki)
         logs = work / "logs"
         try:
             self._processes.append(
@@ -469,7 +470,7 @@ class ControlPlane:
                 )
             time.sleep(0.05)
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, pki: Pki) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -482,7 +483,15 @@ class ControlPlane:
                     },
                 }
             ],
-            "users": [{"name": ADMIN_USER, "user": {"token": self._token}}],
+            "users": [
+                {
+                    "name": ADMIN_USER,
+                    "user": {
+                        "client-certificate-data": base64.b64encode(pki.admin_cert.read_bytes()).decode(),
+                        "client-key-data": base64.b64encode(pki.admin_key.read_bytes()).decode(),
+                    },
+                }
+            ],
             "contexts": [
                 {
                     "name": "envtest",
