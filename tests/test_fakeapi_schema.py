@@ -102,8 +102,14 @@ def test_a_valid_object_has_no_causes() -> None:
                 Cause(
                     "FieldValueTypeInvalid",
                     "spec.replicas",
-                    'Invalid value: "number": spec.replicas in body must be of type integer: "number"',
-                )
+                    'Invalid value: "float64": spec.replicas in body must be of type int32: "float64"',
+                ),
+                Cause(
+                    "FieldValueInvalid",
+                    "<nil>",
+                    'Invalid value: "": Checked value must be of type integer with format int32 '
+                    "in spec.replicas",
+                ),
             ],
         ),
         (
@@ -157,12 +163,8 @@ def test_a_valid_object_has_no_causes() -> None:
         (
             {"gitRepo": "x" * 21},
             [
+                # only the first string failure is reported (the pattern fails too)
                 Cause("FieldValueTooLong", "spec.gitRepo", "Too long: may not be more than 20 bytes"),
-                Cause(
-                    "FieldValueInvalid",
-                    "spec.gitRepo",
-                    f"Invalid value: \"{'x' * 21}\": spec.gitRepo in body should match '^https?://'",
-                ),
             ],
         ),
         (
@@ -172,11 +174,6 @@ def test_a_valid_object_has_no_causes() -> None:
                     "FieldValueInvalid",
                     "spec.gitRepo",
                     'Invalid value: "": spec.gitRepo in body should be at least 1 chars long',
-                ),
-                Cause(
-                    "FieldValueInvalid",
-                    "spec.gitRepo",
-                    "Invalid value: \"\": spec.gitRepo in body should match '^https?://'",
                 ),
             ],
         ),
@@ -248,8 +245,8 @@ def test_a_valid_object_has_no_causes() -> None:
         (
             {"template": {"spec": {}}},
             [
-                Cause("FieldValueRequired", "spec.template.apiVersion", "Required value: must not be empty"),
-                Cause("FieldValueRequired", "spec.template.kind", "Required value: must not be empty"),
+                Cause("FieldValueRequired", "spec.template.apiVersion", "Required value"),
+                Cause("FieldValueRequired", "spec.template.kind", "Required value"),
             ],
         ),
     ],
@@ -302,8 +299,23 @@ def test_preserve_unknown_fields_accepts_anything_below() -> None:
     assert validate(website(extra={"a": [1, {"b": None}]}), WEBSITE) == []
 
 
-def test_formats_int32_and_int64_are_not_range_checked_like_upstream() -> None:
-    assert validate(2**40, {"type": "integer", "format": "int32"}) == []
+def test_integer_formats_are_range_checked_with_a_nil_field_error() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "format": "int32"}}}
+    assert validate({"n": 2**40}, schema) == [
+        Cause(
+            "FieldValueInvalid",
+            "<nil>",
+            'Invalid value: "": Checked value must be of type integer with format int32 in n',
+        )
+    ]
+    assert validate(2**40, {"type": "integer", "format": "int64"}) == []
+
+
+def test_a_number_where_a_string_format_is_declared_names_the_format() -> None:
+    (cause,) = validate(
+        {"t": 3}, {"type": "object", "properties": {"t": {"type": "string", "format": "date-time"}}}
+    )
+    assert cause.message == 'Invalid value: "int64": t in body must be of type date-time: "int64"'
 
 
 @pytest.mark.parametrize(
@@ -670,15 +682,31 @@ def test_any_schema_and_object_validate_default_and_prune_without_crashing(
     assert prune(pruned, schema) == pruned
 
 
-def test_integer_values_are_bounded_by_truncated_bounds_like_kube_openapi() -> None:
-    schema = {"type": "integer", "minimum": 0.5, "maximum": 2.9}
-    assert validate(0, schema) == []
-    assert [c.message for c in validate(3, schema)] == [
-        "Invalid value: 3:  in body should be less than or equal to 2"
+def test_a_bound_that_does_not_fit_the_type_is_reported_and_compared_as_a_float() -> None:
+    schema = {"type": "object", "properties": {"u": {"type": "integer", "format": "int64", "minimum": 0.5}}}
+    boundary = Cause(
+        "FieldValueInvalid",
+        "<nil>",
+        'Invalid value: "": Minimum boundary value must be of type integer with format int64 in u',
+    )
+    assert validate({"u": 0}, schema) == [
+        boundary,
+        Cause("FieldValueInvalid", "u", "Invalid value: 0: u in body should be greater than or equal to 0.5"),
     ]
-    assert [c.message for c in validate(0.25, {"type": "number", "minimum": 0.5})] == [
-        "Invalid value: 0.25:  in body should be greater than or equal to 0.5"
+    assert validate({"u": 1}, schema) == [boundary]
+
+
+def test_a_fractional_value_for_an_integer_is_a_type_and_a_range_error() -> None:
+    assert [c.field for c in validate({"c": 2.5}, {"properties": {"c": {"type": "integer"}}})] == [
+        "c",
+        "<nil>",
     ]
+    assert validate({"c": 2.0}, {"properties": {"c": {"type": "integer"}}}) == []
+
+
+def test_float_format_rejects_values_beyond_float32() -> None:
+    (cause,) = validate({"f": 1e300}, {"properties": {"f": {"type": "number", "format": "float"}}})
+    assert cause.message == 'Invalid value: "": Checked value must be of type number with format float in f'
 
 
 def test_string_lengths_count_characters_not_bytes() -> None:

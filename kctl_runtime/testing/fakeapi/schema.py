@@ -4,13 +4,16 @@ Contract
 --------
 * :func:`validate` checks an object against a CRD ``openAPIV3Schema`` the way apiextensions-apiserver
   does (kube-openapi validators, then ``kubeOpenAPIResultToFieldErrors``) and returns
-  :class:`Cause` items in a stable order: per schema node, type, composition (allOf/anyOf/oneOf/
-  not), string, format, number, array (items first, then sizes), enum, object (properties in schema
-  order, then ``required``). Field paths look like the real ones (``spec.ports[0].port``); errors of
-  anyOf/oneOf/allOf/not carry the field ``<nil>`` at the root, as upstream reports them.
+  :class:`Cause` items: per schema node, type, composition (allOf/anyOf/oneOf/not), string (first
+  failure of maxLength, minLength, pattern only), format, number, array (items first, then sizes),
+  enum, object (properties in schema order -- upstream iterates a Go map, so its order varies --
+  then ``required``). Field paths look like the real ones (``spec.ports[0].port``); errors that
+  upstream reports without a field (anyOf/oneOf/allOf/not, numeric range) carry ``<nil>``.
   Messages are the upstream texts, e.g. ``Invalid value: "string": spec.replicas in body must be
-  of type integer: "string"`` or ``Unsupported value: "x": supported values: "a", "b"``.
-* Formats: ``int32``/``int64``/``float``/``double`` are not range-checked (neither is upstream);
+  of type integer: "string"`` or ``Unsupported value: "x": supported values: "a", "b"``; they were
+  checked against kube-apiserver v1.36.3.
+* Formats: numbers and numeric bounds are range-checked against ``int32``/``uint32``/``uint64``/
+  ``int64``/``float`` (``Checked value must be of type integer with format int32 in ...``); the
   string formats ``date-time``, ``date``, ``byte``, ``uuid``, ``ipv4``, ``ipv6``, ``cidr``,
   ``hostname``, ``email``, ``mac`` are checked; unknown formats are ignored.
 * :func:`apply_defaults` returns a copy with structural ``default`` values filled in (recursively,
@@ -225,7 +228,7 @@ class _Validator:
             out.extend(self._string(data, schema, path))
             out.extend(self._format(data, schema, path))
         if isinstance(data, int | float) and not isinstance(data, bool):
-            out.extend(self._number(data, schema, path))
+            out.extend(self._number(data, schema, types, path))
         if isinstance(data, list):
             out.extend(self._array(data, schema, path))
         out.extend(self._enum(data, schema, path))
@@ -234,14 +237,18 @@ class _Validator:
         return out
 
     def _type(self, data: Any, schema: Mapping[str, Any], types: list[str], path: str) -> list[Cause]:
-        if not types:
-            return []
-        actual = _json_type(data)
-        fmt = schema.get("format", "")
-        if isinstance(data, str | list) and fmt and "number" not in types and "integer" not in types:
-            return []
+        actual, data_format = _type_info(data)
+        fmt = schema.get("format") or ""
         float_int = actual == "number" and float(data).is_integer() and "integer" in types
         int_float = actual == "integer" and "number" in types
+        # a number (or object, bool) is checked against the declared format first
+        format_ok = actual in types or data_format == fmt or float_int or int_float
+        if fmt and not isinstance(data, str | list) and not format_ok:
+            return [self.type_error(path, str(fmt), data_format)]
+        if not types:
+            return []
+        if isinstance(data, str | list) and fmt and "number" not in types and "integer" not in types:
+            return []
         if actual in types or float_int or int_float:
             return []
         return [self.type_error(path, ",".join(types), actual)]
@@ -287,29 +294,23 @@ class _Validator:
         return out
 
     def _string(self, data: str, schema: Mapping[str, Any], path: str) -> list[Cause]:
-        out: list[Cause] = []
+        """maxLength, minLength, pattern: only the first failure is reported, as upstream."""
         length = len(data)
         max_len = schema.get("maxLength")
         if isinstance(max_len, int) and length > max_len:
-            out.append(
-                # field.TooLong of current apimachinery (1.32+); older servers said
-                # "may not be longer than N"
-                Cause(
-                    "FieldValueTooLong",
-                    self.field(path),
-                    f"Too long: may not be more than {max_len} {_bytes(max_len)}",
-                )
-            )
+            # field.TooLong of current apimachinery; releases before 1.32 said "may not be longer than N"
+            message = f"Too long: may not be more than {max_len} {_bytes(max_len)}"
+            return [Cause("FieldValueTooLong", self.field(path), message)]
         min_len = schema.get("minLength")
         if isinstance(min_len, int) and length < min_len:
-            out.append(
+            return [
                 _invalid(self.field(path), data, f"{path} in body should be at least {min_len} chars long")
-            )
+            ]
         pattern = schema.get("pattern")
         compiled = _compile(pattern) if isinstance(pattern, str) else None
         if compiled is not None and not compiled.search(data):
-            out.append(_invalid(self.field(path), data, f"{path} in body should match '{pattern}'"))
-        return out
+            return [_invalid(self.field(path), data, f"{path} in body should match '{pattern}'")]
+        return []
 
     def _format(self, data: str, schema: Mapping[str, Any], path: str) -> list[Cause]:
         fmt = schema.get("format")
@@ -319,33 +320,61 @@ class _Validator:
         detail = f"{path} in body must be of type {fmt}: {_go_quote(data)}"
         return [_invalid(self.field(path), data, detail, "FieldValueTypeInvalid")]
 
-    def _number(self, data: float, schema: Mapping[str, Any], path: str) -> list[Cause]:
-        """Integers are checked against the bounds truncated to integers, as kube-openapi's
-        ``*NativeType`` helpers do; floats against the float bounds."""
+    def _number(self, data: float, schema: Mapping[str, Any], types: list[str], path: str) -> list[Cause]:
+        """kube-openapi's numberValidator: the value and each bound must fit the declared
+        type/format (else a ``<nil>``-field error); a bound that fits is compared natively (as an
+        integer for integer values), one that does not as a float."""
         out: list[Cause] = []
+        where = self.root or "<nil>"
+        type_name = "integer" if "integer" in types else ("number" if "number" in types else "")
+        fmt = str(schema.get("format") or "")
+
+        def range_error(value: float, prefix: str) -> bool:
+            message = _range_error(value, type_name, fmt, prefix, path)
+            if message:
+                out.append(_invalid(where, "", message))
+            return message is not None
+
+        range_error(data, "Checked")
         field = self.field(path)
-        as_int = isinstance(data, int)
-
-        def bound(v: Any) -> float | None:
-            if not isinstance(v, int | float) or isinstance(v, bool):
-                return None
-            return int(v) if as_int else v
-
-        mult = bound(schema.get("multipleOf"))
-        if mult is not None and mult > 0 and not float(data / mult).is_integer():
-            out.append(_invalid(field, data, f"{path} in body should be a multiple of {_go_v(mult)}"))
-        maximum = bound(schema.get("maximum"))
-        if maximum is not None:
-            excl = bool(schema.get("exclusiveMaximum"))
-            if data > maximum or (excl and data == maximum):
-                how = "less than" if excl else "less than or equal to"
-                out.append(_invalid(field, data, f"{path} in body should be {how} {_go_v(maximum)}"))
-        minimum = bound(schema.get("minimum"))
-        if minimum is not None:
-            excl = bool(schema.get("exclusiveMinimum"))
-            if data < minimum or (excl and data == minimum):
+        native_int = isinstance(data, int)
+        mult = _number_value(schema.get("multipleOf"))
+        if mult is not None:
+            bad_bound = range_error(mult, "MultipleOf factor")
+            if mult < 0:
+                out.append(
+                    _invalid(
+                        field, mult, f"factor MultipleOf declared for {path} must be positive: {_go_v(mult)}"
+                    )
+                )
+            elif mult > 0:
+                if native_int and not bad_bound:
+                    factor: float = int(mult)
+                    fails = factor != 0 and int(data) % int(factor) != 0
+                else:
+                    factor = float(mult)
+                    q = (1 / factor * data) if factor < 1 else data / factor
+                    fails = not float(q).is_integer()
+                if fails:
+                    out.append(
+                        _invalid(field, data, f"{path} in body should be a multiple of {_go_v(factor)}")
+                    )
+        for key, excl_key, prefix in (
+            ("minimum", "exclusiveMinimum", "Minimum boundary"),
+            ("maximum", "exclusiveMaximum", "Maximum boundary"),
+        ):
+            bound = _number_value(schema.get(key))
+            if bound is None:
+                continue
+            bad_bound = range_error(bound, prefix)
+            limit: float = int(bound) if native_int and not bad_bound else float(bound)
+            excl = bool(schema.get(excl_key))
+            if key == "minimum" and (data < limit or (excl and data == limit)):
                 how = "greater than" if excl else "greater than or equal to"
-                out.append(_invalid(field, data, f"{path} in body should be {how} {_go_v(minimum)}"))
+                out.append(_invalid(field, data, f"{path} in body should be {how} {_go_v(limit)}"))
+            if key == "maximum" and (data > limit or (excl and data == limit)):
+                how = "less than" if excl else "less than or equal to"
+                out.append(_invalid(field, data, f"{path} in body should be {how} {_go_v(limit)}"))
         return out
 
     def _array(self, data: list[Any], schema: Mapping[str, Any], path: str) -> list[Cause]:
@@ -427,7 +456,7 @@ class _Validator:
         if schema.get("x-kubernetes-embedded-resource"):
             for key in ("apiVersion", "kind"):
                 if not data.get(key):
-                    out.append(_required(self.field(f"{path}.{key}"), "must not be empty"))
+                    out.append(_required(self.field(f"{path}.{key}")))
         return out
 
 
@@ -439,6 +468,46 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
         return re.compile(pattern)
     except re.error:
         return None
+
+
+def _type_info(data: Any) -> tuple[str, str]:
+    """JSON type and Go format kube-openapi infers for a decoded value."""
+    actual = _json_type(data)
+    return actual, {"integer": "int64", "number": "float64"}.get(actual, "")
+
+
+def _number_value(v: Any) -> float | None:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1)}
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _go_float_f(v: float) -> str:
+    """strconv.FormatFloat(v, 'f', -1, 64): shortest digits, never an exponent."""
+    if math.isnan(v) or math.isinf(v):
+        return _go_float(v)
+    text = format(Decimal(repr(v)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _range_error(value: float, type_name: str, fmt: str, prefix: str, path: str) -> str | None:
+    """IsValueValidAgainstRange: whether ``value`` fits ``type_name``/``fmt``; the message if not."""
+    text = str(value) if isinstance(value, int) else _go_float_f(value)
+    ok = True
+    if type_name == "integer":
+        lo, hi = _INT_RANGES.get(fmt, (-(2**63), 2**63 - 1))
+        ok = re.fullmatch(r"-?[0-9]+", text) is not None and lo <= int(text) <= hi
+    elif fmt in ("float", "float32"):
+        ok = abs(float(value)) <= _FLOAT32_MAX
+    if ok:
+        return None
+    if fmt:
+        return f"{prefix} value must be of type {type_name} with format {fmt} in {path}"
+    return f"{prefix} value must be of type {type_name} (default format) in {path}"
 
 
 def _fewest(results: list[list[Cause]]) -> list[Cause]:
