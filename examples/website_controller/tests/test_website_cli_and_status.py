@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 
 from examples.website_controller.__main__ import lease_namespace, parse_args
-from examples.website_controller.controller import readiness, service_address
+from examples.website_controller.controller import WEBSITES, readiness, service_address
+from examples.website_controller.tests.harness import get_or_none, install_crd, website
+from kctl_runtime.client import Client
 from kctl_runtime.config import ConfigError
+from kctl_runtime.resource import DEPLOYMENTS, SERVICES
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -161,3 +168,49 @@ async def test_the_demo_runs_the_whole_story_and_exits_zero() -> None:
         "are gone",
     ):
         assert expected in out, f"{expected!r} missing from the transcript:\n{out}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_the_command_runs_the_controller_until_sigterm(kube: KubeTarget) -> None:
+    api = Client(kube.api_client)
+    await install_crd(api)
+    health = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCTL_", "KUBE"))}
+    env.update(KCTL_NAMESPACE=kube.namespace, KCTL_LOG_FORMAT="json", KCTL_METRICS_BIND="off")
+    command = [
+        *(sys.executable, "-m", "examples.website_controller", "--kubeconfig", str(kube.kubeconfig)),
+        *("--health-bind", f"127.0.0.1:{health}"),
+    ]
+    async with await anyio.open_process(command, cwd=REPO_ROOT, env=env) as process:
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def ready() -> bool:
+                    try:
+                        async with session.get(f"http://127.0.0.1:{health}/readyz") as response:
+                            assert response.status == 200, response.status
+                    except aiohttp.ClientConnectionError as exc:
+                        raise AssertionError(str(exc)) from exc
+                    return True
+
+                await eventually(ready, timeout=30, message="/readyz answers 200")
+            await api.create(WEBSITES, website("kubia", kube.namespace))
+
+            async def children() -> bool:
+                assert await get_or_none(api, DEPLOYMENTS, "kubia-website", kube.namespace) is not None
+                assert await get_or_none(api, SERVICES, "kubia-website", kube.namespace) is not None
+                return True
+
+            await eventually(children, timeout=20, message="the command's controller creates the children")
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(15):
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert code == 0
