@@ -1,0 +1,96 @@
+"""Discovery: /version, /api, /apis, resource lists, aggregated discovery and OpenAPI v3."""
+
+from __future__ import annotations
+
+from kubernetes_asyncio import client
+
+from kctl_runtime.testing.pytest_plugin import KubeTarget
+
+from ._support import raw
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+
+
+async def test_version_reports_major_and_minor(kube: KubeTarget) -> None:
+    info = await client.VersionApi(kube.api_client).get_code()
+    assert info.major == "1"
+    assert int(info.minor.rstrip("+")) >= 28
+    assert info.git_version.startswith("v1.")
+
+
+async def test_the_core_group_lists_v1(kube: KubeTarget) -> None:
+    status, _, body = await raw(kube.api_client, "GET", "/api")
+    assert status == 200
+    assert body["kind"] == "APIVersions"
+    assert body["versions"] == ["v1"]
+
+
+async def test_core_v1_resources_carry_verbs_scope_and_short_names(kube: KubeTarget) -> None:
+    resources = await client.CoreV1Api(kube.api_client).get_api_resources()
+    by_name = {r.name: r for r in resources.resources}
+    assert resources.group_version == "v1"
+    assert by_name["configmaps"].namespaced is True
+    assert by_name["configmaps"].kind == "ConfigMap"
+    assert by_name["configmaps"].short_names == ["cm"]
+    assert "watch" in by_name["configmaps"].verbs
+    assert by_name["namespaces"].namespaced is False
+    assert "namespaces/status" in by_name
+    assert "pods/status" in by_name
+    assert by_name["services"].short_names == ["svc"]
+
+
+async def test_apps_v1_lists_deployments_with_status_and_scale(kube: KubeTarget) -> None:
+    resources = await client.AppsV1Api(kube.api_client).get_api_resources()
+    by_name = {r.name: r for r in resources.resources}
+    assert by_name["deployments"].short_names == ["deploy"]
+    assert "all" in by_name["deployments"].categories
+    assert "deployments/status" in by_name
+    assert by_name["deployments/scale"].kind == "Scale"
+    assert by_name["deployments/scale"].group == "autoscaling"
+
+
+async def test_the_group_list_names_the_built_in_groups_with_preferred_versions(kube: KubeTarget) -> None:
+    groups = await client.ApisApi(kube.api_client).get_api_versions()
+    by_name = {g.name: g for g in groups.groups}
+    for name in ("apps", "coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"):
+        assert by_name[name].preferred_version.version == "v1"
+    status, _, group = await raw(kube.api_client, "GET", "/apis/coordination.k8s.io")
+    assert status == 200
+    assert group["kind"] == "APIGroup"
+    assert group["preferredVersion"] == {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}
+
+
+async def test_an_unknown_group_is_not_found(kube: KubeTarget) -> None:
+    status, _, body = await raw(kube.api_client, "GET", "/apis/nope.kctl.example.com/v1")
+    assert status == 404
+    assert body["reason"] == "NotFound"
+
+
+async def test_aggregated_discovery_is_served_when_asked_for(kube: KubeTarget) -> None:
+    status, headers, body = await raw(kube.api_client, "GET", "/apis", headers={"Accept": AGGREGATED})
+    assert status == 200
+    assert body["kind"] == "APIGroupDiscoveryList"
+    assert "apidiscovery.k8s.io" in headers["Content-Type"]
+    apps = next(item for item in body["items"] if item["metadata"]["name"] == "apps")
+    v1 = next(v for v in apps["versions"] if v["version"] == "v1")
+    deployments = next(r for r in v1["resources"] if r["resource"] == "deployments")
+    assert deployments["scope"] == "Namespaced"
+    assert deployments["responseKind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert {s["subresource"] for s in deployments["subresources"]} >= {"status", "scale"}
+    status, _, core = await raw(kube.api_client, "GET", "/api", headers={"Accept": AGGREGATED})
+    assert status == 200
+    assert core["kind"] == "APIGroupDiscoveryList"
+    assert any(r["resource"] == "configmaps" for r in core["items"][0]["versions"][0]["resources"])
+
+
+async def test_openapi_v3_indexes_every_group_version(kube: KubeTarget) -> None:
+    status, _, index = await raw(kube.api_client, "GET", "/openapi/v3")
+    assert status == 200
+    assert "api/v1" in index["paths"]
+    assert "apis/apps/v1" in index["paths"]
+    url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    status, _, doc = await raw(kube.api_client, "GET", url.split("?")[0])
+    assert status == 200
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
