@@ -524,7 +524,7 @@ def _conflict_message(conflicts: Sequence[Conflict]) -> str:
         by_manager.setdefault(c.manager, []).append(c.path)
     lines: list[str] = []
     for manager in sorted(by_manager):
-        lines.append(f"conflicts with {manager}")
+        lines.append(f"conflicts with {manager}:")
         lines.extend(f"- {p}" for p in by_manager[manager])
     return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
 
@@ -632,8 +632,20 @@ def server_side_apply(
         for p in removed:
             if not _owned_below(p, other_sets) and not _owned_below(p, [applied_set]):
                 _remove(merged, p, typer)
-    new_entry = _Entry(manager, "Apply", api_version, now, sub, applied_set)
+    # The entry's time moves only when the object changed (a no-op apply keeps the old time, or
+    # none for a new entry), as kube-apiserver records it.
+    changed = _without_managed_fields(merged) != _without_managed_fields(base)
+    when = now if changed else (mine.time if mine is not None else None)
+    new_entry = _Entry(manager, "Apply", api_version, when, sub, applied_set)
     return _store(merged, [*others, new_entry])
+
+
+def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping):
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 # ============================================================================================
