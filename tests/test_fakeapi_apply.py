@@ -604,3 +604,14 @@ def test_custom_resources_track_status_unless_they_declare_a_status_subresource(
     with_sub = ssa(None, cr, "m", schema=CR_SCHEMA, status_subresource=True)
     assert "f:status" not in fields_of(with_sub, "m")
     assert "status" not in with_sub
+
+
+def test_a_built_in_list_emptied_by_removal_disappears_like_omitempty() -> None:
+    with_env = deployment(
+        template={"spec": {"containers": [{"name": "web", "env": [{"name": "A", "value": "1"}]}]}}
+    )
+    live = ssa(None, with_env, "app")
+    out = ssa(live, deployment(template={"spec": {"containers": [{"name": "web"}]}}), "app")
+    assert out["spec"]["template"]["spec"]["containers"] == [
+        {"name": "web"}
+    ]  # checked on kube-apiserver v1.36.3

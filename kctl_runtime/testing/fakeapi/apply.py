@@ -629,9 +629,22 @@ def server_side_apply(
     if mine is not None:
         other_sets = [e.fields for e in others]
         removed = sorted(mine.fields - applied_set, key=len)  # outermost first: items go whole
+        emptied: set[Path] = set()
         for p in removed:
             if not _owned_below(p, other_sets) and not _owned_below(p, [applied_set]):
                 _remove(merged, p, typer)
+                emptied.add(p[:-1])
+        if typer.builtin:
+            # Built-in types encode empty lists and maps as absent (omitempty).
+            for parent in sorted(emptied, key=len, reverse=True):
+                node = _get(merged, parent, typer)
+                if (
+                    parent
+                    and isinstance(node, list | dict)
+                    and not node
+                    and not _owned_below(parent, other_sets)
+                ):
+                    _remove(merged, parent, typer)
     # The entry's time moves only when the object changed (a no-op apply keeps the old time, or
     # none for a new entry), as kube-apiserver records it.
     changed = _without_managed_fields(merged) != _without_managed_fields(base)
