@@ -232,10 +232,10 @@ class WorkQueue(Generic[T]):
                 raise ShutDown
             self._promote_due()
             if self._queue:
-                item = self._start(self._queue.popleft())
-                if self._heap and self._timer is None and self._getters:
-                    self._getters.popleft().set()  # someone must watch the next deadline
-                return item
+                return self._start(self._queue.popleft())
+            # Invariant: while delayed items exist and getters are parked, a timer exists or a parked
+            # getter has been woken to become one (add_after wakes one when there is no timer, a
+            # promoted item wakes one, and a cancelled timer or woken getter passes its role on).
             if self._heap and self._timer is None:
                 await self._sleep_until_next_deadline()
                 continue

@@ -278,6 +278,78 @@ def test_queue_never_hands_out_a_key_that_is_being_processed(
     anyio.run(_exercise, ops, workers, seed)
 
 
+async def _exercise_delays(ops: list[tuple[str, int, float]], workers: int, seed: int) -> None:
+    rng = random.Random(seed)
+    clock = FakeClock()
+    queue: WorkQueue[int] = WorkQueue(clock=clock)
+    holding: set[int] = set()
+    # a model of what justifies handing a key out: a plain add, or a delayed add that is due
+    plain: set[int] = set()
+    waiting: dict[int, float] = {}
+
+    async def worker() -> None:
+        while True:
+            try:
+                async with queue.get() as key:
+                    assert key not in holding, f"key {key} handed to two workers at once"
+                    now = clock.monotonic()
+                    due = key in waiting and waiting[key] <= now
+                    assert key in plain or due, f"key {key} handed out at {now} before its deadline"
+                    plain.discard(key)
+                    if due:
+                        del waiting[key]
+                    holding.add(key)
+                    for _ in range(rng.randint(0, 3)):
+                        await checkpoint()
+                    holding.discard(key)
+            except ShutDown:
+                return
+
+    with anyio.fail_after(30):  # a safety net against a hang, not a speed assertion
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker)
+            for op, key, amount in ops:
+                if op == "add":
+                    plain.add(key)
+                    queue.add(key)
+                elif op == "after":
+                    deadline = clock.monotonic() + amount
+                    if key not in waiting or deadline < waiting[key]:
+                        waiting[key] = deadline
+                    queue.add_after(key, amount)
+                elif op == "advance":
+                    await clock.advance(amount)
+                else:
+                    await settle(int(amount))
+                assert len(queue) >= 0  # len() promotes due keys too: exercise that path
+            await clock.advance(100.0)  # every deadline has passed
+            while len(queue) or queue.processing():
+                await checkpoint()
+            await settle()
+            queue.shut_down()
+    assert not plain, f"added but never handed out: {plain}"
+    assert not waiting, f"delayed but never handed out: {waiting}"
+
+
+_delay_ops = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 5), st.just(0.0)),
+    st.tuples(st.just("after"), st.integers(0, 5), st.sampled_from([0.5, 1.0, 2.0, 5.0])),
+    st.tuples(st.just("advance"), st.just(0), st.sampled_from([0.25, 0.5, 1.0, 3.0])),
+    st.tuples(st.just("pause"), st.just(0), st.sampled_from([1.0, 3.0])),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(_delay_ops, min_size=1, max_size=80), workers=st.integers(1, 5), seed=st.integers(0, 2**32)
+)
+def test_delayed_keys_are_never_handed_out_early_and_never_lost(
+    ops: list[tuple[str, int, float]], workers: int, seed: int
+) -> None:
+    anyio.run(_exercise_delays, ops, workers, seed)
+
+
 # ---------------------------------------------------------------------------- delays
 
 
@@ -409,6 +481,33 @@ async def test_a_cancelled_timer_worker_hands_the_deadline_to_another_worker() -
         await clock.advance(5.0)
         await settle()
     assert got == ["a"]
+
+
+async def test_while_the_worker_that_watched_a_deadline_is_busy_another_one_watches_the_next() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
+    release = anyio.Event()
+    got: list[str] = []
+
+    async def slow() -> None:
+        async with queue.get() as item:
+            got.append(item)
+            await release.wait()
+
+    queue.add_after("x", 5.0)
+    queue.add_after("y", 10.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(slow)
+        await settle()  # the first worker sleeps until t+5
+        tg.start_soon(take, queue, got)
+        await settle()  # the second waits for items
+        await clock.advance(5.0)
+        await settle()
+        assert got == ["x"]  # the first worker is now busy with "x"
+        await clock.advance(5.0)
+        await settle()
+        assert got == ["x", "y"]  # the second one noticed the next deadline
+        release.set()
 
 
 async def test_add_rate_limited_waits_as_long_as_the_rate_limiter_says() -> None:
