@@ -35,7 +35,10 @@ that is not a valid git ref name, a Website name too long for its children) sets
 reason ``InvalidSpec``, records one Warning event per generation, leaves existing children as they
 are, and ends in :class:`~kctl_runtime.reconcile.TerminalError`: not retried until the Website
 changes. Nothing here raises for bad user input, so a bad Website can neither crash the controller
-nor make it loop.
+nor make it loop. A child's name taken by an object another controller controls is reported the
+same way with reason ``ChildConflict``, but re-checked every ``conflict_retry_seconds`` (that object
+may go away, and its deletion is not an event this controller sees); a same-named object that no
+controller owns is adopted.
 
 NOT done: the controller does not check that the repository exists or is reachable (git-sync retries
 on its own; its failures show in the pod, not in the Website's status).
@@ -432,10 +435,18 @@ _STATUS_FIELDS = ("observedGeneration", "conditions", "availableReplicas", "clus
 class WebsiteReconciler:
     """Brings one Website's Deployment, Service and status in line with its spec (module doc)."""
 
-    def __init__(self, client: Client, events: EventSink, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        events: EventSink,
+        *,
+        clock: Clock | None = None,
+        conflict_retry_seconds: float = 60.0,
+    ) -> None:
         self.client = client
         self.events = events
         self.clock: Clock = clock or SystemClock()
+        self.conflict_retry_seconds = conflict_retry_seconds
 
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         try:
@@ -446,7 +457,7 @@ class WebsiteReconciler:
             return None
         problems = validate_website(website)
         if problems:
-            await self._invalid(website, "InvalidSpec", "; ".join(problems))
+            await self._not_ready(website, "InvalidSpec", "; ".join(problems))
             raise TerminalError(f"invalid Website: {'; '.join(problems)}")
         uid = website["metadata"]["uid"]
         actual: dict[str, dict[str, Any] | None] = {}
@@ -461,8 +472,9 @@ class WebsiteReconciler:
                     f"{resource.kind} {desired['metadata']['name']} already exists and is controlled by "
                     f"{foreign}; delete or rename it"
                 )
-                await self._invalid(website, "ChildConflict", message)
-                raise TerminalError(message)
+                await self._not_ready(website, "ChildConflict", message)
+                # Not terminal: the other object may go away, and its deletion is no event of ours.
+                return RequeueAfter(self.conflict_retry_seconds)
             actual[resource.kind] = await self._converge(website, resource, desired, current)
         await self._write_status(website, actual["Deployment"], actual["Service"])
         return None
@@ -505,7 +517,7 @@ class WebsiteReconciler:
         _log.info(f"{verb.lower()} {resource.kind.lower()}", child=meta["name"])
         return applied
 
-    async def _invalid(self, website: Mapping[str, Any], reason: str, message: str) -> None:
+    async def _not_ready(self, website: Mapping[str, Any], reason: str, message: str) -> None:
         """Ready=False with ``reason``; one Warning event per generation (not per retry or resync)."""
         generation = website["metadata"].get("generation")
         status = _status_of(website)

@@ -89,9 +89,8 @@ async def running_controller(
         graceful_shutdown_timeout=5,
         field_manager=FIELD_MANAGER,
     )
-    reconciler = CountingReconciler(
-        WebsiteReconciler(manager.client, manager.event_recorder("website-controller"))
-    )
+    recorder = manager.event_recorder("website-controller")
+    reconciler = CountingReconciler(WebsiteReconciler(manager.client, recorder, conflict_retry_seconds=0.5))
     manager.add(
         Controller(
             "website",

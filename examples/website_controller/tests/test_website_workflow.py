@@ -26,7 +26,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.errors import Invalid
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.reconcile import Request
-from kctl_runtime.resource import DEPLOYMENTS, SERVICES
+from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 
@@ -321,3 +321,47 @@ async def test_a_converged_website_costs_no_write(kube: KubeTarget, api: Client)
     assert sink.events == [], "a converged Website was written again"
     after = await api.get(WEBSITES, "kubia", ns)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "status rewritten"
+
+
+async def test_a_child_name_taken_by_another_controller_is_a_conflict_until_it_goes_away(
+    kube: KubeTarget, api: Client
+) -> None:
+    ns = kube.namespace
+    owner = await api.create(CONFIGMAPS, {"metadata": {"name": "someone-else", "namespace": ns}})
+    foreign = {
+        "metadata": {
+            "name": "kubia-website",
+            "namespace": ns,
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": "someone-else",
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"type": "ClusterIP", "ports": [{"port": 8080}], "selector": {"app": "other"}},
+    }
+    await api.create(SERVICES, foreign)
+    async with running_controller(kube):
+        await api.create(WEBSITES, website("kubia", ns))
+
+        async def conflict() -> bool:
+            condition = ready_condition(await api.get(WEBSITES, "kubia", ns))
+            assert condition is not None
+            assert (condition["status"], condition["reason"]) == ("False", "ChildConflict"), condition
+            return True
+
+        await eventually(conflict, message="Ready=False reason ChildConflict")
+        service = await api.get(SERVICES, "kubia-website", ns)
+        assert service["spec"]["type"] == "ClusterIP", "took over another controller's Service"
+        await api.delete(SERVICES, "kubia-website", namespace=ns)
+
+        async def ours() -> bool:
+            _, service = await children(api, ns)
+            assert service["spec"]["type"] == "NodePort"
+            return True
+
+        await eventually(ours, timeout=20, message="the Website's own Service once the other is gone")
