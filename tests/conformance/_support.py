@@ -21,7 +21,7 @@ from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_na
 
 def status_of(exc: ApiException) -> dict[str, Any]:
     """The ``Status`` body of a failed call."""
-    body: dict[str, Any] = json.loads(exc.body)
+    body: dict[str, Any] = json.loads(exc.body or b"{}")
     return body
 
 
@@ -89,7 +89,7 @@ class WatchStream:
         return event
 
     async def take(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        events = []
+        events: list[dict[str, Any]] = []
         for _ in range(n):
             event = await self.next(timeout)
             assert event is not None, f"stream ended after {len(events)} events: {events}"
@@ -106,7 +106,9 @@ class WatchStream:
                     return event
 
 
-def configmap(name: str, *, labels: dict[str, str] | None = None, data: dict[str, str] | None = None) -> dict[str, Any]:
+def configmap(
+    name: str, *, labels: dict[str, str] | None = None, data: dict[str, str] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if labels:
         meta["labels"] = labels
@@ -193,7 +195,7 @@ async def create_crd(
     """Create a CRD in a group no other test uses and wait until its resource is served."""
     versions = versions or ["v1"]
     group = f"{unique_name('g')}.kctl.example.com"
-    suffix = group.split(".")[0].replace("-", "")
+    suffix = group.split(".", maxsplit=1)[0].replace("-", "")
     kind = "Widget"
     plural = "widgets"
     subresources: dict[str, Any] = {}
@@ -229,7 +231,7 @@ async def create_crd(
         "metadata": {"name": f"{plural}.{group}"},
         "spec": {"group": group, "scope": scope, "names": names, "versions": version_specs},
     }
-    ext = client.ApiextensionsV1Api(kube.api_client)
+    ext = ext_api(kube.api_client)
     await ext.create_custom_resource_definition(body)
     crd = Crd(f"{plural}.{group}", group, plural, kind, versions, scope == "Namespaced")
     served_version = next(v for v in versions if (served or {}).get(v, True))
@@ -247,9 +249,35 @@ async def create_crd(
 
 
 async def delete_crd(kube: KubeTarget, crd: Crd) -> None:
-    ext = client.ApiextensionsV1Api(kube.api_client)
+    ext = ext_api(kube.api_client)
     try:
         await ext.delete_custom_resource_definition(crd.name)
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+# The generated API classes are typed with their model classes; the scenarios pass plain dicts
+# (which the client accepts at run time), so they use these untyped handles.
+def core_api(api: client.ApiClient) -> Any:
+    return client.CoreV1Api(api)
+
+
+def apps_api(api: client.ApiClient) -> Any:
+    return client.AppsV1Api(api)
+
+
+def custom_api(api: client.ApiClient) -> Any:
+    return client.CustomObjectsApi(api)
+
+
+def ext_api(api: client.ApiClient) -> Any:
+    return client.ApiextensionsV1Api(api)
+
+
+def version_api(api: client.ApiClient) -> Any:
+    return client.VersionApi(api)
+
+
+def apis_api(api: client.ApiClient) -> Any:
+    return client.ApisApi(api)

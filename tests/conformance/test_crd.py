@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
-from ._support import Crd, raw, status_of
+from ._support import Crd, custom_api, ext_api, raw, status_of
 from .conftest import CrdFactory
 
 MERGE = "application/merge-patch+json"
 
 
-def widget(crd: Crd, name: str, spec: dict[str, Any] | None = None, version: str | None = None) -> dict[str, Any]:
+def widget(
+    crd: Crd, name: str, spec: dict[str, Any] | None = None, version: str | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{crd.group}/{version or crd.versions[0]}",
         "kind": crd.kind,
@@ -29,7 +30,7 @@ async def test_an_established_crd_reports_its_conditions_and_accepted_names(
     kube: KubeTarget, make_crd: CrdFactory
 ) -> None:
     crd = await make_crd(short_names=["wd"])
-    got = await client.ApiextensionsV1Api(kube.api_client).read_custom_resource_definition(crd.name)
+    got = await ext_api(kube.api_client).read_custom_resource_definition(crd.name)
     conditions = {c.type: c for c in got.status.conditions}
     assert conditions["Established"].status == "True"
     assert conditions["NamesAccepted"].status == "True"
@@ -38,10 +39,14 @@ async def test_an_established_crd_reports_its_conditions_and_accepted_names(
     assert got.status.stored_versions == ["v1"]
 
 
-async def test_custom_objects_get_generation_uid_and_their_api_version(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_custom_objects_get_generation_uid_and_their_api_version(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    made = await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "w"))
+    custom = custom_api(kube.api_client)
+    made = await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "w")
+    )
     assert made["apiVersion"] == crd.api_version
     assert made["kind"] == "Widget"
     assert made["metadata"]["generation"] == 1
@@ -54,21 +59,38 @@ async def test_custom_object_spec_changes_bump_generation_and_status_changes_do_
     kube: KubeTarget, make_crd: CrdFactory
 ) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "g"))
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "g")
+    )
     spec = await custom.patch_namespaced_custom_object(
-        crd.group, "v1", kube.namespace, crd.plural, "g", {"spec": {"size": 4}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "g",
+        {"spec": {"size": 4}},
         _content_type=MERGE,
     )
     assert spec["metadata"]["generation"] == 2
     status = await custom.patch_namespaced_custom_object_status(
-        crd.group, "v1", kube.namespace, crd.plural, "g", {"status": {"phase": "Ready"}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "g",
+        {"status": {"phase": "Ready"}},
         _content_type=MERGE,
     )
     assert status["metadata"]["generation"] == 2
     assert status["status"] == {"phase": "Ready"}
     label = await custom.patch_namespaced_custom_object(
-        crd.group, "v1", kube.namespace, crd.plural, "g", {"metadata": {"labels": {"a": "b"}}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "g",
+        {"metadata": {"labels": {"a": "b"}}},
         _content_type=MERGE,
     )
     assert label["metadata"]["generation"] == 2
@@ -78,42 +100,58 @@ async def test_the_main_resource_ignores_status_when_the_status_subresource_is_o
     kube: KubeTarget, make_crd: CrdFactory
 ) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     body = widget(crd, "s")
     body["status"] = {"phase": "Sneaky"}
     made = await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, body)
     assert "status" not in made
     patched = await custom.patch_namespaced_custom_object(
-        crd.group, "v1", kube.namespace, crd.plural, "s", {"status": {"phase": "Sneaky"}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "s",
+        {"status": {"phase": "Sneaky"}},
         _content_type=MERGE,
     )
     assert "status" not in patched
 
 
-async def test_without_a_status_subresource_status_is_an_ordinary_field(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_without_a_status_subresource_status_is_an_ordinary_field(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd(status=False)
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     body = widget(crd, "plain")
     body["status"] = {"phase": "Set"}
     made = await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, body)
     assert made["status"] == {"phase": "Set"}
-    status, _, _ = await raw(
-        kube.api_client, "GET", f"{crd.path(kube.namespace)}/plain/status"
-    )
+    status, _, _ = await raw(kube.api_client, "GET", f"{crd.path(kube.namespace)}/plain/status")
     assert status == 404
     patched = await custom.patch_namespaced_custom_object(
-        crd.group, "v1", kube.namespace, crd.plural, "plain", {"status": {"phase": "Other"}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "plain",
+        {"status": {"phase": "Other"}},
         _content_type=MERGE,
     )
     assert patched["metadata"]["generation"] == 2
 
 
-async def test_schema_violations_are_rejected_with_422_and_field_causes(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_schema_violations_are_rejected_with_422_and_field_causes(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await custom.create_namespaced_custom_object(
-            crd.group, "v1", kube.namespace, crd.plural, widget(crd, "bad", {"size": "big", "color": "purple"})
+            crd.group,
+            "v1",
+            kube.namespace,
+            crd.plural,
+            widget(crd, "bad", {"size": "big", "color": "purple"}),
         )
     status = status_of(caught.value)
     assert caught.value.status == 422
@@ -127,9 +165,11 @@ async def test_schema_violations_are_rejected_with_422_and_field_causes(kube: Ku
     assert status["message"].startswith(f'Widget.{crd.group} "bad" is invalid: ')
 
 
-async def test_a_missing_required_field_is_field_value_required(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_a_missing_required_field_is_field_value_required(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await custom.create_namespaced_custom_object(
             crd.group, "v1", kube.namespace, crd.plural, widget(crd, "req", {"color": "red"})
@@ -140,7 +180,7 @@ async def test_a_missing_required_field_is_field_value_required(kube: KubeTarget
 
 async def test_defaults_are_applied_and_unknown_fields_pruned(kube: KubeTarget, make_crd: CrdFactory) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     made = await custom.create_namespaced_custom_object(
         crd.group, "v1", kube.namespace, crd.plural, widget(crd, "d", {"size": 2, "unknownField": "x"})
     )
@@ -151,11 +191,18 @@ async def test_defaults_are_applied_and_unknown_fields_pruned(kube: KubeTarget, 
 
 async def test_updates_are_validated_too(kube: KubeTarget, make_crd: CrdFactory) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "u"))
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "u")
+    )
     with pytest.raises(ApiException) as caught:
         await custom.patch_namespaced_custom_object(
-            crd.group, "v1", kube.namespace, crd.plural, "u", {"spec": {"size": 1000}},
+            crd.group,
+            "v1",
+            kube.namespace,
+            crd.plural,
+            "u",
+            {"spec": {"size": 1000}},
             _content_type=MERGE,
         )
     assert caught.value.status == 422
@@ -165,8 +212,10 @@ async def test_strategic_merge_patch_on_a_custom_resource_is_unsupported_media_t
     kube: KubeTarget, make_crd: CrdFactory
 ) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "smp"))
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "smp")
+    )
     status, _, answer = await raw(
         kube.api_client,
         "PATCH",
@@ -178,27 +227,33 @@ async def test_strategic_merge_patch_on_a_custom_resource_is_unsupported_media_t
     assert answer["reason"] == "UnsupportedMediaType"
 
 
-async def test_a_cluster_scoped_crd_serves_objects_without_a_namespace(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_a_cluster_scoped_crd_serves_objects_without_a_namespace(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd(scope="Cluster")
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     body = widget(crd, "global")
     body["metadata"]["namespace"] = "ignored"
     made = await custom.create_cluster_custom_object(crd.group, "v1", crd.plural, body)
     assert "namespace" not in made["metadata"]
     listed = await custom.list_cluster_custom_object(crd.group, "v1", crd.plural)
     assert [i["metadata"]["name"] for i in listed["items"]] == ["global"]
-    status, _, _ = await raw(kube.api_client, "GET", f"/apis/{crd.group}/v1/namespaces/{kube.namespace}/{crd.plural}")
+    status, _, _ = await raw(
+        kube.api_client, "GET", f"/apis/{crd.group}/v1/namespaces/{kube.namespace}/{crd.plural}"
+    )
     assert status == 404
 
 
 async def test_every_served_version_reads_the_same_objects(kube: KubeTarget, make_crd: CrdFactory) -> None:
     crd = await make_crd(versions=["v1", "v1beta1"])
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     await custom.create_namespaced_custom_object(
         crd.group, "v1beta1", kube.namespace, crd.plural, widget(crd, "mv", version="v1beta1")
     )
     as_v1 = await custom.get_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, "mv")
-    as_beta = await custom.get_namespaced_custom_object(crd.group, "v1beta1", kube.namespace, crd.plural, "mv")
+    as_beta = await custom.get_namespaced_custom_object(
+        crd.group, "v1beta1", kube.namespace, crd.plural, "mv"
+    )
     assert as_v1["apiVersion"] == f"{crd.group}/v1"
     assert as_beta["apiVersion"] == f"{crd.group}/v1beta1"
     assert as_v1["metadata"]["uid"] == as_beta["metadata"]["uid"]
@@ -238,9 +293,11 @@ async def test_discovery_lists_the_custom_resource_with_names_and_subresources(
     assert crd.group in [g["name"] for g in groups["groups"]]
 
 
-async def test_the_scale_subresource_reads_and_writes_spec_replicas(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_the_scale_subresource_reads_and_writes_spec_replicas(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd(scale=True)
-    custom = client.CustomObjectsApi(kube.api_client)
+    custom = custom_api(kube.api_client)
     await custom.create_namespaced_custom_object(
         crd.group, "v1", kube.namespace, crd.plural, widget(crd, "sc", {"size": 1, "replicas": 2})
     )
@@ -248,7 +305,12 @@ async def test_the_scale_subresource_reads_and_writes_spec_replicas(kube: KubeTa
     assert scale["kind"] == "Scale"
     assert scale["spec"]["replicas"] == 2
     await custom.patch_namespaced_custom_object_scale(
-        crd.group, "v1", kube.namespace, crd.plural, "sc", {"spec": {"replicas": 5}},
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "sc",
+        {"spec": {"replicas": 5}},
         _content_type=MERGE,
     )
     got = await custom.get_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, "sc")
@@ -263,8 +325,10 @@ async def test_printer_columns_shape_the_table_output(kube: KubeTarget, make_crd
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         ]
     )
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "t"))
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "t")
+    )
     status, _, table = await raw(
         kube.api_client,
         "GET",
@@ -279,12 +343,19 @@ async def test_printer_columns_shape_the_table_output(kube: KubeTarget, make_crd
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 
-async def test_a_crd_without_printer_columns_prints_name_and_age(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_a_crd_without_printer_columns_prints_name_and_age(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "t"))
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "t")
+    )
     status, _, table = await raw(
-        kube.api_client, "GET", crd.path(kube.namespace), headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+        kube.api_client,
+        "GET",
+        crd.path(kube.namespace),
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
     )
     assert status == 200
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
@@ -292,7 +363,7 @@ async def test_a_crd_without_printer_columns_prints_name_and_age(kube: KubeTarge
 
 
 async def test_an_invalid_crd_is_rejected(kube: KubeTarget) -> None:
-    ext = client.ApiextensionsV1Api(kube.api_client)
+    ext = ext_api(kube.api_client)
     body = {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -301,7 +372,14 @@ async def test_an_invalid_crd_is_rejected(kube: KubeTarget) -> None:
             "group": "kctl-invalid.example.com",
             "scope": "Namespaced",
             "names": {"plural": "things", "kind": "Thing"},
-            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}}],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
         },
     }
     with pytest.raises(ApiException) as caught:
@@ -312,21 +390,22 @@ async def test_an_invalid_crd_is_rejected(kube: KubeTarget) -> None:
     assert any(c["field"] == "metadata.name" for c in status["details"]["causes"])
 
 
-async def test_deleting_a_crd_deletes_its_objects_and_stops_serving(kube: KubeTarget, make_crd: CrdFactory) -> None:
+async def test_deleting_a_crd_deletes_its_objects_and_stops_serving(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
     crd = await make_crd()
-    custom = client.CustomObjectsApi(kube.api_client)
-    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, widget(crd, "bye"))
-    await client.ApiextensionsV1Api(kube.api_client).delete_custom_resource_definition(crd.name)
+    custom = custom_api(kube.api_client)
+    await custom.create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "bye")
+    )
+    await ext_api(kube.api_client).delete_custom_resource_definition(crd.name)
 
     async def unserved() -> bool:
         status, _, _ = await raw(kube.api_client, "GET", crd.path(kube.namespace))
         assert status == 404
-        ext = client.ApiextensionsV1Api(kube.api_client)
-        try:
+        ext = ext_api(kube.api_client)
+        with pytest.raises(ApiException) as caught:
             await ext.read_custom_resource_definition(crd.name)
-        except ApiException as exc:
-            assert exc.status == 404
-            return True
-        raise AssertionError("CRD still present")
+        return caught.value.status == 404
 
     await eventually(unserved, timeout=30, message="CRD and its resource gone")

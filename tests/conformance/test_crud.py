@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import configmap, raw, status_of
+from ._support import apps_api, configmap, core_api, raw, status_of
 
 
 async def test_create_fills_in_uid_creation_timestamp_and_a_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("a"))
     assert created.metadata.uid
     assert created.metadata.creation_timestamp is not None
@@ -27,7 +26,7 @@ async def test_create_fills_in_uid_creation_timestamp_and_a_resource_version(kub
 
 
 async def test_raw_object_carries_api_version_kind_and_rfc3339_timestamp(kube: KubeTarget) -> None:
-    await client.CoreV1Api(kube.api_client).create_namespaced_config_map(kube.namespace, configmap("a"))
+    await core_api(kube.api_client).create_namespaced_config_map(kube.namespace, configmap("a"))
     status, _, body = await raw(kube.api_client, "GET", f"/api/v1/namespaces/{kube.namespace}/configmaps/a")
     assert status == 200
     assert body["apiVersion"] == "v1"
@@ -36,7 +35,7 @@ async def test_raw_object_carries_api_version_kind_and_rfc3339_timestamp(kube: K
 
 
 async def test_every_write_gets_a_larger_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("a"))
     versions = [int(created.metadata.resource_version)]
     for i in range(3):
@@ -49,7 +48,7 @@ async def test_every_write_gets_a_larger_resource_version(kube: KubeTarget) -> N
 
 
 async def test_generate_name_appends_five_random_characters(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     body = {"metadata": {"generateName": "gen-"}, "data": {}}
     first = await core.create_namespaced_config_map(kube.namespace, body)
     second = await core.create_namespaced_config_map(kube.namespace, body)
@@ -60,7 +59,7 @@ async def test_generate_name_appends_five_random_characters(kube: KubeTarget) ->
 
 
 async def test_create_without_name_or_generate_name_is_invalid(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_config_map(kube.namespace, {"metadata": {}, "data": {}})
     status = status_of(caught.value)
@@ -71,7 +70,7 @@ async def test_create_without_name_or_generate_name_is_invalid(kube: KubeTarget)
 
 
 async def test_an_invalid_name_is_rejected_with_422_and_the_field(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_config_map(kube.namespace, configmap("Not_Valid"))
     status = status_of(caught.value)
@@ -79,11 +78,13 @@ async def test_an_invalid_name_is_rejected_with_422_and_the_field(kube: KubeTarg
     assert status["reason"] == "Invalid"
     assert status["details"]["name"] == "Not_Valid"
     assert status["details"]["kind"] == "ConfigMap"
-    assert status["message"].startswith('ConfigMap "Not_Valid" is invalid: metadata.name: Invalid value: "Not_Valid"')
+    assert status["message"].startswith(
+        'ConfigMap "Not_Valid" is invalid: metadata.name: Invalid value: "Not_Valid"'
+    )
 
 
 async def test_creating_an_existing_name_is_already_exists(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("dup"))
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_config_map(kube.namespace, configmap("dup"))
@@ -95,7 +96,7 @@ async def test_creating_an_existing_name_is_already_exists(kube: KubeTarget) -> 
 
 
 async def test_getting_a_missing_object_is_not_found_with_the_real_message(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await apps.read_namespaced_deployment("nope", kube.namespace)
     status = status_of(caught.value)
@@ -118,7 +119,9 @@ async def test_namespace_comes_from_the_url_when_the_body_has_none(kube: KubeTar
 async def test_a_body_namespace_that_differs_from_the_url_is_bad_request(kube: KubeTarget) -> None:
     body = configmap("x")
     body["metadata"]["namespace"] = "somewhere-else"
-    status, _, answer = await raw(kube.api_client, "POST", f"/api/v1/namespaces/{kube.namespace}/configmaps", body=body)
+    status, _, answer = await raw(
+        kube.api_client, "POST", f"/api/v1/namespaces/{kube.namespace}/configmaps", body=body
+    )
     assert status == 400
     assert answer["reason"] == "BadRequest"
     assert answer["message"] == (
@@ -127,7 +130,7 @@ async def test_a_body_namespace_that_differs_from_the_url_is_bad_request(kube: K
 
 
 async def test_creating_in_a_missing_namespace_is_not_found_for_the_namespace(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_config_map("no-such-namespace-kctl", configmap("x"))
     status = status_of(caught.value)
@@ -137,7 +140,7 @@ async def test_creating_in_a_missing_namespace_is_not_found_for_the_namespace(ku
 
 
 async def test_update_with_a_stale_resource_version_is_a_conflict(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("c"))
     await core.patch_namespaced_config_map("c", kube.namespace, {"data": {"k": "new"}})
     stale = configmap("c", data={"k": "mine"})
@@ -155,15 +158,17 @@ async def test_update_with_a_stale_resource_version_is_a_conflict(kube: KubeTarg
 
 
 async def test_update_without_resource_version_is_unconditional(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("u"))
     await core.patch_namespaced_config_map("u", kube.namespace, {"data": {"k": "other"}})
-    replaced = await core.replace_namespaced_config_map("u", kube.namespace, configmap("u", data={"k": "final"}))
+    replaced = await core.replace_namespaced_config_map(
+        "u", kube.namespace, configmap("u", data={"k": "final"})
+    )
     assert replaced.data == {"k": "final"}
 
 
 async def test_update_keeps_uid_and_creation_timestamp_whatever_the_body_says(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("keep"))
     body = configmap("keep", data={"k": "2"})
     body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
@@ -177,17 +182,20 @@ async def test_update_keeps_uid_and_creation_timestamp_whatever_the_body_says(ku
 
 
 async def test_update_of_a_missing_object_is_not_found(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.replace_namespaced_config_map("ghost", kube.namespace, configmap("ghost"))
     assert caught.value.status == 404
 
 
 async def test_a_name_in_the_body_that_differs_from_the_url_is_bad_request(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("right"))
     status, _, answer = await raw(
-        kube.api_client, "PUT", f"/api/v1/namespaces/{kube.namespace}/configmaps/right", body=configmap("wrong")
+        kube.api_client,
+        "PUT",
+        f"/api/v1/namespaces/{kube.namespace}/configmaps/right",
+        body=configmap("wrong"),
     )
     assert status == 400
     assert answer["reason"] == "BadRequest"
@@ -195,16 +203,18 @@ async def test_a_name_in_the_body_that_differs_from_the_url_is_bad_request(kube:
 
 
 async def test_an_update_that_changes_nothing_keeps_the_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("same"))
     again = await core.patch_namespaced_config_map("same", kube.namespace, {"data": {"k": "v"}})
     assert again.metadata.resource_version == created.metadata.resource_version
 
 
 async def test_delete_removes_the_object_and_answers_a_success_status(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("gone"))
-    status, _, answer = await raw(kube.api_client, "DELETE", f"/api/v1/namespaces/{kube.namespace}/configmaps/gone")
+    status, _, answer = await raw(
+        kube.api_client, "DELETE", f"/api/v1/namespaces/{kube.namespace}/configmaps/gone"
+    )
     assert status == 200
     assert answer["kind"] == "Status"
     assert answer["status"] == "Success"
@@ -217,7 +227,7 @@ async def test_delete_removes_the_object_and_answers_a_success_status(kube: Kube
 
 
 async def test_delete_with_a_wrong_uid_precondition_is_a_conflict(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("pre"))
     with pytest.raises(ApiException) as caught:
         await core.delete_namespaced_config_map(
@@ -234,33 +244,42 @@ async def test_delete_with_a_wrong_uid_precondition_is_a_conflict(kube: KubeTarg
 
 
 async def test_delete_with_a_stale_resource_version_precondition_is_a_conflict(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("prerv"))
     await core.patch_namespaced_config_map("prerv", kube.namespace, {"data": {"k": "2"}})
     with pytest.raises(ApiException) as caught:
         await core.delete_namespaced_config_map(
-            "prerv", kube.namespace, body={"preconditions": {"resourceVersion": created.metadata.resource_version}}
+            "prerv",
+            kube.namespace,
+            body={"preconditions": {"resourceVersion": created.metadata.resource_version}},
         )
     assert caught.value.status == 409
     assert "Precondition failed: ResourceVersion in precondition" in status_of(caught.value)["message"]
 
 
 async def test_delete_with_matching_preconditions_deletes(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("ok"))
     await core.delete_namespaced_config_map(
         "ok",
         kube.namespace,
-        body={"preconditions": {"uid": created.metadata.uid, "resourceVersion": created.metadata.resource_version}},
+        body={
+            "preconditions": {
+                "uid": created.metadata.uid,
+                "resourceVersion": created.metadata.resource_version,
+            }
+        },
     )
     with pytest.raises(ApiException):
         await core.read_namespaced_config_map("ok", kube.namespace)
 
 
 async def test_deletecollection_removes_only_the_selected_objects(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     for i in range(3):
-        await core.create_namespaced_config_map(kube.namespace, configmap(f"doomed-{i}", labels={"fate": "doomed"}))
+        await core.create_namespaced_config_map(
+            kube.namespace, configmap(f"doomed-{i}", labels={"fate": "doomed"})
+        )
     await core.create_namespaced_config_map(kube.namespace, configmap("kept", labels={"fate": "kept"}))
     await core.delete_collection_namespaced_config_map(kube.namespace, label_selector="fate=doomed")
     left = await core.list_namespaced_config_map(kube.namespace, label_selector="fate")
@@ -268,7 +287,7 @@ async def test_deletecollection_removes_only_the_selected_objects(kube: KubeTarg
 
 
 async def test_dry_run_create_validates_but_stores_nothing(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     made = await core.create_namespaced_config_map(kube.namespace, configmap("dry"), dry_run="All")
     assert made.metadata.name == "dry"
     with pytest.raises(ApiException) as caught:
@@ -280,11 +299,15 @@ async def test_dry_run_create_validates_but_stores_nothing(kube: KubeTarget) -> 
 
 
 async def test_dry_run_update_patch_and_delete_change_nothing(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("dry2"))
-    patched = await core.patch_namespaced_config_map("dry2", kube.namespace, {"data": {"k": "x"}}, dry_run="All")
+    patched = await core.patch_namespaced_config_map(
+        "dry2", kube.namespace, {"data": {"k": "x"}}, dry_run="All"
+    )
     assert patched.data == {"k": "x"}
-    await core.replace_namespaced_config_map("dry2", kube.namespace, configmap("dry2", data={"k": "y"}), dry_run="All")
+    await core.replace_namespaced_config_map(
+        "dry2", kube.namespace, configmap("dry2", data={"k": "y"}), dry_run="All"
+    )
     await core.delete_namespaced_config_map("dry2", kube.namespace, dry_run="All")
     current = await core.read_namespaced_config_map("dry2", kube.namespace)
     assert current.data == {"k": "v"}
@@ -310,17 +333,17 @@ async def test_an_unknown_resource_path_is_not_found(kube: KubeTarget) -> None:
 async def test_a_new_namespace_gets_the_default_service_account(kube: KubeTarget) -> None:
     from kctl_runtime.testing.pytest_plugin import eventually
 
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
 
     async def has_default() -> bool:
         sa = await core.read_namespaced_service_account("default", kube.namespace)
-        return sa.metadata.name == "default"
+        return bool(sa.metadata.name == "default")
 
     await eventually(has_default, message="default ServiceAccount")
 
 
 async def test_the_system_namespaces_exist_and_are_active(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
         ns = await core.read_namespace(name)
         assert ns.status.phase == "Active"

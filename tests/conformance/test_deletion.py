@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
-from ._support import configmap, open_watch, raw, status_of
+from ._support import configmap, core_api, open_watch, raw, status_of
 
 
 def _owned(name: str, owner: Any, *, block: bool = False) -> dict[str, Any]:
@@ -27,17 +26,14 @@ def _owned(name: str, owner: Any, *, block: bool = False) -> dict[str, Any]:
     return body
 
 
-async def _gone(core: client.CoreV1Api, namespace: str, name: str) -> bool:
-    try:
+async def _gone(core: Any, namespace: str, name: str) -> bool:
+    with pytest.raises(ApiException) as caught:
         await core.read_namespaced_config_map(name, namespace)
-    except ApiException as exc:
-        assert exc.status == 404
-        return True
-    raise AssertionError(f"{name} still exists")
+    return caught.value.status == 404
 
 
 async def test_a_finalizer_holds_the_object_with_a_deletion_timestamp(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     body = configmap("held")
     body["metadata"]["finalizers"] = ["example.com/hold"]
     created = await core.create_namespaced_config_map(kube.namespace, body)
@@ -46,7 +42,9 @@ async def test_a_finalizer_holds_the_object_with_a_deletion_timestamp(kube: Kube
         f"/api/v1/namespaces/{kube.namespace}/configmaps",
         [("resourceVersion", created.metadata.resource_version), ("fieldSelector", "metadata.name=held")],
     ) as stream:
-        status, _, answer = await raw(kube.api_client, "DELETE", f"/api/v1/namespaces/{kube.namespace}/configmaps/held")
+        status, _, answer = await raw(
+            kube.api_client, "DELETE", f"/api/v1/namespaces/{kube.namespace}/configmaps/held"
+        )
         assert status == 200
         assert answer["kind"] == "ConfigMap"
         assert answer["metadata"]["deletionTimestamp"]
@@ -65,7 +63,7 @@ async def test_a_finalizer_holds_the_object_with_a_deletion_timestamp(kube: Kube
 
 
 async def test_new_finalizers_cannot_be_added_to_an_object_being_deleted(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     body = configmap("closing")
     body["metadata"]["finalizers"] = ["example.com/a"]
     await core.create_namespaced_config_map(kube.namespace, body)
@@ -80,7 +78,7 @@ async def test_new_finalizers_cannot_be_added_to_an_object_being_deleted(kube: K
 
 
 async def test_deleting_an_object_being_deleted_again_changes_nothing(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     body = configmap("twice")
     body["metadata"]["finalizers"] = ["example.com/a"]
     await core.create_namespaced_config_map(kube.namespace, body)
@@ -93,7 +91,7 @@ async def test_deleting_an_object_being_deleted_again_changes_nothing(kube: Kube
 
 
 async def test_background_deletion_removes_dependents_after_the_owner(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     owner = await core.create_namespaced_config_map(kube.namespace, configmap("owner"))
     await core.create_namespaced_config_map(kube.namespace, _owned("child-1", owner))
     await core.create_namespaced_config_map(kube.namespace, _owned("child-2", owner))
@@ -106,7 +104,7 @@ async def test_background_deletion_removes_dependents_after_the_owner(kube: Kube
 async def test_a_dependent_with_another_live_owner_survives_and_loses_the_dangling_reference(
     kube: KubeTarget,
 ) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     first = await core.create_namespaced_config_map(kube.namespace, configmap("first"))
     second = await core.create_namespaced_config_map(kube.namespace, configmap("second"))
     body = _owned("shared", first)
@@ -125,7 +123,7 @@ async def test_a_dependent_with_another_live_owner_survives_and_loses_the_dangli
 
 
 async def test_foreground_deletion_waits_for_blocking_dependents(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     owner = await core.create_namespaced_config_map(kube.namespace, configmap("fg-owner"))
     child = _owned("fg-child", owner, block=True)
     child["metadata"]["finalizers"] = ["example.com/slow"]
@@ -145,11 +143,13 @@ async def test_foreground_deletion_waits_for_blocking_dependents(kube: KubeTarge
     assert still.metadata.deletion_timestamp is not None
     await core.patch_namespaced_config_map("fg-child", kube.namespace, {"metadata": {"finalizers": None}})
     await eventually(lambda: _gone(core, kube.namespace, "fg-child"), message="dependent deleted")
-    await eventually(lambda: _gone(core, kube.namespace, "fg-owner"), message="owner deleted after dependents")
+    await eventually(
+        lambda: _gone(core, kube.namespace, "fg-owner"), message="owner deleted after dependents"
+    )
 
 
 async def test_orphan_deletion_keeps_dependents_and_strips_the_owner_reference(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     owner = await core.create_namespaced_config_map(kube.namespace, configmap("orph-owner"))
     await core.create_namespaced_config_map(kube.namespace, _owned("orphan", owner))
     await core.delete_namespaced_config_map("orph-owner", kube.namespace, propagation_policy="Orphan")
@@ -164,19 +164,26 @@ async def test_orphan_deletion_keeps_dependents_and_strips_the_owner_reference(k
 
 
 async def test_an_object_whose_owner_never_existed_is_collected(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     body = configmap("stray")
     body["metadata"]["ownerReferences"] = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "phantom", "uid": "7f1f4a5e-0000-4000-8000-000000000001"}
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "phantom",
+            "uid": "7f1f4a5e-0000-4000-8000-000000000001",
+        }
     ]
     await core.create_namespaced_config_map(kube.namespace, body)
-    await eventually(lambda: _gone(core, kube.namespace, "stray"), message="dependent of a missing owner collected")
+    await eventually(
+        lambda: _gone(core, kube.namespace, "stray"), message="dependent of a missing owner collected"
+    )
 
 
 async def test_deleting_a_namespace_terminates_it_and_removes_its_content(kube: KubeTarget) -> None:
     from kctl_runtime.testing.pytest_plugin import unique_name
 
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     name = unique_name("doomed")
     await core.create_namespace({"metadata": {"name": name}})
     await core.create_namespaced_config_map(name, configmap("inside"))
@@ -212,11 +219,8 @@ async def test_deleting_a_namespace_terminates_it_and_removes_its_content(kube: 
     await core.patch_namespaced_config_map("held-inside", name, {"metadata": {"finalizers": None}})
 
     async def namespace_gone() -> bool:
-        try:
+        with pytest.raises(ApiException) as caught:
             await core.read_namespace(name)
-        except ApiException as exc:
-            assert exc.status == 404
-            return True
-        raise AssertionError("namespace still exists")
+        return caught.value.status == 404
 
     await eventually(namespace_gone, timeout=30, message="namespace removed once empty")

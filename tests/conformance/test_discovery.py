@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from kubernetes_asyncio import client
-
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import raw
+from ._support import apis_api, apps_api, core_api, raw, version_api
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 
 
 async def test_version_reports_major_and_minor(kube: KubeTarget) -> None:
-    info = await client.VersionApi(kube.api_client).get_code()
+    info = await version_api(kube.api_client).get_code()
     assert info.major == "1"
     assert int(info.minor.rstrip("+")) >= 28
     assert info.git_version.startswith("v1.")
@@ -26,7 +24,7 @@ async def test_the_core_group_lists_v1(kube: KubeTarget) -> None:
 
 
 async def test_core_v1_resources_carry_verbs_scope_and_short_names(kube: KubeTarget) -> None:
-    resources = await client.CoreV1Api(kube.api_client).get_api_resources()
+    resources = await core_api(kube.api_client).get_api_resources()
     by_name = {r.name: r for r in resources.resources}
     assert resources.group_version == "v1"
     assert by_name["configmaps"].namespaced is True
@@ -40,7 +38,7 @@ async def test_core_v1_resources_carry_verbs_scope_and_short_names(kube: KubeTar
 
 
 async def test_apps_v1_lists_deployments_with_status_and_scale(kube: KubeTarget) -> None:
-    resources = await client.AppsV1Api(kube.api_client).get_api_resources()
+    resources = await apps_api(kube.api_client).get_api_resources()
     by_name = {r.name: r for r in resources.resources}
     assert by_name["deployments"].short_names == ["deploy"]
     assert "all" in by_name["deployments"].categories
@@ -50,7 +48,7 @@ async def test_apps_v1_lists_deployments_with_status_and_scale(kube: KubeTarget)
 
 
 async def test_the_group_list_names_the_built_in_groups_with_preferred_versions(kube: KubeTarget) -> None:
-    groups = await client.ApisApi(kube.api_client).get_api_versions()
+    groups = await apis_api(kube.api_client).get_api_versions()
     by_name = {g.name: g for g in groups.groups}
     for name in ("apps", "coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"):
         assert by_name[name].preferred_version.version == "v1"
@@ -92,5 +90,9 @@ async def test_openapi_v3_indexes_every_group_version(kube: KubeTarget) -> None:
     status, _, doc = await raw(kube.api_client, "GET", url.split("?")[0])
     assert status == 200
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
-    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "apps",
+        "version": "v1",
+        "kind": "Deployment",
+    }
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]

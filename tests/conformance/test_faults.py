@@ -6,19 +6,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import configmap, raw, status_of
+from ._support import apps_api, configmap, core_api, raw, status_of
 
 pytestmark = pytest.mark.fake_only
 
 
 async def test_fail_next_fails_exactly_n_matching_requests_with_a_status(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    core = client.CoreV1Api(fake_kube.api_client)
+    core = core_api(fake_kube.api_client)
     fake_kube.fake.faults.fail_next(2, status=503, verb="list", resource="configmaps")
     await core.read_namespace(fake_kube.namespace)
     for _ in range(2):
@@ -36,9 +35,10 @@ async def test_a_429_carries_retry_after_in_header_and_details(fake_kube: KubeTa
     assert fake_kube.fake is not None
     fake_kube.fake.faults.fail_next(status=429, verb="create", retry_after=7, message="slow down")
     with pytest.raises(ApiException) as caught:
-        await client.CoreV1Api(fake_kube.api_client).create_namespaced_config_map(fake_kube.namespace, configmap("x"))
+        await core_api(fake_kube.api_client).create_namespaced_config_map(fake_kube.namespace, configmap("x"))
     status = status_of(caught.value)
     assert caught.value.status == 429
+    assert caught.value.headers is not None
     assert caught.value.headers["Retry-After"] == "7"
     assert status["reason"] == "TooManyRequests"
     assert status["message"] == "slow down"
@@ -47,7 +47,7 @@ async def test_a_429_carries_retry_after_in_header_and_details(fake_kube: KubeTa
 
 async def test_faults_match_on_the_path_regex(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    core = client.CoreV1Api(fake_kube.api_client)
+    core = core_api(fake_kube.api_client)
     await core.create_namespaced_config_map(fake_kube.namespace, configmap("target"))
     await core.create_namespaced_config_map(fake_kube.namespace, configmap("bystander"))
     fake_kube.fake.faults.fail_next(status=500, path_regex=r"/configmaps/target$")
@@ -59,7 +59,7 @@ async def test_faults_match_on_the_path_regex(fake_kube: KubeTarget) -> None:
 
 async def test_faults_can_target_a_subresource(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    apps = client.AppsV1Api(fake_kube.api_client)
+    apps = apps_api(fake_kube.api_client)
     from ._support import deployment
 
     await apps.create_namespaced_deployment(fake_kube.namespace, deployment("d"))
@@ -72,17 +72,19 @@ async def test_faults_can_target_a_subresource(fake_kube: KubeTarget) -> None:
 
 async def test_a_failed_write_changes_nothing(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    core = client.CoreV1Api(fake_kube.api_client)
+    core = core_api(fake_kube.api_client)
     fake_kube.fake.faults.fail_next(status=500, verb="create")
     with pytest.raises(ApiException):
         await core.create_namespaced_config_map(fake_kube.namespace, configmap("never"))
-    status, _, _ = await raw(fake_kube.api_client, "GET", f"/api/v1/namespaces/{fake_kube.namespace}/configmaps/never")
+    status, _, _ = await raw(
+        fake_kube.api_client, "GET", f"/api/v1/namespaces/{fake_kube.namespace}/configmaps/never"
+    )
     assert status == 404
 
 
 async def test_delay_holds_matching_requests(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    core = client.CoreV1Api(fake_kube.api_client)
+    core = core_api(fake_kube.api_client)
     fake_kube.fake.faults.delay(0.3, verb="get", resource="namespaces", count=1)
     started = time.monotonic()
     await core.read_namespace(fake_kube.namespace)
@@ -97,7 +99,7 @@ async def test_clear_removes_pending_faults(fake_kube: KubeTarget) -> None:
     fake_kube.fake.faults.fail_next(5, status=500)
     fake_kube.fake.faults.delay(5.0)
     fake_kube.fake.faults.clear()
-    await client.CoreV1Api(fake_kube.api_client).read_namespace(fake_kube.namespace)
+    await core_api(fake_kube.api_client).read_namespace(fake_kube.namespace)
 
 
 async def test_unknown_verbs_and_bad_codes_are_rejected_at_once(fake_kube: KubeTarget) -> None:

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from kubernetes_asyncio import client
-
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import deployment, raw
+from ._support import apps_api, deployment, raw
 
 
 async def test_a_deployment_starts_at_generation_one(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     created = await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
     assert created.metadata.generation == 1
 
 
 async def test_a_spec_change_bumps_generation(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
     patched = await apps.patch_namespaced_deployment("gen", kube.namespace, {"spec": {"replicas": 3}})
     assert patched.metadata.generation == 2
 
 
 async def test_a_metadata_change_keeps_generation(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     created = await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
     patched = await apps.patch_namespaced_deployment(
         "gen", kube.namespace, {"metadata": {"labels": {"new": "label"}, "annotations": {"a": "b"}}}
@@ -33,7 +31,7 @@ async def test_a_metadata_change_keeps_generation(kube: KubeTarget) -> None:
 
 
 async def test_a_status_write_keeps_generation_and_spec(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
     patched = await apps.patch_namespaced_deployment_status(
         "gen", kube.namespace, {"spec": {"replicas": 7}, "status": {"observedGeneration": 1, "replicas": 1}}
@@ -44,7 +42,7 @@ async def test_a_status_write_keeps_generation_and_spec(kube: KubeTarget) -> Non
 
 
 async def test_writes_to_the_main_resource_ignore_status(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     await apps.create_namespaced_deployment(kube.namespace, deployment("split"))
     await apps.patch_namespaced_deployment_status("split", kube.namespace, {"status": {"replicas": 1}})
     patched = await apps.patch_namespaced_deployment(
@@ -66,7 +64,7 @@ async def test_status_given_at_create_is_dropped(kube: KubeTarget) -> None:
 
 
 async def test_a_status_put_changes_only_status(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     created = await apps.create_namespaced_deployment(kube.namespace, deployment("put"))
     body = created.to_dict()
     status, _, current = await raw(
@@ -77,7 +75,10 @@ async def test_a_status_put_changes_only_status(kube: KubeTarget) -> None:
     current["metadata"]["labels"] = {"ignored": "yes"}
     current["spec"]["replicas"] = 9
     status, _, answer = await raw(
-        kube.api_client, "PUT", f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/put/status", body=current
+        kube.api_client,
+        "PUT",
+        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/put/status",
+        body=current,
     )
     assert status == 200
     assert answer["status"]["replicas"] == 4

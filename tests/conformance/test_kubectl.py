@@ -25,8 +25,11 @@ class Kubectl:
 
     async def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         process = await asyncio.create_subprocess_exec(
-            *self.base, *args,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            *self.base,
+            *args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), 60)
         if check and process.returncode != 0:
@@ -49,7 +52,9 @@ def _crd(group: str) -> dict[str, object]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+                    "additionalPrinterColumns": [
+                        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}
+                    ],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
@@ -106,22 +111,33 @@ async def test_kubectl_applies_gets_patches_watches_and_deletes_a_custom_resourc
         assert as_yaml["metadata"]["generation"] == 1
         assert "kubectl.kubernetes.io/last-applied-configuration" in as_yaml["metadata"]["annotations"]
 
-        await kubectl.run("patch", resource, "g1", "-n", kube.namespace, "--type=merge", "-p", '{"spec":{"size":5}}')
+        await kubectl.run(
+            "patch", resource, "g1", "-n", kube.namespace, "--type=merge", "-p", '{"spec":{"size":5}}'
+        )
         patched = yaml.safe_load(await kubectl.run("get", resource, "g1", "-n", kube.namespace, "-o", "yaml"))
         assert patched["spec"]["size"] == 5
         assert patched["metadata"]["generation"] == 2
 
         cr_file.write_text(cr_file.read_text().replace("size: 3", "size: 4"))
         await kubectl.run("apply", "-f", str(cr_file))
-        reapplied = yaml.safe_load(await kubectl.run("get", resource, "g1", "-n", kube.namespace, "-o", "yaml"))
+        reapplied = yaml.safe_load(
+            await kubectl.run("get", resource, "g1", "-n", kube.namespace, "-o", "yaml")
+        )
         assert reapplied["spec"]["size"] == 4
 
         dry = await kubectl.run("apply", "-f", str(cr_file), "--dry-run=server")
         assert "server dry run" in dry
 
         watcher = await asyncio.create_subprocess_exec(
-            *kubectl.base, "get", resource, "-n", kube.namespace, "--watch", "--output-watch-events",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            *kubectl.base,
+            "get",
+            resource,
+            "-n",
+            kube.namespace,
+            "--watch",
+            "--output-watch-events",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             assert watcher.stdout is not None
@@ -137,7 +153,7 @@ async def test_kubectl_applies_gets_patches_watches_and_deletes_a_custom_resourc
             await watcher.wait()
 
         out = await kubectl.run("delete", resource, "g1", "-n", kube.namespace)
-        assert 'deleted' in out
+        assert "deleted" in out
         left = await kubectl.run("get", resource, "-n", kube.namespace, "-o", "name")
         assert left.strip() == ""
     finally:
@@ -155,11 +171,18 @@ async def test_kubectl_applies_and_reconfigures_built_in_objects(kube: KubeTarge
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
                 "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "main", "image": "nginx", "env": [{"name": "A", "value": "1"}]}]},
+                "spec": {
+                    "containers": [{"name": "main", "image": "nginx", "env": [{"name": "A", "value": "1"}]}]
+                },
             },
         },
     }
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": kube.namespace}, "data": {"a": "1"}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": kube.namespace},
+        "data": {"a": "1"},
+    }
     manifest.write_text(yaml.safe_dump_all([cm, deployment]))
     out = await kubectl.run("apply", "-f", str(manifest))
     assert "configmap/settings created" in out

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import configmap, raw, status_of
+from ._support import configmap, core_api, raw, status_of
 
 
-async def _names(core: client.CoreV1Api, namespace: str, **kwargs: str) -> list[str]:
+async def _names(core: Any, namespace: str, **kwargs: str) -> list[str]:
     listed = await core.list_namespaced_config_map(namespace, **kwargs)
     return [c.metadata.name for c in listed.items]
 
 
 @pytest.fixture
-async def labelled(kube: KubeTarget) -> client.CoreV1Api:
-    core = client.CoreV1Api(kube.api_client)
+async def labelled(kube: KubeTarget) -> Any:
+    core = core_api(kube.api_client)
     specs = {
         "a": {"tier": "web", "env": "prod"},
         "b": {"tier": "web", "env": "dev"},
@@ -44,27 +45,27 @@ async def labelled(kube: KubeTarget) -> client.CoreV1Api:
     ],
 )
 async def test_label_selectors_filter_the_list(
-    kube: KubeTarget, labelled: client.CoreV1Api, selector: str, expected: list[str]
+    kube: KubeTarget, labelled: Any, selector: str, expected: list[str]
 ) -> None:
     assert await _names(labelled, kube.namespace, label_selector=selector) == expected
 
 
 async def test_a_malformed_label_selector_is_bad_request(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.list_namespaced_config_map(kube.namespace, label_selector="a in (b")
     assert caught.value.status == 400
     assert status_of(caught.value)["reason"] == "BadRequest"
 
 
-async def test_field_selector_on_metadata_name(kube: KubeTarget, labelled: client.CoreV1Api) -> None:
+async def test_field_selector_on_metadata_name(kube: KubeTarget, labelled: Any) -> None:
     assert await _names(labelled, kube.namespace, field_selector="metadata.name=c") == ["c"]
     names = await _names(labelled, kube.namespace, field_selector="metadata.name!=c", label_selector="tier")
     assert names == ["a", "b", "d"]
 
 
 async def test_an_unsupported_field_selector_is_bad_request(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.list_namespaced_config_map(kube.namespace, field_selector="data.k=v")
     status = status_of(caught.value)
@@ -74,10 +75,12 @@ async def test_an_unsupported_field_selector_is_bad_request(kube: KubeTarget) ->
 
 
 async def test_items_come_sorted_by_name_with_the_list_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     last = None
     for name in ("zeta", "alpha", "mid"):
-        last = await core.create_namespaced_config_map(kube.namespace, configmap(name, labels={"sorted": "1"}))
+        last = await core.create_namespaced_config_map(
+            kube.namespace, configmap(name, labels={"sorted": "1"})
+        )
     listed = await core.list_namespaced_config_map(kube.namespace, label_selector="sorted")
     assert [c.metadata.name for c in listed.items] == ["alpha", "mid", "zeta"]
     assert last is not None
@@ -85,18 +88,20 @@ async def test_items_come_sorted_by_name_with_the_list_resource_version(kube: Ku
 
 
 async def test_a_cluster_wide_list_spans_namespaces(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     marker = kube.namespace
     await core.create_namespaced_config_map(kube.namespace, configmap("here", labels={"marker": marker}))
     listed = await core.list_config_map_for_all_namespaces(label_selector=f"marker={marker}")
     assert [(c.metadata.namespace, c.metadata.name) for c in listed.items] == [(kube.namespace, "here")]
-    status, _, body = await raw(kube.api_client, "GET", "/api/v1/configmaps", query=[("labelSelector", f"marker={marker}")])
+    status, _, body = await raw(
+        kube.api_client, "GET", "/api/v1/configmaps", query=[("labelSelector", f"marker={marker}")]
+    )
     assert status == 200
     assert body["kind"] == "ConfigMapList"
 
 
 async def test_pagination_returns_every_object_exactly_once(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     expected = [f"p-{i:02d}" for i in range(23)]
     for name in expected:
         await core.create_namespaced_config_map(kube.namespace, configmap(name, labels={"page": "1"}))
@@ -118,7 +123,7 @@ async def test_pagination_returns_every_object_exactly_once(kube: KubeTarget) ->
 
 
 async def test_a_paginated_list_is_a_consistent_snapshot(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     for i in range(6):
         await core.create_namespaced_config_map(kube.namespace, configmap(f"s-{i}", data={"v": "old"}))
     first = await core.list_namespaced_config_map(kube.namespace, limit=3)
@@ -126,7 +131,7 @@ async def test_a_paginated_list_is_a_consistent_snapshot(kube: KubeTarget) -> No
     await core.patch_namespaced_config_map("s-5", kube.namespace, {"data": {"v": "new"}})
     await core.create_namespaced_config_map(kube.namespace, configmap("s-9"))
     await core.delete_namespaced_config_map("s-4", kube.namespace)
-    rest: list[client.V1ConfigMap] = []
+    rest: list[Any] = []
     token = first.metadata._continue
     while token:
         page = await core.list_namespaced_config_map(kube.namespace, limit=3, _continue=token)
@@ -140,7 +145,7 @@ async def test_a_paginated_list_is_a_consistent_snapshot(kube: KubeTarget) -> No
 
 
 async def test_remaining_item_count_is_reported_without_selectors(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     for i in range(4):
         await core.create_namespaced_config_map(kube.namespace, configmap(f"r-{i}"))
     total = len((await core.list_namespaced_config_map(kube.namespace)).items)
@@ -149,7 +154,7 @@ async def test_remaining_item_count_is_reported_without_selectors(kube: KubeTarg
 
 
 async def test_a_garbled_continue_token_is_bad_request(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.list_namespaced_config_map(kube.namespace, limit=1, _continue="!!not-a-token!!")
     assert caught.value.status == 400
@@ -159,7 +164,7 @@ async def test_a_garbled_continue_token_is_bad_request(kube: KubeTarget) -> None
 async def test_a_continue_token_from_compacted_history_is_expired(fake_kube: KubeTarget) -> None:
     kube = fake_kube
     assert kube.fake is not None
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     for i in range(4):
         await core.create_namespaced_config_map(kube.namespace, configmap(f"e-{i}"))
     first = await core.list_namespaced_config_map(kube.namespace, limit=2)
@@ -174,6 +179,6 @@ async def test_a_continue_token_from_compacted_history_is_expired(fake_kube: Kub
 
 
 async def test_cluster_scoped_list_of_namespaces_includes_the_test_namespace(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     listed = await core.list_namespace(field_selector=f"metadata.name={kube.namespace}")
     assert [n.metadata.name for n in listed.items] == [kube.namespace]

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import configmap, deployment, raw
+from ._support import apps_api, configmap, core_api, deployment, raw
 
 
-async def _patch(kube: KubeTarget, path: str, content_type: str, body: object) -> tuple[int, dict]:
-    status, _, answer = await raw(kube.api_client, "PATCH", path, body=body, headers={"Content-Type": content_type})
+async def _patch(kube: KubeTarget, path: str, content_type: str, body: object) -> tuple[int, Any]:
+    status, _, answer = await raw(
+        kube.api_client, "PATCH", path, body=body, headers={"Content-Type": content_type}
+    )
     return status, answer
 
 
 async def test_merge_patch_sets_and_removes_keys(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("m", data={"a": "1", "b": "2"}))
     status, answer = await _patch(
         kube,
@@ -30,7 +33,7 @@ async def test_merge_patch_sets_and_removes_keys(kube: KubeTarget) -> None:
 
 
 async def test_json_patch_applies_operations_in_order(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("j", data={"a": "1"}))
     status, answer = await _patch(
         kube,
@@ -47,7 +50,7 @@ async def test_json_patch_applies_operations_in_order(kube: KubeTarget) -> None:
 
 
 async def test_a_failing_json_patch_test_operation_is_invalid_and_changes_nothing(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("t", data={"a": "1"}))
     status, answer = await _patch(
         kube,
@@ -62,7 +65,7 @@ async def test_a_failing_json_patch_test_operation_is_invalid_and_changes_nothin
 
 
 async def test_json_patch_with_a_stale_resource_version_test_is_rejected(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("rv"))
     await core.patch_namespaced_config_map("rv", kube.namespace, {"data": {"k": "2"}})
     status, answer = await _patch(
@@ -76,7 +79,7 @@ async def test_json_patch_with_a_stale_resource_version_test_is_rejected(kube: K
 
 
 async def test_strategic_merge_patch_merges_containers_by_name(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     await apps.create_namespaced_deployment(kube.namespace, deployment("smp"))
     status, answer = await _patch(
         kube,
@@ -90,7 +93,7 @@ async def test_strategic_merge_patch_merges_containers_by_name(kube: KubeTarget)
 
 
 async def test_merge_patch_replaces_lists_wholesale(kube: KubeTarget) -> None:
-    apps = client.AppsV1Api(kube.api_client)
+    apps = apps_api(kube.api_client)
     await apps.create_namespaced_deployment(kube.namespace, deployment("mp"))
     status, answer = await _patch(
         kube,
@@ -103,14 +106,14 @@ async def test_merge_patch_replaces_lists_wholesale(kube: KubeTarget) -> None:
 
 
 async def test_patching_a_missing_object_is_not_found(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     with pytest.raises(ApiException) as caught:
         await core.patch_namespaced_config_map("nobody", kube.namespace, {"data": {"a": "b"}})
     assert caught.value.status == 404
 
 
 async def test_an_unknown_patch_content_type_is_unsupported_media_type(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("ct"))
     status, answer = await _patch(
         kube, f"/api/v1/namespaces/{kube.namespace}/configmaps/ct", "text/plain", b'{"data": {}}'

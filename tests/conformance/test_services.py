@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from kubernetes_asyncio import client
-
 from kctl_runtime.testing.pytest_plugin import KubeTarget
+
+from ._support import core_api
 
 
 def service(name: str, type_: str = "ClusterIP") -> dict[str, object]:
@@ -19,7 +19,7 @@ def service(name: str, type_: str = "ClusterIP") -> dict[str, object]:
 
 
 async def test_a_service_gets_a_unique_cluster_ip(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     first = await core.create_namespaced_service(kube.namespace, service("one"))
     second = await core.create_namespaced_service(kube.namespace, service("two"))
     for made in (first, second):
@@ -32,13 +32,12 @@ async def test_a_service_gets_a_unique_cluster_ip(kube: KubeTarget) -> None:
 async def test_a_headless_service_keeps_cluster_ip_none(kube: KubeTarget) -> None:
     body = service("headless")
     body["spec"]["clusterIP"] = "None"  # type: ignore[index]
-    made = await client.CoreV1Api(kube.api_client).create_namespaced_service(kube.namespace, body)
+    made = await core_api(kube.api_client).create_namespaced_service(kube.namespace, body)
     assert made.spec.cluster_ip == "None"
 
 
 async def test_a_node_port_service_gets_a_port_in_the_node_port_range(kube: KubeTarget) -> None:
-    made = await client.CoreV1Api(kube.api_client).create_namespaced_service(
+    made = await core_api(kube.api_client).create_namespaced_service(
         kube.namespace, service("np", "NodePort")
     )
     assert 30000 <= made.spec.ports[0].node_port <= 32767
-

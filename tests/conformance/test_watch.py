@@ -7,11 +7,10 @@ import time
 
 import anyio
 import pytest
-from kubernetes_asyncio import client
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import configmap, open_watch
+from ._support import configmap, core_api, open_watch
 
 
 def _cm_path(namespace: str) -> str:
@@ -19,12 +18,15 @@ def _cm_path(namespace: str) -> str:
 
 
 async def test_a_watch_without_resource_version_starts_with_the_current_objects(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("one", labels={"w": "1"}))
     await core.create_namespaced_config_map(kube.namespace, configmap("two", labels={"w": "1"}))
     async with open_watch(kube.api_client, _cm_path(kube.namespace), [("labelSelector", "w")]) as stream:
         events = await stream.take(2)
-        assert {(e["type"], e["object"]["metadata"]["name"]) for e in events} == {("ADDED", "one"), ("ADDED", "two")}
+        assert {(e["type"], e["object"]["metadata"]["name"]) for e in events} == {
+            ("ADDED", "one"),
+            ("ADDED", "two"),
+        }
         await core.patch_namespaced_config_map("one", kube.namespace, {"data": {"k": "2"}})
         modified = await stream.next()
         assert modified is not None
@@ -33,14 +35,16 @@ async def test_a_watch_without_resource_version_starts_with_the_current_objects(
 
 
 async def test_a_watch_from_a_resource_version_replays_later_changes_in_order(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("w"))
     start = created.metadata.resource_version
     await core.patch_namespaced_config_map("w", kube.namespace, {"data": {"k": "1"}})
     await core.patch_namespaced_config_map("w", kube.namespace, {"data": {"k": "2"}})
     await core.delete_namespaced_config_map("w", kube.namespace)
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace), [("resourceVersion", start), ("fieldSelector", "metadata.name=w")]
+        kube.api_client,
+        _cm_path(kube.namespace),
+        [("resourceVersion", start), ("fieldSelector", "metadata.name=w")],
     ) as stream:
         events = await stream.take(3)
     assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
@@ -51,10 +55,11 @@ async def test_a_watch_from_a_resource_version_replays_later_changes_in_order(ku
 
 
 async def test_the_deleted_event_carries_a_new_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("d"))
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace),
+        kube.api_client,
+        _cm_path(kube.namespace),
         [("resourceVersion", created.metadata.resource_version), ("fieldSelector", "metadata.name=d")],
     ) as stream:
         await core.delete_namespaced_config_map("d", kube.namespace)
@@ -65,15 +70,22 @@ async def test_the_deleted_event_carries_a_new_resource_version(kube: KubeTarget
 
 
 async def test_an_object_that_stops_matching_the_selector_is_sent_as_deleted(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
-    created = await core.create_namespaced_config_map(kube.namespace, configmap("sel", labels={"keep": "yes"}))
+    core = core_api(kube.api_client)
+    created = await core.create_namespaced_config_map(
+        kube.namespace, configmap("sel", labels={"keep": "yes"})
+    )
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace),
+        kube.api_client,
+        _cm_path(kube.namespace),
         [("resourceVersion", created.metadata.resource_version), ("labelSelector", "keep=yes")],
     ) as stream:
-        await core.patch_namespaced_config_map("sel", kube.namespace, {"metadata": {"labels": {"keep": "no"}}})
+        await core.patch_namespaced_config_map(
+            "sel", kube.namespace, {"metadata": {"labels": {"keep": "no"}}}
+        )
         left = await stream.next()
-        await core.patch_namespaced_config_map("sel", kube.namespace, {"metadata": {"labels": {"keep": "yes"}}})
+        await core.patch_namespaced_config_map(
+            "sel", kube.namespace, {"metadata": {"labels": {"keep": "yes"}}}
+        )
         back = await stream.next()
     assert left is not None
     assert back is not None
@@ -86,7 +98,9 @@ async def test_an_object_that_stops_matching_the_selector_is_sent_as_deleted(kub
 async def test_timeout_seconds_makes_the_server_end_the_stream(kube: KubeTarget) -> None:
     started = time.monotonic()
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace), [("timeoutSeconds", "1"), ("labelSelector", "nothing-has-this")]
+        kube.api_client,
+        _cm_path(kube.namespace),
+        [("timeoutSeconds", "1"), ("labelSelector", "nothing-has-this")],
     ) as stream:
         end = await stream.next(timeout=15)
     assert end is None
@@ -94,7 +108,7 @@ async def test_timeout_seconds_makes_the_server_end_the_stream(kube: KubeTarget)
 
 
 async def test_bookmarks_arrive_before_the_timeout_with_the_latest_resource_version(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("bm"))
     async with open_watch(
         kube.api_client,
@@ -114,7 +128,7 @@ async def test_bookmarks_arrive_before_the_timeout_with_the_latest_resource_vers
 
 
 async def test_send_initial_events_ends_with_an_annotated_bookmark(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     await core.create_namespaced_config_map(kube.namespace, configmap("ie", labels={"ie": "1"}))
     async with open_watch(
         kube.api_client,
@@ -136,7 +150,7 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(kube: KubeTar
 
 
 async def test_a_watch_on_one_namespace_sees_nothing_from_another(kube: KubeTarget) -> None:
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     start = await core.create_namespaced_config_map(kube.namespace, configmap("mine"))
     async with open_watch(
         kube.api_client, _cm_path(kube.namespace), [("resourceVersion", start.metadata.resource_version)]
@@ -153,7 +167,7 @@ async def test_a_watch_on_one_namespace_sees_nothing_from_another(kube: KubeTarg
 async def test_watching_from_compacted_history_yields_one_expired_error_event(fake_kube: KubeTarget) -> None:
     kube = fake_kube
     assert kube.fake is not None
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("old"))
     await core.patch_namespaced_config_map("old", kube.namespace, {"data": {"k": "2"}})
     kube.fake.faults.expire_history()
@@ -167,7 +181,9 @@ async def test_watching_from_compacted_history_yields_one_expired_error_event(fa
     assert error["type"] == "ERROR"
     assert error["object"]["code"] == 410
     assert error["object"]["reason"] == "Expired"
-    assert error["object"]["message"].startswith(f"too old resource version: {created.metadata.resource_version} (")
+    assert error["object"]["message"].startswith(
+        f"too old resource version: {created.metadata.resource_version} ("
+    )
     assert end is None
 
 
@@ -180,12 +196,14 @@ async def test_history_beyond_history_size_is_compacted() -> None:
     async with FakeApiServer(history_size=5) as server:
         api = await server.api_client()
         try:
-            core = client.CoreV1Api(api)
+            core = core_api(api)
             created = await core.create_namespaced_config_map("default", configmap("h"))
             for i in range(10):
                 await core.patch_namespaced_config_map("h", "default", {"data": {"k": str(i)}})
             async with open_watch(
-                api, "/api/v1/namespaces/default/configmaps", [("resourceVersion", created.metadata.resource_version)]
+                api,
+                "/api/v1/namespaces/default/configmaps",
+                [("resourceVersion", created.metadata.resource_version)],
             ) as stream:
                 error = await stream.next()
             assert error is not None
@@ -194,7 +212,8 @@ async def test_history_beyond_history_size_is_compacted() -> None:
             status, _, body = await raw(api, "GET", "/api/v1/namespaces/default/configmaps/h")
             assert status == 200
             async with open_watch(
-                api, "/api/v1/namespaces/default/configmaps",
+                api,
+                "/api/v1/namespaces/default/configmaps",
                 [("resourceVersion", body["metadata"]["resourceVersion"])],
             ) as stream:
                 await core.patch_namespaced_config_map("h", "default", {"data": {"k": "last"}})
@@ -224,10 +243,11 @@ async def test_periodic_bookmarks_follow_the_configured_interval(fake_kube: Kube
     kube = fake_kube
     assert kube.fake is not None
     kube.fake.bookmark_interval = 0.2
-    core = client.CoreV1Api(kube.api_client)
+    core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("tick"))
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace),
+        kube.api_client,
+        _cm_path(kube.namespace),
         [("resourceVersion", created.metadata.resource_version), ("allowWatchBookmarks", "true")],
     ) as stream:
         first = await stream.next(timeout=5)

@@ -21,11 +21,17 @@ from .server import FakeApiServer
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m kctl_runtime.testing.fakeapi", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kctl_runtime.testing.fakeapi", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
-    parser.add_argument("--kubeconfig", type=Path, default=Path("fakeapi.kubeconfig"), help="kubeconfig to write")
+    parser.add_argument(
+        "--kubeconfig", type=Path, default=Path("fakeapi.kubeconfig"), help="kubeconfig to write"
+    )
     parser.add_argument("--history-size", type=int, default=10_000, help="watch event history length")
-    parser.add_argument("--bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks")
+    parser.add_argument(
+        "--bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks"
+    )
     return parser.parse_args(argv)
 
 

@@ -330,7 +330,7 @@ class Cluster:
             raise conflict(rt.plural, rt.group, name, MODIFIED)
         old = existing.obj
         if subresource == "status":
-            new = _copy(old)
+            new: dict[str, Any] = _copy(old)
             if "status" in body:
                 new["status"] = body["status"]
             else:
@@ -438,7 +438,8 @@ class Cluster:
                 rt.plural,
                 rt.group,
                 name,
-                f"Precondition failed: UID in precondition: {options.uid}, UID in object meta: {meta.get('uid')}",
+                f"Precondition failed: UID in precondition: {options.uid}, "
+                f"UID in object meta: {meta.get('uid')}",
             )
         if options.resource_version is not None and options.resource_version != meta["resourceVersion"]:
             raise conflict(
@@ -457,9 +458,9 @@ class Cluster:
             finalizers += [FOREGROUND] if FOREGROUND not in finalizers else []
         elif options.propagation == "Background":
             finalizers = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
-        if rt.plural == "customresourcedefinitions" and not rt.custom:
-            if crdlib.CLEANUP_FINALIZER not in finalizers:
-                finalizers.append(crdlib.CLEANUP_FINALIZER)
+        is_crd = rt.plural == "customresourcedefinitions" and not rt.custom
+        if is_crd and crdlib.CLEANUP_FINALIZER not in finalizers:
+            finalizers.append(crdlib.CLEANUP_FINALIZER)
         held = finalizers or _namespace_held(rt, existing.obj)
         if held:
             new = _copy(existing.obj)
@@ -474,8 +475,14 @@ class Cluster:
             if rt.plural == "namespaces" and not rt.custom:
                 new.setdefault("status", {})["phase"] = "Terminating"
             if rt.plural == "customresourcedefinitions" and not rt.custom:
-                crdlib.set_condition(new, "Terminating", "True", "InstanceDeletionInProgress",
-                                     "CustomResource deletion is in progress", self.now())
+                crdlib.set_condition(
+                    new,
+                    "Terminating",
+                    "True",
+                    "InstanceDeletionInProgress",
+                    "CustomResource deletion is in progress",
+                    now=self.now(),
+                )
             if options.dry_run or new == existing.obj:
                 return self.view(rt, new), False
             stored = self.storage.replace(rt.storage_key, new, existing)
@@ -503,13 +510,17 @@ class Cluster:
         """The ``namespaces/NAME/finalize`` subresource: set ``spec.finalizers``."""
         rt = self.namespace_type
         existing = self.get(rt, "", name)
-        new = _copy(existing.obj)
+        new: dict[str, Any] = _copy(existing.obj)
         new.setdefault("spec", {})["finalizers"] = finalizers
         if not finalizers:
             new["spec"].pop("finalizers")
         if new == existing.obj:
             return existing.obj
-        if new["metadata"].get("deletionTimestamp") and not finalizers and not new["metadata"].get("finalizers"):
+        if (
+            new["metadata"].get("deletionTimestamp")
+            and not finalizers
+            and not new["metadata"].get("finalizers")
+        ):
             self.storage.remove(rt.storage_key, existing, final=new)
             return new
         return self.storage.replace(rt.storage_key, new, existing).obj

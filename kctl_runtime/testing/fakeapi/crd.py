@@ -76,21 +76,32 @@ def validate_crd(obj: dict[str, Any], old: dict[str, Any] | None = None) -> None
         )
     versions = spec.get("versions") or []
     if not versions:
-        causes.append(_cause("FieldValueInvalid", "spec.versions", "Invalid value: null: must have exactly one version marked as storage version"))
+        causes.append(
+            _cause(
+                "FieldValueInvalid",
+                "spec.versions",
+                "Invalid value: null: must have exactly one version marked as storage version",
+            )
+        )
     elif sum(1 for v in versions if v.get("storage")) != 1:
         causes.append(
             _cause(
                 "FieldValueInvalid",
                 "spec.versions",
-                f"Invalid value: {_go_versions(versions)}: must have exactly one version marked as storage version",
+                f"Invalid value: {_go_versions(versions)}: "
+                "must have exactly one version marked as storage version",
             )
         )
     if old is not None:
         old_spec = old.get("spec") or {}
         if old_spec.get("group") != group:
-            causes.append(_cause("FieldValueInvalid", "spec.group", f'Invalid value: "{group}": field is immutable'))
+            causes.append(
+                _cause("FieldValueInvalid", "spec.group", f'Invalid value: "{group}": field is immutable')
+            )
         if old_spec.get("scope") != scope:
-            causes.append(_cause("FieldValueInvalid", "spec.scope", f'Invalid value: "{scope}": field is immutable'))
+            causes.append(
+                _cause("FieldValueInvalid", "spec.scope", f'Invalid value: "{scope}": field is immutable')
+            )
     if causes:
         raise invalid(_CRD_KIND, _CRD_GROUP, name, causes)
     names.setdefault("singular", kind.lower())
@@ -103,7 +114,9 @@ def _go_versions(versions: list[dict[str, Any]]) -> str:
     return "[]apiextensions.CustomResourceDefinitionVersion{...}" if versions else "null"
 
 
-def set_condition(obj: dict[str, Any], type_: str, status: str, reason: str, message: str, now: str) -> None:
+def set_condition(
+    obj: dict[str, Any], type_: str, status: str, reason: str, message: str, *, now: str
+) -> None:
     conditions: list[dict[str, Any]] = obj.setdefault("status", {}).setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == type_:
@@ -121,8 +134,10 @@ def established(obj: dict[str, Any], now: str) -> dict[str, Any]:
     spec = obj["spec"]
     status = obj.setdefault("status", {})
     status["acceptedNames"] = {k: v for k, v in spec["names"].items()}
-    set_condition(obj, "NamesAccepted", "True", "NoConflicts", "no conflicts found", now)
-    set_condition(obj, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted", now)
+    set_condition(obj, "NamesAccepted", "True", "NoConflicts", "no conflicts found", now=now)
+    set_condition(
+        obj, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted", now=now
+    )
     stored = list(status.get("storedVersions") or [])
     for version in spec["versions"]:
         if version.get("storage") and version["name"] not in stored:

@@ -129,9 +129,7 @@ class Registry:
         for group in list(self._preferred):
             if group not in groups:
                 del self._preferred[group]
-            elif not any(
-                g == group and v == self._preferred[group] for (g, v, _) in self._by_gvr
-            ):
+            elif not any(g == group and v == self._preferred[group] for (g, v, _) in self._by_gvr):
                 self._preferred[group] = sorted(v for (g, v, _) in self._by_gvr if g == group)[0]
         return gone
 

@@ -135,7 +135,11 @@ def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> A
     """422 Invalid, with ``causes`` of ``{"reason", "message", "field"}`` (the real aggregation)."""
     parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    message = f'{kind}.{group} "{name}" is invalid: {summary}' if group else f'{kind} "{name}" is invalid: {summary}'
+    message = (
+        f'{kind}.{group} "{name}" is invalid: {summary}'
+        if group
+        else f'{kind} "{name}" is invalid: {summary}'
+    )
     details: dict[str, Any] = {"name": name}
     if group:
         details["group"] = group

@@ -107,7 +107,12 @@ class FaultInjector:
         )
 
     def delay(
-        self, seconds: float, *, verb: str | None = None, resource: str | None = None, count: int | None = None
+        self,
+        seconds: float,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        count: int | None = None,
     ) -> None:
         """Hold matching requests for ``seconds`` (``count`` of them, or all while the rule exists)."""
         if seconds < 0:

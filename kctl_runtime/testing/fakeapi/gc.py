@@ -171,7 +171,9 @@ class Controllers:
 
     def _remove_finalizer(self, rt: ResourceType, stored: Stored, finalizer: str) -> None:
         def edit(obj: dict[str, Any]) -> dict[str, Any]:
-            obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or () if f != finalizer]
+            obj["metadata"]["finalizers"] = [
+                f for f in obj["metadata"].get("finalizers") or () if f != finalizer
+            ]
             return obj
 
         self._cluster.patch_with(rt, stored.namespace, stored.name, edit)

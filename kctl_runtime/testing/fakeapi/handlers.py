@@ -41,7 +41,7 @@ from .watch import Watcher, line, serve_watch
 if TYPE_CHECKING:
     import datetime as _dt
 
-__all__ = ["Target", "ResourceHandler", "resolve", "not_found_path"]
+__all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -57,7 +57,9 @@ _EXPIRED_CONTINUE = (
 
 
 def not_found_path() -> ApiError:
-    return ApiError(status_body(404, "NotFound", "the server could not find the requested resource", details={}))
+    return ApiError(
+        status_body(404, "NotFound", "the server could not find the requested resource", details={})
+    )
 
 
 @dataclass
@@ -71,7 +73,9 @@ class Target:
     verb: str = ""
 
 
-def resolve(cluster: Cluster, group: str, version: str, rest: list[str], method: str, watch: bool) -> Target:
+def resolve(
+    cluster: Cluster, group: str, version: str, rest: list[str], method: str, *, watch: bool
+) -> Target:
     registry = cluster.registry
     namespace = ""
     if len(rest) >= 3 and rest[0] == "namespaces":
@@ -106,7 +110,11 @@ def resolve(cluster: Cluster, group: str, version: str, rest: list[str], method:
     elif method == "DELETE":
         target.verb = "delete" if name else "deletecollection"
     else:
-        raise ApiError(status_body(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource"))
+        raise ApiError(
+            status_body(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
+        )
     return target
 
 
@@ -125,11 +133,16 @@ def _json_body(raw: bytes) -> Any:
 def _accept_flags(accept: str) -> str:
     """``"table"``, ``"partial"`` or ``""`` from the Accept header's first supported entry."""
     for entry in accept.split(","):
-        params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";")[1:] if "=" in p}
+        params = {
+            p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";")[1:] if "=" in p
+        }
         kind = params.get("as")
         if kind == "Table" and params.get("g") == "meta.k8s.io":
             return "table"
-        if kind in ("PartialObjectMetadata", "PartialObjectMetadataList") and params.get("g") == "meta.k8s.io":
+        if (
+            kind in ("PartialObjectMetadata", "PartialObjectMetadataList")
+            and params.get("g") == "meta.k8s.io"
+        ):
             return "partial"
         if kind is None:
             return ""
@@ -146,7 +159,9 @@ def _decode_continue(token: str) -> tuple[int, str]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = orjson.loads(raw)
         if data.get("v") != "meta.k8s.io/v1":
-            raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+            raise bad_request(
+                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+            )
         return int(data["rv"]), str(data["start"])
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from None
@@ -208,8 +223,13 @@ class ResourceHandler:
             if target.subresource == "scale":
                 return self._json(self._scale_update(rt, target, body, dry_run))
             out = self.cluster.update(
-                rt, target.namespace, target.name, body, subresource=target.subresource or None,
-                dry_run=dry_run, manager=manager,
+                rt,
+                target.namespace,
+                target.name,
+                body,
+                subresource=target.subresource or None,
+                dry_run=dry_run,
+                manager=manager,
             )
             return self._object(request, rt, out)
         if target.verb == "patch":
@@ -226,19 +246,36 @@ class ResourceHandler:
         return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
 
     def _object(
-        self, request: web.Request, rt: ResourceType, obj: dict[str, Any], stored: Stored | None = None, status: int = 200
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        stored: Stored | None = None,
+        status: int = 200,
     ) -> web.Response:
         mode = _accept_flags(request.headers.get("Accept", ""))
         if mode == "table":
             body = tables.table(
-                rt, [obj], self.now(), resource_version=obj["metadata"].get("resourceVersion", ""),
+                rt,
+                [obj],
+                self.now(),
+                resource_version=obj["metadata"].get("resourceVersion", ""),
                 include_object=request.query.get("includeObject", "Metadata"),
             )
             return self._json(body, status)
         if mode == "partial":
-            return self._json({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}, status)
+            return self._json(
+                {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj["metadata"],
+                },
+                status,
+            )
         if stored is not None:
-            return web.Response(body=self.cluster.raw(rt, stored), status=status, content_type="application/json")
+            return web.Response(
+                body=self.cluster.raw(rt, stored), status=status, content_type="application/json"
+            )
         return self._json(obj, status)
 
     # ---- selectors ----
@@ -257,7 +294,8 @@ class ResourceHandler:
                     for field, _, _ in fields.requirements:
                         if field not in allowed:
                             raise SelectorError(
-                                f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                                f'"{field}" is not a known field selector: '
+                                'only "metadata.name", "metadata.namespace"'
                             )
                 else:
                     check_supported(fields, rt.group, rt.plural)
@@ -328,8 +366,11 @@ class ResourceHandler:
         mode = _accept_flags(request.headers.get("Accept", ""))
         if mode == "table":
             body = tables.table(
-                rt, [self.cluster.view(rt, s.obj) for s in selected], self.now(),
-                resource_version=str(at_rv), continue_token=next_token,
+                rt,
+                [self.cluster.view(rt, s.obj) for s in selected],
+                self.now(),
+                resource_version=str(at_rv),
+                continue_token=next_token,
                 include_object=query.get("includeObject", "Metadata"),
             )
             return self._json(body)
@@ -340,7 +381,11 @@ class ResourceHandler:
                     "apiVersion": "meta.k8s.io/v1",
                     "metadata": metadata,
                     "items": [
-                        {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": s.obj["metadata"]}
+                        {
+                            "kind": "PartialObjectMetadata",
+                            "apiVersion": "meta.k8s.io/v1",
+                            "metadata": s.obj["metadata"],
+                        }
                         for s in selected
                     ],
                 }
@@ -368,18 +413,27 @@ class ResourceHandler:
 
             def render(obj: dict[str, Any]) -> Any:
                 return tables.table(
-                    rt, [cluster.view(rt, obj)], self.now(),
-                    resource_version=obj["metadata"].get("resourceVersion", ""), include_object=include,
+                    rt,
+                    [cluster.view(rt, obj)],
+                    self.now(),
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
+                    include_object=include,
                     with_columns=False,
                 )
         elif mode == "partial":
             variant = "partial"
 
             def render(obj: dict[str, Any]) -> Any:
-                return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+                return {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj["metadata"],
+                }
         elif rt.storage_version and rt.storage_version != rt.version:
+
             def render(obj: dict[str, Any]) -> Any:
                 return cluster.view(rt, obj)
+
         timeout: float | None = None
         if query.get("timeoutSeconds"):
             try:
@@ -417,16 +471,26 @@ class ResourceHandler:
                     410, "Expired", f"too old resource version: {since} ({cluster.storage.compacted_rv})"
                 )
                 return await serve_watch(
-                    request, cluster.hub, watcher, initial=[line("ERROR", error)], timeout=0.0,
-                    bookmark=None, bookmark_interval=1.0,
+                    request,
+                    cluster.hub,
+                    watcher,
+                    initial=[line("ERROR", error)],
+                    timeout=0.0,
+                    bookmark=None,
+                    bookmark_interval=1.0,
                 )
             for event in backlog:
                 data = watcher.convert(event)
                 if data is not None:
                     initial.append(data)
         return await serve_watch(
-            request, cluster.hub, watcher, initial=initial, timeout=timeout,
-            bookmark=bookmark_line if bookmarks else None, bookmark_interval=self.bookmark_interval(),
+            request,
+            cluster.hub,
+            watcher,
+            initial=initial,
+            timeout=timeout,
+            bookmark=bookmark_line if bookmarks else None,
+            bookmark_interval=self.bookmark_interval(),
         )
 
     # ---- patch ----
@@ -457,8 +521,13 @@ class ResourceHandler:
         if target.subresource == "scale":
             return self._json(self._scale_patch(rt, target, apply, dry_run))
         out = self.cluster.patch_with(
-            rt, target.namespace, target.name, apply, subresource=target.subresource or None,
-            dry_run=dry_run, manager=manager,
+            rt,
+            target.namespace,
+            target.name,
+            apply,
+            subresource=target.subresource or None,
+            dry_run=dry_run,
+            manager=manager,
         )
         return self._object(request, rt, out)
 
@@ -467,20 +536,26 @@ class ResourceHandler:
         query = request.query
         manager = query.get("fieldManager")
         if not manager:
-            raise bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+            raise bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: '
+                "fieldManager: Required value: is required for apply patch"
+            )
         if not isinstance(body, dict):
             raise bad_request("error decoding YAML: the apply patch must be an object")
         force = query.get("force") in ("true", "1")
         from .apply import server_side_apply
         from .patch import PatchError
 
-        existing = self.cluster.storage.get(rt.storage_key, target.namespace if rt.namespaced else "", target.name)
+        existing = self.cluster.storage.get(
+            rt.storage_key, target.namespace if rt.namespaced else "", target.name
+        )
         if existing is None and target.subresource:
             self.cluster.get(rt, target.namespace, target.name)  # 404 for a subresource of nothing
         body_meta = body.get("metadata") or {}
         if body_meta.get("name") and body_meta["name"] != target.name:
             raise bad_request(
-                f"the name of the object ({body_meta['name']}) does not match the name on the URL ({target.name})"
+                f"the name of the object ({body_meta['name']}) does not match "
+                f"the name on the URL ({target.name})"
             )
         try:
             merged = server_side_apply(
@@ -502,8 +577,13 @@ class ResourceHandler:
             out = self.cluster.create(rt, target.namespace, merged, dry_run=dry_run, manager=None)
             return self._object(request, rt, out, status=201)
         out = self.cluster.patch_with(
-            rt, target.namespace, target.name, lambda _: merged, subresource=target.subresource or None,
-            dry_run=dry_run, manager=None,
+            rt,
+            target.namespace,
+            target.name,
+            lambda _: merged,
+            subresource=target.subresource or None,
+            dry_run=dry_run,
+            manager=None,
         )
         return self._object(request, rt, out)
 
@@ -525,7 +605,11 @@ class ResourceHandler:
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
             "spec": {"replicas": spec_vals[0] if spec_vals else 0},
             "status": status,
         }
@@ -553,7 +637,11 @@ class ResourceHandler:
         return self._scale(rt, out)
 
     def _scale_patch(
-        self, rt: ResourceType, target: Target, apply: Callable[[dict[str, Any]], dict[str, Any]], dry_run: bool
+        self,
+        rt: ResourceType,
+        target: Target,
+        apply: Callable[[dict[str, Any]], dict[str, Any]],
+        dry_run: bool,
     ) -> dict[str, Any]:
         current = self._scale(rt, self.cluster.get(rt, target.namespace, target.name).obj)
         patched = apply(current)

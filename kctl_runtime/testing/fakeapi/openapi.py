@@ -30,7 +30,9 @@ __all__ = ["document", "root", "serve"]
 
 
 def _not_found() -> ApiError:
-    return ApiError(status_body(404, "NotFound", "the server could not find the requested resource", details={}))
+    return ApiError(
+        status_body(404, "NotFound", "the server could not find the requested resource", details={})
+    )
 
 
 def _schema_name(rt: ResourceType) -> str:
@@ -51,7 +53,9 @@ def _op(rt: ResourceType, action: str, schema_ref: dict[str, Any] | None) -> dic
         "operationId": f"{action}{rt.kind}",
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": _gvk(rt),
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": schema_ref or {}}}}},
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": schema_ref or {}}}}
+        },
     }
     params = [_query("pretty")]
     if action in ("put", "post", "patch", "delete"):
@@ -89,7 +93,11 @@ def document(registry: Registry, group: str, version: str) -> dict[str, Any]:
             schemas[_schema_name(rt)] = _custom_schema(rt)
             ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
         base = f"{prefix}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{prefix}/{rt.plural}"
-        paths[base] = {"get": _op(rt, "list", None), "post": _op(rt, "post", ref), "delete": _op(rt, "deletecollection", None)}
+        paths[base] = {
+            "get": _op(rt, "list", None),
+            "post": _op(rt, "post", ref),
+            "delete": _op(rt, "deletecollection", None),
+        }
         item = {
             "get": _op(rt, "get", ref),
             "put": _op(rt, "put", ref),
@@ -137,4 +145,6 @@ def serve(request: web.Request, registry: Registry, rest: list[str]) -> web.Stre
         raise _not_found()
     if not registry.has_group_version(group, version):
         raise _not_found()
-    return web.Response(body=orjson.dumps(document(registry, group, version)), content_type="application/json")
+    return web.Response(
+        body=orjson.dumps(document(registry, group, version)), content_type="application/json"
+    )

@@ -65,8 +65,14 @@ _VERSION = {
 
 def _wants_aggregated(accept: str) -> bool:
     for entry in accept.split(","):
-        params = {p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";")[1:] if "=" in p}
-        if params.get("g") == _AGGREGATED and params.get("v") in ("v2", "v2beta1") and params.get("as") == "APIGroupDiscoveryList":
+        params = {
+            p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";")[1:] if "=" in p
+        }
+        if (
+            params.get("g") == _AGGREGATED
+            and params.get("v") in ("v2", "v2beta1")
+            and params.get("as") == "APIGroupDiscoveryList"
+        ):
             return True
         if entry.strip().startswith("application/json") and "as" not in params:
             return False
@@ -155,7 +161,9 @@ class FakeApiServer:
         from kubernetes_asyncio import client, config
 
         configuration = client.Configuration()
-        await config.load_kube_config(config_file=str(self.kubeconfig_path), client_configuration=configuration)
+        await config.load_kube_config(
+            config_file=str(self.kubeconfig_path), client_configuration=configuration
+        )
         return client.ApiClient(configuration)
 
     def seed(self, api_version: str, kind: str, objects: list[dict[str, Any]]) -> None:
@@ -207,7 +215,7 @@ class FakeApiServer:
                 return "get", "", None
             if not rest:
                 return "get", "", None
-            target = resolve(self.cluster, group, version, rest, request.method, watch)
+            target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
         except ApiError:
             return _http_verb(request.method), "", None
         resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
@@ -227,13 +235,21 @@ class FakeApiServer:
             return response
         except ApiError as exc:
             return web.Response(
-                body=orjson.dumps(exc.body), status=exc.code, content_type="application/json", headers=exc.headers
+                body=orjson.dumps(exc.body),
+                status=exc.code,
+                content_type="application/json",
+                headers=exc.headers,
             )
         except web.HTTPException:
             raise
         except Exception as exc:
             _log.exception("fake API server request failed", method=request.method, path=request.path)
-            body = status_body(500, "InternalError", f"Internal error occurred: {exc!r}", details={"causes": [{"message": repr(exc)}]})
+            body = status_body(
+                500,
+                "InternalError",
+                f"Internal error occurred: {exc!r}",
+                details={"causes": [{"message": repr(exc)}]},
+            )
             return web.Response(body=orjson.dumps(body), status=500, content_type="application/json")
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -241,7 +257,21 @@ class FakeApiServer:
         accept = request.headers.get("Accept", "")
         registry = self.cluster.registry
         if not segments:
-            return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]})
+            return _json(
+                {
+                    "paths": [
+                        "/api",
+                        "/api/v1",
+                        "/apis",
+                        "/healthz",
+                        "/livez",
+                        "/openapi/v2",
+                        "/openapi/v3",
+                        "/readyz",
+                        "/version",
+                    ]
+                }
+            )
         head = segments[0]
         if head == "version" and len(segments) == 1:
             return _json(_VERSION)
@@ -279,12 +309,14 @@ class FakeApiServer:
         if not registry.has_group_version(group, version):
             raise not_found_path()
         watch = request.query.get("watch") in ("true", "1")
-        target = resolve(self.cluster, group, version, rest, request.method, watch)
+        target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
         return await self._resources.handle(request, target)
 
 
 def _http_verb(method: str) -> str:
-    return {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "get")
+    return {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        method, "get"
+    )
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -296,4 +328,3 @@ def _aggregated(doc: dict[str, Any]) -> web.Response:
         body=orjson.dumps(doc),
         headers={"Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
     )
-

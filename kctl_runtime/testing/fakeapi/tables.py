@@ -92,7 +92,9 @@ def age(timestamp: str | None, now: _dt.datetime) -> str:
     return f"{hours // (24 * 365)}y"
 
 
-_TOKEN = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\*|-?\d+)\]|\[\?\(@\.([A-Za-z0-9_.\-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]")
+_TOKEN = re.compile(
+    r"\.([A-Za-z0-9_\-]+)|\[(\*|-?\d+)\]|\[\?\(@\.([A-Za-z0-9_.\-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]"
+)
 
 
 def evaluate_jsonpath(obj: Any, path: str) -> list[Any]:
@@ -158,12 +160,19 @@ def _computed(name: str, obj: dict[str, Any]) -> str:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     if name == "ports":
-        ports = [f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
-                 for p in spec.get("ports") or ()]
+        ports = [
+            f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}"
+            f"/{p.get('protocol', 'TCP')}"
+            for p in spec.get("ports") or ()
+        ]
         return ",".join(ports) or "<none>"
     if name == "externalip":
-        ips = spec.get("externalIPs") or [i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or ()]
-        return ",".join(i for i in ips if i) or ("<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
+        ips = spec.get("externalIPs") or [
+            i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or ()
+        ]
+        return ",".join(i for i in ips if i) or (
+            "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+        )
     if name == "selector":
         selector = spec.get("selector") or {}
         return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
@@ -185,7 +194,9 @@ def _partial(obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
 
 
-def table_row(rt: ResourceType, obj: dict[str, Any], now: _dt.datetime, include_object: str) -> dict[str, Any]:
+def table_row(
+    rt: ResourceType, obj: dict[str, Any], now: _dt.datetime, include_object: str
+) -> dict[str, Any]:
     cells: list[Any] = [obj["metadata"].get("name", "")]
     cells.extend(_cell(rt, column, obj, now) for column in _columns(rt))
     row: dict[str, Any] = {"cells": cells}

@@ -225,8 +225,7 @@ def _next_bookmark(now: float, deadline: float | None, interval: float) -> float
     candidate = now + interval
     if deadline is not None:
         pre = deadline - 2.0
-        if pre < candidate:
-            candidate = pre
+        candidate = min(candidate, pre)
         if candidate < now:
             return None
     return candidate
