@@ -398,7 +398,8 @@ async def main(args: argparse.Namespace) -> str:
         f"--repeat {args.repeat}` on {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, {_cores()} cores. {args.objects:,} ConfigMaps of {child.object_size:,} "
         "bytes of JSON each (with managedFields), served by the fake API server in a child process; best of "
-        f"{args.repeat} runs for times.\n\n"
+        f"{args.repeat} runs for times. Load average (1/5/15 min) when the run ended: {_load()}; on a "
+        "shared machine the wall-clock figures move with it, the per-CPU-second figures are steadier.\n\n"
     )
     notes = (
         "\n\nHow to read it: the floor is the least any Python client can do to have the objects as dicts "
@@ -411,6 +412,12 @@ async def main(args: argparse.Namespace) -> str:
         "bottleneck) and the client-path figure are the informer's own throughput on one core.\n"
     )
     return header + "\n".join(table) + notes
+
+
+def _load() -> str:
+    import os
+
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _cores() -> int:
