@@ -455,20 +455,49 @@ def test_non_string_field_values_are_formatted_like_go() -> None:
     assert field_value({}, "status.replicas") == "0"
 
 
-def test_every_resource_supports_name_and_namespace() -> None:
-    assert {"metadata.name", "metadata.namespace"} <= supported_fields("example.com", "widgets")
-    assert "spec.nodeName" in supported_fields("", "pods")
+def test_supported_fields_follow_kube_apiserver() -> None:
+    assert supported_fields("example.com", "widgets") == {"metadata.name", "metadata.namespace"}
+    assert supported_fields("", "configmaps") == {"metadata.name", "metadata.namespace"}
+    assert {"spec.nodeName", "status.podIPs"} <= supported_fields("", "pods")
     assert "type" in supported_fields("", "secrets")
     assert "involvedObject.uid" in supported_fields("", "events")
-    assert "status.phase" in supported_fields("", "namespaces")
+    assert "regarding.name" in supported_fields("events.k8s.io", "events")
+    assert supported_fields("", "namespaces") == {"metadata.name", "status.phase"}
+    assert "metadata.namespace" not in supported_fields("", "nodes")
+    assert "status.replicas" not in supported_fields("apps", "replicasets")
     assert "spec.nodeName" not in supported_fields("", "services")
 
 
-def test_check_supported_names_the_unsupported_field() -> None:
-    check_supported(parse_field_selector("spec.nodeName=n,metadata.name=a"), "", "pods")
+@pytest.mark.parametrize(
+    ("group", "resource", "message"),
+    [
+        ("", "pods", "field label not supported: spec.foo"),
+        ("example.com", "widgets", "field label not supported: spec.foo"),
+        (
+            "",
+            "configmaps",
+            '"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"',
+        ),
+        (
+            "apps",
+            "deployments",
+            '"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"',
+        ),
+        ("batch", "jobs", 'field label "spec.foo" not supported for Job'),
+    ],
+)
+def test_unsupported_field_labels_are_worded_per_resource_like_kube_apiserver(
+    group: str, resource: str, message: str
+) -> None:
     with pytest.raises(SelectorError) as err:
-        check_supported(parse_field_selector("metadata.name=a,spec.foo=b"), "", "pods")
-    assert str(err.value) == "field label not supported: spec.foo"
+        check_supported(parse_field_selector("metadata.name=a,spec.foo=b"), group, resource)
+    assert str(err.value) == message
+
+
+def test_check_supported_reports_the_first_field_in_sorted_order_and_takes_extra_fields() -> None:
+    check_supported(parse_field_selector("spec.nodeName=n,metadata.name=a"), "", "pods")
+    with pytest.raises(SelectorError, match=r"^field label not supported: a$"):
+        check_supported(parse_field_selector("spec.foo=x,a=b"), "", "pods")
     check_supported(parse_field_selector("spec.color=red"), "example.com", "widgets", extra=["spec.color"])
 
 
