@@ -304,9 +304,9 @@ async def test_with_two_replicas_only_the_leader_reconciles_and_stopping_it_hand
             lease_name=lease,
             lease_namespace=kube.namespace,
             identity=identity,
-            lease_duration=3.0,
-            renew_deadline=2.0,
-            retry_period=0.25,
+            lease_duration=6.0,
+            renew_deadline=4.0,
+            retry_period=0.5,
         )
 
     async with (

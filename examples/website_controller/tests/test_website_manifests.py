@@ -256,9 +256,9 @@ def election(namespace: str) -> LeaderElectionConfig:
     return LeaderElectionConfig(
         lease_name="website-controller",
         lease_namespace=namespace,
-        lease_duration=3.0,
-        renew_deadline=2.0,
-        retry_period=0.25,
+        lease_duration=6.0,
+        renew_deadline=4.0,
+        retry_period=0.5,
     )
 
 
