@@ -615,3 +615,21 @@ def test_a_built_in_list_emptied_by_removal_disappears_like_omitempty() -> None:
     assert out["spec"]["template"]["spec"]["containers"] == [
         {"name": "web"}
     ]  # checked on kube-apiserver v1.36.3
+
+
+def test_empty_built_in_lists_are_not_recorded_by_updates_as_omitempty_drops_them() -> None:
+    cm: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "finalizers": ["a/b"]},
+    }
+    live = update_managed_fields(None, cm, manager="one", now=T0)
+    cleared = copy.deepcopy(live)
+    cleared["metadata"]["finalizers"] = []
+    out = update_managed_fields(live, cleared, manager="two", now=T1)
+    assert managers(out) == []  # kube-apiserver v1.36.3: nobody owns anything left
+    with_volume = update_managed_fields(
+        None, pod(spec={"volumes": [{"name": "v", "emptyDir": {}}]}), manager="m", now=T0
+    )
+    volume = fields_of(with_volume, "m")["f:spec"]["f:volumes"]['k:{"name":"v"}']
+    assert volume == {".": {}, "f:emptyDir": {}, "f:name": {}}  # empty structs still count

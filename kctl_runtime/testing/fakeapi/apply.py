@@ -297,9 +297,13 @@ def _reset_keys(kind: str, subresource: str, status_subresource: bool | None) ->
 
 
 class _Walker:
-    def __init__(self, typer: _Typer, reset: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, typer: _Typer, reset: frozenset[str] = frozenset(), *, omit_empty: bool = False
+    ) -> None:
         self.typer = typer
         self.reset = reset
+        # Objects that went through Go structs have no empty lists or maps (omitempty).
+        self.omit_empty = omit_empty
 
     def tracked(self, obj: Mapping[str, Any], *, all_fields: bool = False) -> dict[str, Any]:
         """The part of a top-level object whose fields are tracked (``all_fields``: including the
@@ -313,6 +317,26 @@ class _Walker:
                 out["metadata"] = meta
             else:
                 del out["metadata"]
+        if self.omit_empty:
+            out = self._without_empty(out, ())
+        return out
+
+    def _without_empty(self, value: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            sub = (*names, k)
+            if (
+                isinstance(v, list | dict)
+                and not v
+                and (isinstance(v, list) or self.typer.type_of(sub, v).kind == "map")
+            ):
+                continue
+            if isinstance(v, dict) and self.typer.type_of(sub, v).kind in ("struct", "map"):
+                out[k] = self._without_empty(v, sub)
+            elif isinstance(v, list):
+                out[k] = [self._without_empty(x, sub) if isinstance(x, dict) else x for x in v]
+            else:
+                out[k] = v
         return out
 
     def field_set(self, obj: Mapping[str, Any]) -> set[Path]:
@@ -718,7 +742,7 @@ def update_managed_fields(
     kd = kind or str(out.get("kind", ""))
     typer = _Typer(av, kd, schema)
     sub = subresource or ""
-    walker = _Walker(typer, _reset_keys(kd, sub, status_subresource))
+    walker = _Walker(typer, _reset_keys(kd, sub, status_subresource), omit_empty=typer.builtin)
     requested = (out.get("metadata") or {}).get("managedFields")
     entries = [] if requested == [] else _entries(old)
     changed = _changed(old, out, walker, typer)
