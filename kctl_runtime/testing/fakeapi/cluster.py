@@ -44,6 +44,7 @@ from .errors import (
     forbidden_terminating,
     invalid,
     not_found,
+    query_bool,
     status_body,
 )
 from .storage import Storage, Stored
@@ -90,7 +91,7 @@ class DeleteOptions:
         self.propagation: str | None = body.get("propagationPolicy") or query.get("propagationPolicy")
         orphan = body.get("orphanDependents")
         if orphan is None and "orphanDependents" in query:
-            orphan = query["orphanDependents"] == "true"
+            orphan = query_bool(query["orphanDependents"])
         if self.propagation is None and orphan is not None:
             self.propagation = "Orphan" if orphan else "Background"
         if self.propagation not in (None, "Orphan", "Background", "Foreground"):

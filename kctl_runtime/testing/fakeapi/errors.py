@@ -23,9 +23,15 @@ __all__ = [
     "method_not_allowed",
     "not_found",
     "qualified",
+    "query_bool",
     "status_body",
     "unsupported_media_type",
 ]
+
+
+def query_bool(value: str | None) -> bool:
+    """A boolean query parameter as Go's ``strconv.ParseBool`` reads it (``1``, ``t``, ``True``...)."""
+    return (value or "").lower() in ("1", "t", "true")
 
 
 def qualified(resource: str, group: str) -> str:

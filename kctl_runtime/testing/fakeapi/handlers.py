@@ -34,7 +34,15 @@ from aiohttp import web
 from . import tables
 from .cluster import Cluster, DeleteOptions
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, expired, method_not_allowed, status_body, unsupported_media_type
+from .errors import (
+    ApiError,
+    bad_request,
+    expired,
+    method_not_allowed,
+    query_bool,
+    status_body,
+    unsupported_media_type,
+)
 from .storage import Stored
 from .watch import Watcher, line, serve_watch
 
@@ -440,8 +448,8 @@ class ResourceHandler:
                 timeout = float(int(query["timeoutSeconds"]))
             except ValueError:
                 raise bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']}") from None
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-        send_initial = query.get("sendInitialEvents") == "true"
+        bookmarks = query_bool(query.get("allowWatchBookmarks"))
+        send_initial = query_bool(query.get("sendInitialEvents"))
         rv_param = query.get("resourceVersion", "")
         watcher = Watcher(rt.storage_key, namespace, matches, variant=variant, render=render)
         initial: list[bytes] = []
@@ -542,7 +550,7 @@ class ResourceHandler:
             )
         if not isinstance(body, dict):
             raise bad_request("error decoding YAML: the apply patch must be an object")
-        force = query.get("force") in ("true", "1")
+        force = query_bool(query.get("force"))
         from .apply import server_side_apply
         from .patch import PatchError
 

@@ -36,7 +36,7 @@ from kctl_runtime.clock import Clock, SystemClock
 
 from . import openapi
 from .cluster import Cluster
-from .errors import ApiError, status_body
+from .errors import ApiError, query_bool, status_body
 from .faults import FaultInjector
 from .gc import Controllers
 from .handlers import ResourceHandler, Target, not_found_path, resolve
@@ -203,7 +203,7 @@ class FakeApiServer:
 
     def _classify(self, request: web.Request) -> tuple[str, str, Target | None]:
         segments = [s for s in request.path.split("/") if s]
-        watch = request.query.get("watch") in ("true", "1")
+        watch = query_bool(request.query.get("watch"))
         try:
             if len(segments) >= 2 and segments[0] == "api":
                 rest = segments[2:]
@@ -308,7 +308,7 @@ class FakeApiServer:
         group, version, rest = target_info
         if not registry.has_group_version(group, version):
             raise not_found_path()
-        watch = request.query.get("watch") in ("true", "1")
+        watch = query_bool(request.query.get("watch"))
         target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
         return await self._resources.handle(request, target)
 
