@@ -708,6 +708,35 @@ async def test_unfinished_work_and_longest_processor_are_measured_at_scrape_time
     assert _samples("workqueue_longest_running_processor_seconds", labels) == 0.0
 
 
+async def test_metric_families_have_client_gos_types_and_controller_runtimes_buckets() -> None:
+    name = unique()
+    queue: WorkQueue[str] = WorkQueue(name=name, clock=FakeClock())
+    queue.add("a")
+    async with queue.get():
+        pass
+    types = {f.name: f.type for f in REGISTRY.collect() if f.name.startswith("workqueue_")}
+    assert types == {
+        "workqueue_depth": "gauge",
+        "workqueue_adds": "counter",
+        "workqueue_queue_duration_seconds": "histogram",
+        "workqueue_work_duration_seconds": "histogram",
+        "workqueue_unfinished_work_seconds": "gauge",
+        "workqueue_longest_running_processor_seconds": "gauge",
+        "workqueue_retries": "counter",
+    }
+    for metric in ("workqueue_queue_duration_seconds", "workqueue_work_duration_seconds"):
+        [family] = [f for f in REGISTRY.collect() if f.name == metric]
+        assert family.type == "histogram"
+        bounds = [
+            s.labels["le"] for s in family.samples if s.name.endswith("_bucket") and s.labels["name"] == name
+        ]
+        # prometheus.ExponentialBuckets(10e-9, 10, 12)
+        assert bounds == [
+            *("1e-08", "1e-07", "1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"),
+            *("1.0", "10.0", "100.0", "1000.0", "+Inf"),
+        ]
+
+
 async def test_a_queue_without_a_name_exports_no_series() -> None:
     def series() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
         return {
