@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kctl_runtime._api import request_json
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.conditions import (
     find_condition,
@@ -19,6 +22,10 @@ from kctl_runtime.conditions import (
     set_condition,
     status_conditions_patch,
 )
+from kctl_runtime.errors import ApiError, Conflict, NotFound
+from kctl_runtime.patch import merge_patch, patch_status
+from kctl_runtime.resource import CUSTOMRESOURCEDEFINITIONS, Resource
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 T0 = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 T1 = T0 + _dt.timedelta(minutes=5)
@@ -191,3 +198,124 @@ def test_transition_time_always_marks_the_last_status_change(steps: list[tuple[s
         cond = find_condition(conditions, type_)
         assert cond["status"] == last_status[type_]
         assert cond["lastTransitionTime"] == format_time(T0 + _dt.timedelta(seconds=i))
+
+
+# ------------------------------------------------------------------------------- over HTTP
+
+
+@contextlib.asynccontextmanager
+async def _widget_crd(kube: KubeTarget) -> AsyncIterator[Resource]:
+    """A namespaced CRD with the status subresource (cluster-scoped, so uniquely named)."""
+    group = f"{unique_name('conds')}.example.com"
+    resource = Resource(group, "v1", "widgets", "Widget")
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    await request_json(kube.api_client, "POST", CUSTOMRESOURCEDEFINITIONS.path(), body=crd)
+    try:
+
+        async def served() -> bool:
+            try:
+                await request_json(kube.api_client, "GET", resource.path(kube.namespace))
+            except NotFound:
+                return False
+            return True
+
+        await eventually(served, message="CRD not served")
+        yield resource
+    finally:
+        with contextlib.suppress(ApiError):
+            await request_json(
+                kube.api_client, "DELETE", CUSTOMRESOURCEDEFINITIONS.path(name=f"widgets.{group}")
+            )
+
+
+async def test_conditions_round_trip_through_the_status_subresource(kube: KubeTarget) -> None:
+    clock = FakeClock()
+    async with _widget_crd(kube) as widgets:
+        created = await request_json(
+            kube.api_client,
+            "POST",
+            widgets.path(kube.namespace),
+            body={
+                "apiVersion": widgets.api_version,
+                "kind": "Widget",
+                "metadata": {"name": "w", "namespace": kube.namespace},
+                "spec": {"size": 1},
+            },
+        )
+        conditions = list((created.get("status") or {}).get("conditions") or [])
+        assert set_condition(
+            conditions,
+            type="Ready",
+            status="False",
+            reason="Provisioning",
+            message="waiting for the backend",
+            observed_generation=created["metadata"]["generation"],
+            now=clock.now(),
+        )
+        patch = status_conditions_patch(conditions, resource_version=created["metadata"]["resourceVersion"])
+        written = await merge_patch(
+            kube.api_client, widgets, kube.namespace, "w", patch, subresource="status"
+        )
+        assert written["status"]["conditions"] == conditions
+        assert is_false(written["status"]["conditions"], "Ready")
+        # The next pass: the object is re-read, the same condition computed, nothing to write.
+        again = list(written["status"]["conditions"])
+        await clock.advance(30)
+        assert not set_condition(
+            again,
+            type="Ready",
+            status="False",
+            reason="Provisioning",
+            message="waiting for the backend",
+            observed_generation=created["metadata"]["generation"],
+            now=clock.now(),
+        )
+        # Ready flips: the transition time moves; a write based on the stale object conflicts.
+        assert set_condition(again, type="Ready", status="True", reason="Provisioned", now=clock.now())
+        with pytest.raises(Conflict):
+            await patch_status(
+                kube.api_client,
+                widgets,
+                kube.namespace,
+                "w",
+                {"conditions": again},
+                resource_version=created["metadata"]["resourceVersion"],
+            )
+        final = await patch_status(
+            kube.api_client,
+            widgets,
+            kube.namespace,
+            "w",
+            {"conditions": again},
+            resource_version=written["metadata"]["resourceVersion"],
+        )
+        ready = find_condition(final["status"]["conditions"], "Ready")
+        assert ready["lastTransitionTime"] == "2030-01-01T00:00:30Z"
+        assert is_true(final["status"]["conditions"], "Ready")
+        assert final["spec"] == {"size": 1}
