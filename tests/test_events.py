@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kctl_runtime._api import request_json
 from kctl_runtime.clock import FakeClock
@@ -155,6 +157,50 @@ def test_correlator_caches_are_bounded() -> None:
     result = correlator.correlate(_event(name="obj-0"))
     assert result is not None
     assert result.patch is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # object
+            st.sampled_from(["Synced", "Failed"]),  # reason
+            st.integers(0, 14),  # message
+            st.sampled_from([0.0, 0.0, 30.0, 700.0]),  # seconds before this event
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    cache_size=st.sampled_from([2, 5, 4096]),
+)
+def test_correlated_writes_account_for_every_event_exactly_once(
+    steps: list[tuple[int, str, int, float]], cache_size: int
+) -> None:
+    """Applied to a simulated server, the writes keep one count per recorded event, never reuse a
+    name for a create and only patch Events that exist, by exactly one."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        correlator = EventCorrelator(clock, burst=10_000, cache_size=cache_size)
+        server: dict[str, dict[str, Any]] = {}
+        for obj, reason, message, wait in steps:
+            await clock.advance(wait)
+            event = _event(f"message {message}", reason=reason, name=f"obj-{obj}")
+            event["metadata"]["name"] = f"obj-{obj}.{len(server)}-{clock.monotonic()}-{message}-{reason}"
+            result = correlator.correlate(event)
+            assert result is not None  # the spam filter is out of the way
+            name = result.event["metadata"]["name"]
+            if result.patch is None:
+                assert name not in server, f"create of {name} would collide"
+                server[name] = copy.deepcopy(result.event)
+            else:
+                assert name in server, f"patch of {name}, which was never created"
+                assert result.patch["count"] == server[name]["count"] + 1
+                server[name].update(result.patch)
+            correlator.update_state(server[name])
+        assert sum(e["count"] for e in server.values()) == len(steps)
+
+    anyio.run(scenario)
 
 
 # ------------------------------------------------------------------------------ recorder (pure)
