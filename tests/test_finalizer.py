@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from kctl_runtime._api import request_json
+from kctl_runtime.client import Client
 from kctl_runtime.errors import NotFound
 from kctl_runtime.finalizer import (
     AddFinalizerFailed,
@@ -106,12 +107,13 @@ async def _remove_other(kube: KubeTarget, obj_name: str, other: str) -> None:
 async def test_doc_snippet_full_finalizer_flow(kube: KubeTarget) -> None:
     # docs/finalizers.md: "Using it from a reconciler" snippet.
     api = kube.api_client
+    client = Client(api)
     recorder = Recorder()
 
     # --8<-- [start:reconcile]
     async def reconcile(namespace: str, name: str) -> str | None:
         try:
-            obj = await request_json(api, "GET", CONFIGMAPS.path(namespace, name))
+            obj = await client.get(CONFIGMAPS, name, namespace)  # re-read every time
         except NotFound:
             return None  # gone: nothing to do
         return await finalizer(api, CONFIGMAPS, obj, OURS, apply=recorder.apply, cleanup=recorder.cleanup)
