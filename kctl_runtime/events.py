@@ -430,9 +430,27 @@ class EventRecorder:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def eventf(self, obj: Mapping[str, Any], type: str, reason: str, fmt: str, *args: object) -> None:
+    def eventf(
+        self,
+        obj: Mapping[str, Any],
+        type: str,
+        reason: str,
+        fmt: str,
+        *args: object,
+        api_version: str | None = None,
+        kind: str | None = None,
+        field_path: str | None = None,
+    ) -> None:
         """:meth:`event` with ``message = fmt % args``."""
-        self.event(obj, type, reason, fmt % args if args else fmt)
+        self.event(
+            obj,
+            type,
+            reason,
+            fmt % args if args else fmt,
+            api_version=api_version,
+            kind=kind,
+            field_path=field_path,
+        )
 
     @property
     def pending(self) -> int:

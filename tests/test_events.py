@@ -425,3 +425,24 @@ async def test_a_recorder_runs_once_at_a_time() -> None:
         with pytest.raises(RuntimeError, match="already running"):
             await recorder.run()
         tg.cancel_scope.cancel()
+
+
+async def test_kind_and_api_version_can_be_given_for_an_object_from_a_list(kube: KubeTarget) -> None:
+    cm = await _config_map(kube)
+    listed = {"metadata": cm["metadata"]}  # list items carry no apiVersion/kind
+    async with running(EventRecorder(kube.api_client, component="c", clock=FakeClock())) as rec:
+        rec.eventf(
+            listed,
+            "Normal",
+            "Checked",
+            "key %s is %d bytes",
+            "a",
+            3,
+            api_version="v1",
+            kind="ConfigMap",
+            field_path="data.a",
+        )
+    [event] = await _events_about(kube, cm["metadata"]["name"])
+    assert event["message"] == "key a is 3 bytes"
+    assert (event["involvedObject"]["apiVersion"], event["involvedObject"]["kind"]) == ("v1", "ConfigMap")
+    assert event["involvedObject"]["fieldPath"] == "data.a"
