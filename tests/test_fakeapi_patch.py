@@ -4,6 +4,7 @@ flavour, as vendored by the apiserver) and strategic merge patch for built-in ki
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from kctl_runtime.testing.fakeapi.patch import (
     strategic_merge_patch,
     supports_strategic_merge,
 )
+from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 GENERIC_422 = "the server rejected our request due to an error in our request"
 
@@ -758,9 +760,22 @@ def test_patch_strategy_reports_the_tags_of_a_field(
 
 
 _fuzz_key = st.sampled_from(
-    ["name", "image", "containers", "finalizers", "labels", "spec", "metadata", "$patch", "$retainKeys",
-     "$setElementOrder/containers", "$deleteFromPrimitiveList/finalizers", "ports", "containerPort"]
-)  # fmt: skip
+    [
+        "name",
+        "image",
+        "containers",
+        "finalizers",
+        "labels",
+        "spec",
+        "metadata",
+        "$patch",
+        "$retainKeys",
+        "$setElementOrder/containers",
+        "$deleteFromPrimitiveList/finalizers",
+        "ports",
+        "containerPort",
+    ]
+)
 _fuzz = st.recursive(
     st.one_of(
         st.none(),
@@ -801,3 +816,168 @@ def test_json_patch_fails_only_with_patch_errors(target: dict[str, Any], ops: li
     except PatchError as e:
         failure = (e.status, e.reason)
     assert failure == (422, "Invalid")
+
+
+# ---------------------------------------------------------------------------------------------
+# differential: the same patches against a real kube-apiserver (envtest tier)
+# ---------------------------------------------------------------------------------------------
+
+
+async def _real_call(
+    kube: KubeTarget, method: str, path: str, body: Any, content_type: str
+) -> tuple[int, Any]:
+    response = await kube.api_client.call_api(
+        path,
+        method,
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        return response.status, json.loads(await response.read())
+    finally:
+        response.release()
+
+
+_JP, _MP, _SMP = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+REAL_CONFIGMAP_PATCHES: list[tuple[str, Any]] = [
+    (_JP, [{"op": "test", "path": "/data/a", "value": "x"}]),
+    (_JP, [{"op": "replace", "path": "/data/zz", "value": "x"}]),
+    (_JP, [{"op": "remove", "path": "/data/zz"}]),
+    (_JP, [{"op": "add", "path": "/nope/x", "value": "x"}]),
+    (_JP, {"op": "add"}),
+    (_JP, [{"op": "frob", "path": "/data"}]),
+    (
+        _JP,
+        [
+            {"op": "move", "from": "/data/a", "path": "/data/m"},
+            {"op": "copy", "from": "/data/b", "path": "/data/c"},
+        ],
+    ),
+    (
+        _JP,
+        [
+            {"op": "add", "path": "/metadata/labels", "value": {}},
+            {"op": "add", "path": "/metadata/labels/a~1b", "value": "v"},
+        ],
+    ),
+    (_MP, [1]),
+    (_MP, {"data": {"a": None, "c": "3"}, "metadata": {"labels": {"x": "y"}}}),
+    (_SMP, {"data": {"a": None, "c": "3"}, "metadata": {"finalizers": ["c/z"]}}),
+    (_SMP, {"data": {"$patch": "bogus"}}),
+    (_SMP, {"data": {"$patch": "replace", "z": "1"}}),
+    (_SMP, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a/x"]}}),
+    (_SMP, {"metadata": {"$setElementOrder/finalizers": ["b/y", "c/z", "a/x"], "finalizers": ["c/z"]}}),
+    (_SMP, {"metadata": {"$setElementOrder/finalizers": ["b/y", "a/x"], "finalizers": ["a/x", "b/y"]}}),
+    (_SMP, {"metadata": {"$deleteFromPrimitiveList": ["a/x"]}}),
+    (_SMP, {"data": {"$retainKeys": ["a"], "c": "1"}}),
+    (_SMP, {"metadata": {"ownerReferences": [{"$patch": "merge"}]}}),
+    (_SMP, [1]),
+]
+
+
+def _mine(
+    target: dict[str, Any], content_type: str, body: Any, kind: str, api_version: str
+) -> tuple[int, Any]:
+    try:
+        if content_type == _JP:
+            return 200, json_patch(target, body)
+        if content_type == _MP:
+            return 200, json_merge_patch(target, body)
+        return 200, strategic_merge_patch(target, body, api_version=api_version, kind=kind)
+    except PatchError as e:
+        return e.status, e.to_status()
+
+
+def _comparable(status: int, body: Any, fields: tuple[str, ...]) -> Any:
+    if status != 200:
+        return status, body
+    return status, {f: body.get(f) for f in fields}, (body.get("metadata") or {}).get("finalizers")
+
+
+@pytest.mark.real_only
+async def test_patches_of_a_configmap_match_kube_apiserver(kube: KubeTarget) -> None:
+    base = f"/api/v1/namespaces/{kube.namespace}/configmaps"
+    for i, (content_type, body) in enumerate(REAL_CONFIGMAP_PATCHES):
+        cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "data": {"a": "1", "b": "2"},
+            "metadata": {"name": f"c{i}", "finalizers": ["a/x", "b/y"]},
+        }
+        status, live = await _real_call(kube, "POST", base, cm, "application/json")
+        assert status == 201, live
+        status, real = await _real_call(kube, "PATCH", f"{base}/c{i}", body, content_type)
+        mine = _mine(live, content_type, body, "ConfigMap", "v1")
+        assert _comparable(status, real, ("data",)) == _comparable(*mine, ("data",)), (content_type, body)
+
+
+@pytest.mark.real_only
+async def test_strategic_merge_of_deployment_containers_matches_kube_apiserver(kube: KubeTarget) -> None:
+    base = f"/apis/apps/v1/namespaces/{kube.namespace}/deployments"
+    template_spec = {
+        "containers": [
+            {
+                "name": "web",
+                "image": "nginx",
+                "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                "ports": [{"containerPort": 80}, {"containerPort": 443}],
+            },
+            {"name": "side", "image": "busybox"},
+        ]
+    }
+    new_ports = [{"containerPort": 443, "name": "https"}, {"containerPort": 81}]
+    patches: list[dict[str, Any]] = [
+        {"containers": [{"name": "new", "image": "x"}]},
+        {"$setElementOrder/containers": [{"name": "web"}, {"name": "side"}, {"name": "new"}],
+         "containers": [{"name": "new", "image": "x"}]},
+        {"containers": [{"name": "side", "$patch": "delete"}]},
+        {"containers": [{"name": "only", "image": "x"}, {"$patch": "replace"}]},
+        {"containers": [{"name": "web", "env": [{"name": "B", "value": "x"}, {"name": "C", "value": "3"}]}]},
+        {"containers": [{"name": "web", "env": [{"name": "A", "$patch": "delete"}]}]},
+        {"containers": [{"name": "web", "$setElementOrder/env": [{"name": "B"}, {"name": "A"}]}]},
+        {"containers": [{"name": "web", "ports": new_ports}]},
+        {"containers": [{"image": "no-name"}]},
+        {"imagePullSecrets": [{"name": "a"}, {"name": "b", "$patch": "delete"}]},
+    ]  # fmt: skip
+    for i, spec_patch in enumerate(patches):
+        dep = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": f"d{i}"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "w"}},
+                "template": {"metadata": {"labels": {"app": "w"}}, "spec": copy.deepcopy(template_spec)},
+            },
+        }
+        status, live = await _real_call(kube, "POST", base, dep, "application/json")
+        assert status == 201, live
+        body = {"spec": {"template": {"spec": spec_patch}}}
+        status, real = await _real_call(kube, "PATCH", f"{base}/d{i}", body, _SMP)
+        mine_status, mine = _mine(live, _SMP, body, "Deployment", "apps/v1")
+        assert status == mine_status, (spec_patch, real)
+        if status != 200:
+            assert real["message"] == mine["message"]
+            continue
+
+        def shape(obj: dict[str, Any]) -> Any:
+            spec = obj["spec"]["template"]["spec"]
+            return (
+                [
+                    (
+                        c["name"],
+                        c.get("image"),
+                        [(e["name"], e.get("value")) for e in c.get("env", [])],
+                        [(p["containerPort"], p.get("name")) for p in c.get("ports", [])],
+                    )
+                    for c in spec["containers"]
+                ],
+                [s["name"] for s in spec.get("imagePullSecrets", [])],
+            )
+
+        assert shape(real) == shape(mine), spec_patch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from kctl_runtime.testing.fakeapi.selectors import (
     validate_label_key,
     validate_label_value,
 )
+from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 # ---------------------------------------------------------------------------------------------
 # label selectors: parsing
@@ -523,3 +525,92 @@ def test_any_field_selector_text_parses_or_raises_selector_error(text: str) -> N
         return
     # "==" prints as "=", which can sort differently, so compare the requirements as a set
     assert sorted(parse_field_selector(str(sel)).requirements) == sorted(sel.requirements)
+
+
+# ---------------------------------------------------------------------------------------------
+# differential: the same selectors against a real kube-apiserver (envtest tier)
+# ---------------------------------------------------------------------------------------------
+
+
+async def _real_get(kube: KubeTarget, path: str, query: list[tuple[str, str]]) -> tuple[int, Any]:
+    response = await kube.api_client.call_api(
+        path,
+        "GET",
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        return response.status, json.loads(await response.read())
+    finally:
+        response.release()
+
+
+REAL_LABEL_SELECTORS = [
+    "x=a,y!=b",
+    "x in (a,b),!z",
+    "x=a||y=b",
+    "x in a",
+    "=a",
+    "x=a,",
+    "a/b/c",
+    "/a",
+    "k" * 64,
+    "x=a-",
+    "x<a",
+    "x>1.1",
+    "x in (a b)",
+    "!x=a",
+    "x@=a",
+    "x notin",
+    "x=" + "v" * 64,
+    "Example.com/x",
+]
+REAL_FIELD_SELECTORS = [
+    ("", "pods", "spec.nodeName=n,status.phase!=Running"),
+    ("", "pods", "metadata.name"),
+    ("", "pods", "a=b\\x"),
+    ("", "pods", "a=b=c"),
+    ("", "pods", "spec.foo=x"),
+    ("", "configmaps", "spec.foo=x"),
+    ("", "namespaces", "status.phase=Active"),
+    ("", "namespaces", "metadata.namespace=x"),
+    ("batch", "jobs", "status.successful=1,bad=1"),
+    ("", "secrets", "type=Opaque"),
+    ("apps", "replicasets", "status.replicas=1"),
+    ("events.k8s.io", "events", "regarding.name=x,reportingController=y"),
+]
+
+
+@pytest.mark.real_only
+async def test_label_selector_verdicts_and_messages_match_kube_apiserver(kube: KubeTarget) -> None:
+    for text in REAL_LABEL_SELECTORS:
+        status, body = await _real_get(
+            kube, f"/api/v1/namespaces/{kube.namespace}/pods", [("labelSelector", text)]
+        )
+        try:
+            parse_label_selector(text)
+            mine: tuple[int, str | None] = (200, None)
+        except SelectorError as e:
+            mine = (400, str(e))
+        assert (status, body.get("message") if status != 200 else None) == mine, text
+
+
+def _collection(group: str, resource: str, namespace: str) -> str:
+    prefix = "/api/v1" if not group else f"/apis/{group}/v1"
+    cluster_scoped = resource in ("namespaces", "nodes", "certificatesigningrequests")
+    return f"{prefix}/{resource}" if cluster_scoped else f"{prefix}/namespaces/{namespace}/{resource}"
+
+
+@pytest.mark.real_only
+async def test_field_selector_verdicts_and_messages_match_kube_apiserver(kube: KubeTarget) -> None:
+    for group, resource, text in REAL_FIELD_SELECTORS:
+        path = _collection(group, resource, kube.namespace)
+        status, body = await _real_get(kube, path, [("fieldSelector", text)])
+        try:
+            check_supported(parse_field_selector(text), group, resource)
+            mine: tuple[int, str | None] = (200, None)
+        except SelectorError as e:
+            mine = (400, str(e))
+        assert (status, body.get("message") if status != 200 else None) == mine, (resource, text)
