@@ -409,3 +409,35 @@ async def test_deleting_a_crd_deletes_its_objects_and_stops_serving(
         return caught.value.status == 404
 
     await eventually(unserved, timeout=30, message="CRD and its resource gone")
+
+
+async def test_strict_field_validation_rejects_unknown_fields(kube: KubeTarget, make_crd: CrdFactory) -> None:
+    crd = await make_crd()
+    status, _, answer = await raw(
+        kube.api_client,
+        "POST",
+        crd.path(kube.namespace),
+        query=[("fieldValidation", "Strict")],
+        body=widget(crd, "strict", {"size": 2, "colour": "red"}),
+    )
+    assert status == 400
+    assert answer["reason"] == "BadRequest"
+    assert answer["message"] == (
+        'Widget in version "v1" cannot be handled as a Widget: '
+        'strict decoding error: unknown field "spec.colour"'
+    )
+
+
+async def test_unknown_fields_are_pruned_with_a_warning_by_default(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    status, headers, answer = await raw(
+        kube.api_client,
+        "POST",
+        crd.path(kube.namespace),
+        body=widget(crd, "warned", {"size": 2, "colour": "red"}),
+    )
+    assert status == 201
+    assert "colour" not in answer["spec"]
+    assert 'unknown field \\"spec.colour\\"' in headers.get("Warning", "")

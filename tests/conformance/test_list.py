@@ -71,7 +71,9 @@ async def test_an_unsupported_field_selector_is_bad_request(kube: KubeTarget) ->
     status = status_of(caught.value)
     assert caught.value.status == 400
     assert status["reason"] == "BadRequest"
-    assert status["message"] == "field label not supported: data.k"
+    assert status["message"] == (
+        '"data.k" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    )
 
 
 async def test_items_come_sorted_by_name_with_the_list_resource_version(kube: KubeTarget) -> None:

@@ -8,10 +8,10 @@ kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 
 :class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
 create: namespaces get ``spec.finalizers: [kubernetes]`` and ``status.phase: Active``; services get
-a ``clusterIP`` from 10.96.0.0/16 (``None`` stays headless) and NodePorts from 30000-32767 for
-``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``, ``replicas`` and
-``revisionHistoryLimit``. It is not a full defaulting implementation; fields a controller is unlikely
-to read are left as sent.
+a ``clusterIP`` from 10.0.0.0/16, the envtest range (``None`` stays headless), and NodePorts
+from 30000-32767 for ``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``,
+``replicas`` and ``revisionHistoryLimit``. It is not a full defaulting implementation; fields a
+controller is unlikely to read are left as sent.
 """
 
 from __future__ import annotations
@@ -201,9 +201,9 @@ class Defaulter:
     """Create-time defaulting and allocation for built-in kinds."""
 
     def __init__(self) -> None:
-        self._network = ipaddress.ip_network("10.96.0.0/16")
+        self._network = ipaddress.ip_network("10.0.0.0/16")
         self._next_ip = 1
-        self._used_ips: set[str] = {"10.96.0.1"}
+        self._used_ips: set[str] = {"10.0.0.1"}
         self._next_port = 30000
         self._used_ports: set[int] = set()
 

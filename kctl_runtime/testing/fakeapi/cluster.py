@@ -114,6 +114,10 @@ class Cluster:
         self.hub = WatchHub(self.storage)
         self.defaulter = Defaulter()
         self.now = now
+        #: ``fieldValidation`` of the request being served (set by the HTTP layer around each write;
+        #: writes are synchronous, so no other request can observe it) and the warnings it produced.
+        self.field_validation = "Warn"
+        self.warnings: list[str] = []
         for rt in builtin_types():
             self.registry.add(rt)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -126,6 +130,9 @@ class Cluster:
         return rt
 
     # ---- helpers ----
+
+    def _unknown(self, fields: list[str]) -> None:
+        self.warnings.extend(f'unknown field "{f}"' for f in fields)
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> Stored:
         stored = self.storage.get(rt.storage_key, namespace if rt.namespaced else "", name)
@@ -258,7 +265,9 @@ class Cluster:
         if rt.status_subresource and rt.plural != "namespaces":
             obj.pop("status", None)
         if rt.custom:
-            crdlib.prepare_custom_resource(rt, obj, None)
+            self._unknown(
+                crdlib.prepare_custom_resource(rt, obj, None, field_validation=self.field_validation)
+            )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(obj)
         self.defaulter.on_create(rt, obj)
@@ -380,7 +389,9 @@ class Cluster:
                     ],
                 )
         if rt.custom:
-            crdlib.prepare_custom_resource(rt, new, old)
+            self._unknown(
+                crdlib.prepare_custom_resource(rt, new, old, field_validation=self.field_validation)
+            )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(new, old)
         return new

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .discovery import PrinterColumn, ResourceType
-from .errors import ApiError, invalid
+from .errors import ApiError, bad_request, invalid
 
 __all__ = [
     "CLEANUP_FINALIZER",
@@ -28,6 +28,7 @@ __all__ = [
     "prepare_custom_resource",
     "served_types",
     "set_condition",
+    "unknown_fields",
     "validate_crd",
 ]
 
@@ -196,14 +197,43 @@ def _default_custom_columns() -> tuple[PrinterColumn, ...]:
     return ()
 
 
-def prepare_custom_resource(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-    """Default, prune and validate a custom resource in place (422 on failure)."""
+def unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
+    """Paths present in ``original`` that pruning removed (``spec.items[0].foo``)."""
+    out: list[str] = []
+    if isinstance(original, dict) and isinstance(pruned, dict):
+        for key, value in original.items():
+            child = f"{path}.{key}" if path else key
+            if key not in pruned:
+                out.append(child)
+            else:
+                out.extend(unknown_fields(value, pruned[key], child))
+    elif isinstance(original, list) and isinstance(pruned, list):
+        for index, (a, b) in enumerate(zip(original, pruned, strict=False)):
+            out.extend(unknown_fields(a, b, f"{path}[{index}]"))
+    return out
+
+
+def prepare_custom_resource(
+    rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, *, field_validation: str = "Warn"
+) -> list[str]:
+    """Default, prune and validate a custom resource in place (422 on failure).
+
+    Returns the unknown fields that were dropped (for ``Warning`` headers); with
+    ``field_validation="Strict"`` they are a 400 instead, worded like the real decoder's error.
+    """
     del old
     schema = rt.schema
     if not schema:
-        return
+        return []
     from . import schema as schemalib
 
+    unknown = unknown_fields(obj, schemalib.prune(obj, schema))
+    if unknown and field_validation == "Strict":
+        fields = ", ".join(f'unknown field "{p}"' for p in unknown)
+        raise bad_request(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+            f"strict decoding error: {fields}"
+        )
     pruned = schemalib.prune(schemalib.apply_defaults(obj, schema), schema)
     obj.clear()
     obj.update(pruned)
@@ -211,3 +241,4 @@ def prepare_custom_resource(rt: ResourceType, obj: dict[str, Any], old: dict[str
     if causes:
         name = obj["metadata"].get("name", "")
         raise ApiError(schemalib.status_invalid(group=rt.group, kind=rt.kind, name=name, causes=causes))
+    return [] if field_validation == "Ignore" else unknown

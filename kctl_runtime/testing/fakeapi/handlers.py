@@ -200,6 +200,30 @@ class ResourceHandler:
     # ---- entry ----
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.verb not in ("create", "update", "patch"):
+            return await self._handle(request, target)
+        validation = request.query.get("fieldValidation") or "Warn"
+        if validation not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{validation}": '
+                'supported values: "Ignore", "Strict", "Warn"'
+            )
+        # Read the body first: from here to the response nothing awaits (aiohttp returns the cached
+        # body at once), so no other request can run while these per-request fields are set.
+        await request.read()
+        self.cluster.field_validation = validation
+        self.cluster.warnings = []
+        try:
+            response = await self._handle(request, target)
+            for warning in dict.fromkeys(self.cluster.warnings):
+                escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+                response.headers.add("Warning", f'299 - "{escaped}"')
+            return response
+        finally:
+            self.cluster.field_validation = "Warn"
+            self.cluster.warnings = []
+
+    async def _handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
         query = request.query
         if target.verb not in rt.verbs and not target.subresource:
