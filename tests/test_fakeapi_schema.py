@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from kctl_runtime.testing.fakeapi.schema import (
     status_invalid,
     validate,
 )
+from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 WEBSITE: dict[str, Any] = {
     "type": "object",
@@ -711,3 +714,117 @@ def test_float_format_rejects_values_beyond_float32() -> None:
 
 def test_string_lengths_count_characters_not_bytes() -> None:
     assert validate("ééé", {"type": "string", "maxLength": 3}) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# differential: the same custom resources against a real kube-apiserver (envtest tier)
+# ---------------------------------------------------------------------------------------------
+
+
+async def _real_call(kube: KubeTarget, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    response = await kube.api_client.call_api(
+        path,
+        method,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        raw = await response.read()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:  # e.g. "404 page not found" before the CRD is served
+            return response.status, raw.decode()
+    finally:
+        response.release()
+
+
+REAL_SPECS: list[dict[str, Any]] = [
+    {"gitRepo": "https://g", "unknown": 1, "extra": {"z": [1]}, "labels": {"a": "b"}, "note": None},
+    {},
+    {"gitRepo": None},
+    {"gitRepo": "https://g", "replicas": "3"},
+    {"gitRepo": "https://g", "replicas": 2.5},
+    {"gitRepo": "https://g", "replicas": 2.0},
+    {"gitRepo": "https://g", "replicas": 0},
+    {"gitRepo": "https://g", "replicas": 6},
+    {"gitRepo": "https://g", "ratio": 0},
+    {"gitRepo": "https://g", "mode": "c", "level": 3},
+    {"gitRepo": "x" * 21},
+    {"gitRepo": ""},
+    {"gitRepo": "https://g", "tags": []},
+    {"gitRepo": "https://g", "tags": ["a", "b", "c"]},
+    {"gitRepo": "https://g", "tags": ["a", 1]},
+    {"gitRepo": "https://g", "ports": [{"port": 80}, {"port": "http"}, {"name": "x"}]},
+    {"gitRepo": "https://g", "labels": {"a": 1}},
+    {"gitRepo": "https://g", "port": True},
+    {"gitRepo": "https://g", "when": "yesterday"},
+    {"gitRepo": "https://g", "when": 3},
+    {"gitRepo": "https://g", "template": {"spec": {}}},
+    {
+        "gitRepo": "https://g",
+        "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "junk": 1}},
+    },
+    {"gitRepo": "https://g", "replicas": None, "mode": None},
+    {"replicas": "3", "mode": "z"},
+]
+
+
+@pytest.mark.real_only
+async def test_custom_resource_validation_defaulting_and_pruning_match_kube_apiserver(
+    kube: KubeTarget,
+) -> None:
+    group = f"{kube.namespace}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"websites.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "websites",
+                "singular": "website",
+                "kind": "Website",
+                "listKind": "WebsiteList",
+            },
+            "versions": [
+                {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": WEBSITE}}
+            ],
+        },
+    }
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    status, answer = await _real_call(kube, "POST", crds, crd)
+    assert status == 201, answer
+    collection = f"/apis/{group}/v1/namespaces/{kube.namespace}/websites"
+    try:
+        for _ in range(100):
+            if (await _real_call(kube, "GET", collection))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        for i, spec in enumerate(REAL_SPECS):
+            obj = {
+                "apiVersion": f"{group}/v1",
+                "kind": "Website",
+                "metadata": {"name": f"w{i}"},
+                "spec": spec,
+            }
+            status, real = await _real_call(kube, "POST", collection, obj)
+            mine_obj = prune(apply_defaults(obj, WEBSITE), WEBSITE)
+            causes = validate(mine_obj, WEBSITE)
+            if not causes:
+                assert status == 201, (spec, real)
+                assert real["spec"] == mine_obj["spec"], spec
+                continue
+            mine = status_invalid(group=group, kind="Website", name=f"w{i}", causes=causes)
+            assert status == 422, (spec, real)
+            # upstream walks properties in Go map order: compare causes as a set
+            key = lambda c: (c["field"], c["reason"], c["message"])  # noqa: E731
+            assert sorted(real["details"]["causes"], key=key) == sorted(mine["details"]["causes"], key=key), (
+                spec
+            )
+            if len(causes) == 1:
+                assert real["message"] == mine["message"]
+    finally:
+        await _real_call(kube, "DELETE", f"{crds}/websites.{group}")
