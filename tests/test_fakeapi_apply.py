@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from kctl_runtime.testing.fakeapi.apply import (
     update_managed_fields,
 )
 from kctl_runtime.testing.fakeapi.patch import PatchError
+from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 T0, T1, T2, T3 = (f"2024-01-01T00:00:0{i}Z" for i in range(4))
 
@@ -526,11 +528,14 @@ _container: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {"name": _names},
     optional={
         "image": st.sampled_from(["x", "y"]),
-        "env": st.lists(st.fixed_dictionaries({"name": _names, "value": st.sampled_from(["1", "2"])}),
-                        max_size=2, unique_by=lambda e: e["name"]),
+        "env": st.lists(
+            st.fixed_dictionaries({"name": _names, "value": st.sampled_from(["1", "2"])}),
+            max_size=2,
+            unique_by=lambda e: e["name"],
+        ),
         "args": st.lists(st.sampled_from(["-v", "-q"]), max_size=2),
     },
-)  # fmt: skip
+)
 _spec: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {},
     optional={
@@ -633,3 +638,134 @@ def test_empty_built_in_lists_are_not_recorded_by_updates_as_omitempty_drops_the
     )
     volume = fields_of(with_volume, "m")["f:spec"]["f:volumes"]['k:{"name":"v"}']
     assert volume == {".": {}, "f:emptyDir": {}, "f:name": {}}  # empty structs still count
+
+
+# ---------------------------------------------------------------------------------------------
+# differential: the same applies and updates against a real kube-apiserver (envtest tier)
+# ---------------------------------------------------------------------------------------------
+
+
+async def _real_call(
+    kube: KubeTarget, method: str, path: str, body: Any, content_type: str, *, query: list[tuple[str, str]]
+) -> tuple[int, Any]:
+    response = await kube.api_client.call_api(
+        path,
+        method,
+        query_params=query,
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        return response.status, json.loads(await response.read())
+    finally:
+        response.release()
+
+
+def _entries_without_time(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    return sorted(
+        (e["manager"], e["operation"], e["fieldsV1"]) for e in obj["metadata"].get("managedFields", [])
+    )
+
+
+def _causes(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((c["field"], c["message"]) for c in body["details"]["causes"])
+
+
+@pytest.mark.real_only
+async def test_apply_and_update_sequences_match_kube_apiserver(kube: KubeTarget) -> None:
+    apply_type, merge_type = "application/apply-patch+yaml", "application/merge-patch+json"
+
+    def cm(**data: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seq"}, "data": data}
+
+    steps: list[tuple[str, dict[str, Any], str, bool]] = [
+        ("apply", cm(a="1", b="2"), "mgr-a", False),
+        ("apply", cm(a="X"), "mgr-b", False),  # conflict
+        ("apply", cm(a="1"), "mgr-b", False),  # shared
+        ("update", {"data": {"b": "edited", "c": "3"}}, "kubectl-edit", False),
+        ("apply", cm(a="Y", b="Y", c="Y"), "mgr-c", False),  # four conflicts
+        ("apply", cm(b="F"), "mgr-c", True),  # force
+        ("apply", cm(a="1"), "mgr-a", False),  # a drops b (now c's)
+        ("apply", cm(), "mgr-b", False),  # b drops a (still a's)
+    ]
+    path = f"/api/v1/namespaces/{kube.namespace}/configmaps/seq"
+    live: dict[str, Any] | None = None
+    for kind, body, manager, force in steps:
+        query = [("fieldManager", manager)] + ([("force", "true")] if force else [])
+        if kind == "apply":
+            status, real = await _real_call(kube, "PATCH", path, body, apply_type, query=query)
+            try:
+                mine = server_side_apply(
+                    live, body, manager=manager, force=force, api_version="v1", kind="ConfigMap", now=T0
+                )
+                mine_status = 200
+            except ApplyConflict as e:
+                mine, mine_status = e.to_status(), 409
+        else:
+            assert live is not None
+            status, real = await _real_call(kube, "PATCH", path, body, merge_type, query=query)
+            mine = update_managed_fields(
+                live, {**live, "data": {**live["data"], **body["data"]}}, manager=manager, now=T0
+            )
+            mine_status = 200
+        assert (status in (200, 201)) == (mine_status == 200), (kind, body, manager, real)
+        if mine_status == 409:
+            assert real["message"] == mine["message"]
+            assert _causes(real) == _causes(mine)
+            continue
+        assert real["data"] == mine.get("data", {}) or (not real.get("data") and not mine.get("data"))
+        assert _entries_without_time(real) == _entries_without_time(mine), (kind, body, manager)
+        live = real
+
+
+@pytest.mark.real_only
+async def test_apply_of_deployment_containers_by_two_managers_matches_kube_apiserver(
+    kube: KubeTarget,
+) -> None:
+    def dep(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
+        template = {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": list(containers)}}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": template, **spec},
+        }
+
+    web = {
+        "name": "web",
+        "image": "nginx",
+        "ports": [{"containerPort": 80}],
+        "env": [{"name": "A", "value": "1"}],
+    }
+    steps = [
+        (dep(web, replicas=2), "app", False),
+        (dep({"name": "proxy", "image": "envoy"}), "mesh", False),
+        (dep({"name": "web", "image": "nginx:2"}), "mesh", False),  # conflict with app
+        (dep({"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}, replicas=2), "app", False),
+        (dep({"name": "web", "image": "nginx:3"}), "mesh", True),
+    ]
+    path = f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/d"
+    live: dict[str, Any] | None = None
+    for body, manager, force in steps:
+        query = [("fieldManager", manager)] + ([("force", "true")] if force else [])
+        status, real = await _real_call(
+            kube, "PATCH", path, body, "application/apply-patch+yaml", query=query
+        )
+        conflict = ""
+        try:
+            mine = server_side_apply(
+                live, body, manager=manager, force=force, api_version="apps/v1", kind="Deployment", now=T0
+            )
+        except ApplyConflict as e:
+            conflict = str(e)
+        if conflict:
+            assert (status, real["message"]) == (409, conflict)
+            continue
+        assert status in (200, 201), real
+        real_apply = [e for e in _entries_without_time(real) if e[1] == "Apply"]
+        assert real_apply == [e for e in _entries_without_time(mine) if e[1] == "Apply"], (body, manager)
+        names = [c["name"] for c in real["spec"]["template"]["spec"]["containers"]]
+        assert names == [c["name"] for c in mine["spec"]["template"]["spec"]["containers"]]
+        live = real
