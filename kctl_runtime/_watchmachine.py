@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "INITIAL_EVENTS_END",
     "KEEP_WATCHING",
     "SHORT_WATCH",
     "Action",
@@ -30,10 +31,12 @@ __all__ = [
     "InitDone",
     "InitListed",
     "InitListing",
+    "InitStreaming",
     "Input",
     "KeepWatching",
     "ListPage",
     "PageReceived",
+    "StartStreamingList",
     "StartWatch",
     "State",
     "Step",
@@ -76,7 +79,12 @@ class Watching:
     resource_version: str
 
 
-State = Empty | InitListing | InitListed | Watching
+@dataclass(frozen=True, slots=True)
+class InitStreaming:
+    """Inside a streaming list (a watch with ``sendInitialEvents``) that has begun delivering."""
+
+
+State = Empty | InitListing | InitListed | InitStreaming | Watching
 
 # ---------------------------------------------------------------------------------------------
 # Inputs: the outcome of the last action
@@ -193,6 +201,11 @@ class StartWatch:
 
 
 @dataclass(frozen=True, slots=True)
+class StartStreamingList:
+    """Open a watch that first streams the current state (``sendInitialEvents=true``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class KeepWatching:
     """Keep reading the open watch stream."""
 
@@ -201,13 +214,13 @@ class KeepWatching:
 class BackOff:
     """Wait a backoff delay (at least ``retry_after``), then do ``then``; ``relist`` marks a 410."""
 
-    then: ListPage | StartWatch
+    then: ListPage | StartWatch | StartStreamingList
     retry_after: float | None = None
     reason: str = ""
     relist: bool = False
 
 
-Action = ListPage | StartWatch | KeepWatching | BackOff
+Action = ListPage | StartWatch | StartStreamingList | KeepWatching | BackOff
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,32 +233,37 @@ class Step:
 
 
 KEEP_WATCHING: Final = KeepWatching()
+INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
+"""The annotation on the BOOKMARK that ends a streaming list."""
 _INIT: Final = Init()
 _NO_EVENTS: tuple[WatcherEvent, ...] = ()
 _FIRST_PAGE: Final = ListPage(None)
+_STREAM: Final = StartStreamingList()
 SHORT_WATCH: Final = 1.0
 """A watch that ends sooner than this (seconds) without any event is treated as an error."""
 
 
-def initial_action(state: State) -> Action:
-    """What to do first in ``state`` (a fresh watcher starts in :class:`Empty`)."""
-    if isinstance(state, Empty):
-        return _FIRST_PAGE
+def initial_action(state: State, *, streaming: bool = False) -> Action:
+    """What to do first in ``state`` (a fresh watcher starts in :class:`Empty`).
+
+    ``streaming`` chooses how a full list is obtained: a streaming list (one watch with
+    ``sendInitialEvents``) instead of paginated list requests.
+    """
+    return _retry(state, streaming)
+
+
+def _retry(state: State, streaming: bool) -> ListPage | StartWatch | StartStreamingList:
+    if isinstance(state, Empty | InitStreaming):
+        return _STREAM if streaming else _FIRST_PAGE
     if isinstance(state, InitListing):
         return ListPage(state.continue_token)
     return StartWatch(state.resource_version)
 
 
-def _retry(state: State) -> ListPage | StartWatch:
-    if isinstance(state, Empty):
-        return _FIRST_PAGE
-    if isinstance(state, InitListing):
-        return ListPage(state.continue_token)
-    return StartWatch(state.resource_version)
-
-
-def _relist(reason: str) -> Step:
-    return Step(Empty(), _NO_EVENTS, BackOff(_FIRST_PAGE, reason=reason, relist=True))
+def _relist(reason: str, streaming: bool) -> Step:
+    return Step(
+        Empty(), _NO_EVENTS, BackOff(_STREAM if streaming else _FIRST_PAGE, reason=reason, relist=True)
+    )
 
 
 def _resource_version(obj: Mapping[str, Any]) -> str | None:
@@ -257,10 +275,24 @@ def _resource_version(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def step(state: State, received: Input) -> Step:
-    """Advance the list-watch machine by one input. Pure: no I/O, no clock, no randomness."""
+def _ends_initial_events(obj: Mapping[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(INITIAL_EVENTS_END) == "true")
+
+
+def step(state: State, received: Input, *, streaming: bool = False) -> Step:
+    """Advance the list-watch machine by one input. Pure: no I/O, no clock, no randomness.
+
+    ``streaming`` says how a relist is done (see :func:`initial_action`). A streaming list that the
+    server answers with an error status (429 aside) before anything arrived is answered with
+    ``ListPage(None)``: the driver then stops streaming and uses paginated lists from then on.
+    """
     if isinstance(received, WatchEvent):
-        return _on_watch_event(state, received)
+        if isinstance(state, Empty | InitStreaming):
+            if not streaming:
+                raise TypeError(f"a watch event arrived in state {state} without a streaming list")
+            return _on_initial_event(state, received)
+        return _on_watch_event(state, received, streaming)
     if isinstance(received, PageReceived):
         if not isinstance(state, Empty | InitListing):
             raise TypeError(f"a list page arrived in state {state}")
@@ -273,35 +305,65 @@ def step(state: State, received: Input) -> Step:
         events.append(InitDone(rv))
         return Step(InitListed(rv), tuple(events), StartWatch(rv))
     if isinstance(received, GoneInput):
-        return _relist("410 Gone")
+        return _relist("410 Gone", streaming)
+    if isinstance(state, InitStreaming):
+        # An interrupted streaming list cannot resume: start it over (the consumer gets a new Init).
+        return Step(Empty(), _NO_EVENTS, BackOff(_STREAM, reason="streaming list interrupted"))
     if isinstance(received, Failed):
+        if streaming and isinstance(state, Empty) and received.status not in (None, 429):
+            # The server answered a streaming list with an error (unsupported, disabled, or an
+            # etcd without progress notify): fall back to a paginated list, as client-go does.
+            return Step(state, _NO_EVENTS, _FIRST_PAGE)
         reason = f"{received.status or 'connection'}: {received.message}".strip()
-        return Step(state, _NO_EVENTS, BackOff(_retry(state), received.retry_after, reason))
+        return Step(state, _NO_EVENTS, BackOff(_retry(state, streaming), received.retry_after, reason))
     if isinstance(received, StreamStalled):
-        return Step(state, _NO_EVENTS, _retry(state))
+        return Step(state, _NO_EVENTS, _retry(state, streaming))
     # StreamEnded
     if received.events == 0 and received.duration < SHORT_WATCH:
         reason = "watch closed within a second without events"
-        return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=reason))
-    return Step(state, _NO_EVENTS, _retry(state))
+        return Step(state, _NO_EVENTS, BackOff(_retry(state, streaming), reason=reason))
+    return Step(state, _NO_EVENTS, _retry(state, streaming))
 
 
-def _on_watch_event(state: State, event: WatchEvent) -> Step:
-    if not isinstance(state, InitListed | Watching):
+def _error_input(obj: Mapping[str, Any]) -> GoneInput | Failed:
+    code = obj.get("code")
+    if code == 410:
+        return GoneInput()
+    retry_after = None
+    details = obj.get("details")
+    if isinstance(details, Mapping) and details.get("retryAfterSeconds"):
+        retry_after = float(details["retryAfterSeconds"])
+    return Failed(code if isinstance(code, int) else None, retry_after, str(obj.get("message", "")))
+
+
+def _on_initial_event(state: Empty | InitStreaming, event: WatchEvent) -> Step:
+    kind = event.type
+    obj = event.object
+    begin: tuple[WatcherEvent, ...] = (_INIT,) if isinstance(state, Empty) else ()
+    if kind in {"ADDED", "MODIFIED"}:
+        return Step(InitStreaming(), (*begin, InitApply(obj)), KEEP_WATCHING)
+    if kind == "BOOKMARK":
+        if not _ends_initial_events(obj):
+            return Step(state, _NO_EVENTS, KEEP_WATCHING)
+        rv = _resource_version(obj) or ""
+        return Step(Watching(rv), (*begin, InitDone(rv)), KEEP_WATCHING)
+    if kind == "ERROR":
+        return step(state, _error_input(obj), streaming=True)
+    reason = f"unexpected {kind} event in a streaming list"
+    return Step(Empty(), _NO_EVENTS, BackOff(_STREAM, reason=reason))
+
+
+def _on_watch_event(state: InitListing | InitListed | Watching, event: WatchEvent, streaming: bool) -> Step:
+    if isinstance(state, InitListing):
         raise TypeError(f"a watch event arrived in state {state}")
     kind = event.type
     obj = event.object
     current = state.resource_version
     if kind == "ERROR":
-        code = obj.get("code")
-        if code == 410:
-            return _relist(f"410 in watch: {obj.get('message', '')}")
-        retry_after = None
-        details = obj.get("details")
-        if isinstance(details, Mapping) and details.get("retryAfterSeconds"):
-            retry_after = float(details["retryAfterSeconds"])
-        failed = Failed(code if isinstance(code, int) else None, retry_after, str(obj.get("message", "")))
-        return step(state, failed)
+        received = _error_input(obj)
+        if isinstance(received, GoneInput):
+            return _relist(f"410 in watch: {obj.get('message', '')}", streaming)
+        return step(state, received, streaming=streaming)
     rv = _resource_version(obj)
     new_state = Watching(rv if rv is not None else current)
     if kind in {"ADDED", "MODIFIED"}:
@@ -310,4 +372,5 @@ def _on_watch_event(state: State, event: WatchEvent) -> Step:
         return Step(new_state, (Delete(obj),), KEEP_WATCHING)
     if kind == "BOOKMARK":
         return Step(new_state, (Bookmark(new_state.resource_version),), KEEP_WATCHING)
-    return Step(state, _NO_EVENTS, BackOff(_retry(state), reason=f"unknown watch event type {kind!r}"))
+    reason = f"unknown watch event type {kind!r}"
+    return Step(state, _NO_EVENTS, BackOff(_retry(state, streaming), reason=reason))

@@ -64,10 +64,12 @@ from kctl_runtime._watchmachine import (
     InitDone,
     InitListed,
     InitListing,
+    InitStreaming,
     Input,
     KeepWatching,
     ListPage,
     PageReceived,
+    StartStreamingList,
     StartWatch,
     State,
     Step,
@@ -98,10 +100,12 @@ __all__ = [
     "InitDone",
     "InitListed",
     "InitListing",
+    "InitStreaming",
     "Input",
     "KeepWatching",
     "ListPage",
     "PageReceived",
+    "StartStreamingList",
     "StartWatch",
     "State",
     "Step",
@@ -158,6 +162,16 @@ class WatcherConfig:
     """List and watch ``PartialObjectMetadata`` (metadata only, via the ``Accept`` header) to
     save memory and bandwidth. A server that cannot (406 or a plain list) is handled: the full
     objects are reduced to their metadata on the client, so the cache looks the same."""
+
+    streaming_list: bool = False
+    """Get the full state with a *streaming list* -- one watch with ``sendInitialEvents=true`` that
+    first sends every object as ADDED, then a BOOKMARK marking the end (KEP-3157, on by default
+    from Kubernetes 1.32) -- instead of paginated lists. The API server serves it from its watch
+    cache with far less memory than a large list. Off by default because not every server can:
+    before 1.27 or with the WatchList feature off it is rejected (400/422), and an API server on an
+    etcd without progress notifications answers 500. Any error answer to a streaming list (429
+    aside) makes this watcher use paginated lists from then on, as client-go falls back.
+    NOT detected: a proxy that silently drops the parameter (the end bookmark never comes)."""
 
     backoff_initial: float = 0.8
     """First delay after an error or a 410 (client-go's reflector: 800 ms)."""
@@ -249,7 +263,13 @@ class Watcher:
         self.state: State = Empty()
         self._path = resource.path(self.config.namespace)
         self._meta_accept = self.config.metadata_only
+        self._streaming = self.config.streaming_list
         self._on_restart = on_restart or (lambda _reason: None)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether full lists are streamed (false when not configured, or after a fallback)."""
+        return self._streaming
 
     # -- query building -------------------------------------------------------------------
 
@@ -281,7 +301,7 @@ class Watcher:
             raise
 
     async def _run(self, sink: _Sink) -> None:
-        action: Action = initial_action(self.state)
+        action: Action = initial_action(self.state, streaming=self._streaming)
         while True:
             if isinstance(action, BackOff):
                 delay = self.backoff.next_delay()
@@ -302,11 +322,20 @@ class Watcher:
                 action = self._apply(await self._list(action.continue_token), sink)
             elif isinstance(action, StartWatch):
                 action = await self._watch(action.resource_version, sink)
+            elif isinstance(action, StartStreamingList):
+                action = await self._watch(None, sink)
             else:  # pragma: no cover - KeepWatching never escapes _watch
                 raise TypeError(action)
 
     def _apply(self, received: Input, sink: _Sink) -> Action:
-        result = step(self.state, received)
+        result = step(self.state, received, streaming=self._streaming)
+        if self._streaming and isinstance(result.action, ListPage):
+            _log.warning(
+                "streaming list failed; using paginated lists from now on",
+                resource=str(self.resource),
+                error=getattr(received, "message", ""),
+            )
+            self._streaming = False
         self.state = result.state
         for event in result.events:
             sink(event)
@@ -370,10 +399,15 @@ class Watcher:
     async def _open(self, params: list[tuple[str, str]], accept: str) -> Any:
         return await _http.open_get(self.api_client, self._path, params, accept)
 
-    async def _watch(self, resource_version: str, sink: _Sink) -> Action:
+    async def _watch(self, resource_version: str | None, sink: _Sink) -> Action:
+        """Watch from ``resource_version``; ``None`` starts a streaming list."""
         timeout = self.watch_timeout()
-        params = [("watch", "true"), ("resourceVersion", resource_version), ("timeoutSeconds", str(timeout))]
-        if self.config.bookmarks:
+        params = [("watch", "true"), ("timeoutSeconds", str(timeout))]
+        if resource_version is None:
+            params += [("sendInitialEvents", "true"), ("resourceVersionMatch", "NotOlderThan")]
+        else:
+            params.append(("resourceVersion", resource_version))
+        if self.config.bookmarks or resource_version is None:
             params.append(("allowWatchBookmarks", "true"))
         params.extend(self._selectors())
         accept = _http.ACCEPT_META_WATCH if self._meta_accept else _http.ACCEPT_JSON

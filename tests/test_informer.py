@@ -244,6 +244,30 @@ async def test_the_watcher_fetches_a_large_list_page_by_page_with_continue_token
     assert pages == ["InitListing"] * 10 + ["InitListed"] * 2
 
 
+async def test_an_informer_asking_for_a_streaming_list_syncs_and_keeps_watching(kube: KubeTarget) -> None:
+    for name in ("a", "b", "c"):
+        await create(kube, name)
+    informer = informer_for(kube, config={"streaming_list": True})
+    recorder = Recorder()
+    informer.add_handler(recorder)
+    async with running(informer):
+        await synced(informer)
+        assert sorted(informer.store.keys()) == [f"{kube.namespace}/{n}" for n in ("a", "b", "c")]
+        assert recorder.initial_adds == 3
+        await patch(kube, "a", {"data": {"x": "2"}})
+        await delete(kube, "b")
+        await create(kube, "d")
+
+        async def caught_up() -> bool:
+            return cache_state(informer) == await server_state(kube)
+
+        await eventually(caught_up, message="cache equals the server")
+    assert recorder.violations == []
+    if kube.is_fake:
+        assert informer.watcher.streaming  # the fake serves streaming lists
+    # A real API server on an etcd without progress notify refuses them; the informer fell back.
+
+
 async def test_the_store_is_updated_before_handlers_are_called(kube: KubeTarget) -> None:
     informer = informer_for(kube)
     seen_in_store: list[bool] = []

@@ -254,6 +254,43 @@ async def test_a_server_that_refuses_partial_metadata_is_handled_on_the_client(f
         assert "data" not in obj
 
 
+async def test_a_server_that_rejects_streaming_lists_gets_paginated_lists(fake_kube: KubeTarget) -> None:
+    await create(fake_kube, "a")
+    informer = informer_for(fake_kube, config={"streaming_list": True})
+    faults(fake_kube).fail_next(1, status=422, verb="watch", message="sendInitialEvents is forbidden")
+    async with running(informer):
+        await synced(informer)
+        assert informer.store.keys() == [f"{fake_kube.namespace}/a"]
+        assert not informer.watcher.streaming
+        await create(fake_kube, "b")
+        await eventually(lambda: _true(len(informer.store) == 2))
+
+
+async def test_a_410_while_streaming_relists_by_streaming_and_delivers_the_difference(
+    fake_kube: KubeTarget,
+) -> None:
+    ns = fake_kube.namespace
+    await create(fake_kube, "gone")
+    await create(fake_kube, "kept")
+    informer = informer_for(fake_kube, config={"streaming_list": True, "backoff_initial": 0.01})
+    recorder = Recorder()
+    informer.add_handler(recorder)
+    async with running(informer):
+        await synced(informer)
+        faults(fake_kube).fail_next(10_000, status=500, verb="watch")
+        faults(fake_kube).close_watches()
+        await eventually(lambda: _true(restarts(informer, "error") >= 1))
+        await delete(fake_kube, "gone")
+        await create(fake_kube, "new")
+        faults(fake_kube).expire_history()
+        faults(fake_kube).clear()
+        await caught_up(fake_kube, informer)
+        await eventually(lambda: _true(len(recorder.calls) == 4))
+    assert metric("informer_relists_total", informer) == 1
+    assert sorted(c[:2] for c in recorder.calls[2:]) == [("add", f"{ns}/new"), ("delete", f"{ns}/gone")]
+    assert recorder.violations == []
+
+
 async def test_bookmarks_move_the_resume_point_past_changes_we_do_not_watch(fake_kube: KubeTarget) -> None:
     informer = informer_for(fake_kube, config={"label_selector": "app=watched", "timeout_range": (3, 3)})
     async with running(informer):

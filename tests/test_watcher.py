@@ -19,9 +19,11 @@ from kctl_runtime.watcher import (
     InitDone,
     InitListed,
     InitListing,
+    InitStreaming,
     KeepWatching,
     ListPage,
     PageReceived,
+    StartStreamingList,
     StartWatch,
     StreamEnded,
     StreamStalled,
@@ -244,3 +246,81 @@ def test_the_default_inactivity_limit_is_twice_the_watch_timeout() -> None:
     assert Watcher(None, CONFIGMAPS)._inactivity(450) == 900
     configured = Watcher(None, CONFIGMAPS, WatcherConfig(inactivity_timeout=45.0))
     assert configured._inactivity(450) == 45.0
+
+
+# --------------------------------------------------------------------------- streaming lists
+
+
+def end_bookmark(rv: str) -> dict[str, Any]:
+    return {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv, "annotations": {"k8s.io/initial-events-end": "true"}},
+    }
+
+
+def test_a_streaming_watcher_starts_with_a_streaming_list_instead_of_a_page() -> None:
+    assert initial_action(Empty(), streaming=True) == StartStreamingList()
+
+
+def test_a_streaming_list_delivers_init_objects_and_done_at_the_end_bookmark() -> None:
+    a, b = cm("a", "5"), cm("b", "7")
+    first = step(Empty(), WatchEvent("ADDED", a), streaming=True)
+    assert first.events == (Init(), InitApply(a))
+    assert first.state == InitStreaming()
+    assert first.action == KeepWatching()
+    second = step(first.state, WatchEvent("ADDED", b), streaming=True)
+    assert second.events == (InitApply(b),)
+    done = step(second.state, WatchEvent("BOOKMARK", end_bookmark("9")), streaming=True)
+    assert done.events == (InitDone("9"),)
+    assert done.state == Watching("9")
+    assert done.action == KeepWatching()
+    later = step(done.state, WatchEvent("MODIFIED", cm("a", "10")), streaming=True)
+    assert later.events == (Apply(cm("a", "10")),)
+
+
+def test_a_streaming_list_of_an_empty_collection_is_just_the_end_bookmark() -> None:
+    result = step(Empty(), WatchEvent("BOOKMARK", end_bookmark("4")), streaming=True)
+    assert result.events == (Init(), InitDone("4"))
+    assert result.state == Watching("4")
+
+
+def test_ordinary_bookmarks_inside_a_streaming_list_are_ignored() -> None:
+    plain = {"metadata": {"resourceVersion": "3"}}
+    result = step(InitStreaming(), WatchEvent("BOOKMARK", plain), streaming=True)
+    assert result.events == ()
+    assert result.state == InitStreaming()
+    assert result.action == KeepWatching()
+
+
+def test_an_interrupted_streaming_list_starts_over_after_a_backoff() -> None:
+    for interruption in (StreamEnded(30.0, 5), StreamStalled(), Failed(500)):
+        result = step(InitStreaming(), interruption, streaming=True)
+        assert result.state == Empty()
+        assert isinstance(result.action, BackOff)
+        assert result.action.then == StartStreamingList()
+
+
+def test_a_streaming_watcher_relists_by_streaming_after_a_410() -> None:
+    result = step(Watching("42"), GoneInput(), streaming=True)
+    assert result.state == Empty()
+    assert result.action == BackOff(StartStreamingList(), reason="410 Gone", relist=True)
+
+
+def test_a_streaming_watcher_resumes_a_dropped_watch_from_the_last_version() -> None:
+    result = step(Watching("42"), StreamEnded(300.0, 0), streaming=True)
+    assert result.action == StartWatch("42")
+
+
+def test_a_streaming_list_the_server_refuses_falls_back_to_a_paginated_list() -> None:
+    # Real example: an API server on an etcd without progress notify answers with this ERROR event.
+    refusal = {"kind": "Status", "code": 500, "message": "required storage feature RequestWatchProgress"}
+    assert step(Empty(), WatchEvent("ERROR", refusal), streaming=True).action == ListPage(None)
+    assert step(Empty(), Failed(422, message="forbidden"), streaming=True).action == ListPage(None)
+
+
+def test_a_streaming_list_that_is_throttled_or_unreachable_is_retried_as_a_stream() -> None:
+    for failure in (Failed(429, retry_after=2.0), Failed(None, message="connection refused")):
+        result = step(Empty(), failure, streaming=True)
+        assert isinstance(result.action, BackOff)
+        assert result.action.then == StartStreamingList()
