@@ -167,18 +167,30 @@ async def test_update_without_resource_version_is_unconditional(kube: KubeTarget
     assert replaced.data == {"k": "final"}
 
 
-async def test_update_keeps_uid_and_creation_timestamp_whatever_the_body_says(kube: KubeTarget) -> None:
+async def test_a_put_with_another_uid_is_a_precondition_conflict(kube: KubeTarget) -> None:
     core = core_api(kube.api_client)
     created = await core.create_namespaced_config_map(kube.namespace, configmap("keep"))
     body = configmap("keep", data={"k": "2"})
     body["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
-    body["metadata"]["creationTimestamp"] = "2001-01-01T00:00:00Z"
     status, _, answer = await raw(
         kube.api_client, "PUT", f"/api/v1/namespaces/{kube.namespace}/configmaps/keep", body=body
     )
-    assert status == 200
-    assert answer["metadata"]["uid"] == created.metadata.uid
-    assert answer["metadata"]["creationTimestamp"] != "2001-01-01T00:00:00Z"
+    assert status == 409
+    assert answer["reason"] == "Conflict"
+    assert answer["message"] == (
+        'Operation cannot be fulfilled on configmaps "keep": Precondition failed: UID in precondition: '
+        f"00000000-0000-0000-0000-000000000000, UID in object meta: {created.metadata.uid}"
+    )
+
+
+async def test_creation_timestamp_and_uid_survive_an_update_that_omits_them(kube: KubeTarget) -> None:
+    core = core_api(kube.api_client)
+    created = await core.create_namespaced_config_map(kube.namespace, configmap("omit"))
+    replaced = await core.replace_namespaced_config_map(
+        "omit", kube.namespace, configmap("omit", data={"k": "2"})
+    )
+    assert replaced.metadata.uid == created.metadata.uid
+    assert replaced.metadata.creation_timestamp == created.metadata.creation_timestamp
 
 
 async def test_update_of_a_missing_object_is_not_found(kube: KubeTarget) -> None:

@@ -295,6 +295,15 @@ class Cluster:
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
         self._check_type_meta(rt, body)
         existing = self.get(rt, namespace, name)
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid and uid != existing.uid:
+            # The uid of a PUT body is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions).
+            raise conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {existing.uid}",
+            )
         new = self._prepare_update(rt, existing, body, subresource=subresource)
         if manager is not None:
             new = self._managed(rt, existing.obj, new, manager, subresource)
@@ -338,6 +347,20 @@ class Cluster:
         rv = meta_in.get("resourceVersion")
         if rv and str(rv) != existing.obj["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name, MODIFIED)
+        uid = meta_in.get("uid")
+        if uid and uid != existing.uid:
+            raise invalid(
+                rt.kind,
+                rt.group,
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f'Invalid value: "{uid}": field is immutable',
+                        "field": "metadata.uid",
+                    }
+                ],
+            )
         old = existing.obj
         if subresource == "status":
             new: dict[str, Any] = _copy(old)
