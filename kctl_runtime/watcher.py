@@ -2,21 +2,26 @@
 
 Contract
 --------
-:func:`step` is a pure function ``(state, input) -> Step(state, events, action)``; the driver
-(:class:`Watcher`) only performs the action it is told and feeds the outcome back in. States:
+:func:`step` is a pure function ``(state, input) -> Step(state, events, action)`` (it lives in
+:mod:`kctl_runtime._watchmachine` and is re-exported here); the driver (:class:`Watcher`) only
+performs the action it is told and feeds the outcome back in. States:
 
-* :class:`Empty` -- nothing known; the next action lists the first page.
+* :class:`Empty` -- nothing known; the next action lists the first page (or, with
+  ``streaming_list``, opens a streaming list).
 * :class:`InitListing` -- inside a paginated list; holds the ``continue`` token of the next page.
 * :class:`InitListed` -- the list is complete at ``resource_version``; the next action starts a
   watch from it.
+* :class:`InitStreaming` -- inside a streaming list (``sendInitialEvents``): objects arrive as
+  ADDED events until a BOOKMARK annotated ``k8s.io/initial-events-end``; then the same watch goes on.
 * :class:`Watching` -- a watch is open; ``resource_version`` is the last one seen (object or
   bookmark), which is where a dropped watch resumes.
 
 Events, in the order the sink receives them:
 
 * a (re)list is delivered as :class:`Init`, one :class:`InitApply` per object, :class:`InitDone`.
-  ``Init`` comes with the first page; a list that restarts (an expired ``continue`` token) sends a
-  new ``Init`` and the consumer drops what it buffered. Consumers should apply the buffered objects
+  ``Init`` comes with the first page (or the first streamed event); a list that restarts (an
+  expired ``continue`` token, an interrupted stream) sends a new ``Init`` and the consumer drops
+  what it buffered. Consumers should apply the buffered objects
   atomically at ``InitDone`` (the store's ``replace``): objects absent from the new list were
   deleted while we were not watching.
 * a watch delivers :class:`Apply` (ADDED / MODIFIED), :class:`Delete` (DELETED, with the object's
