@@ -49,6 +49,7 @@ are never queued behind controller traffic in a shared pool. Metrics: ``leader_e
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import math
 import random
 import re
@@ -89,11 +90,11 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
-def format_micro_time(when: Any) -> str:
-    """``metav1.MicroTime`` format: ``2030-01-01T00:00:00.000000Z`` (``when`` must be UTC-aware)."""
-    if when.tzinfo is None or when.utcoffset().total_seconds() != 0:
-        raise ValueError("MicroTime needs a UTC timestamp (use clock.now())")
-    return str(when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+def format_micro_time(when: _dt.datetime) -> str:
+    """``metav1.MicroTime`` format: ``2030-01-01T00:00:00.000000Z`` (``when`` must be timezone-aware)."""
+    if when.tzinfo is None:
+        raise ValueError("MicroTime needs a timezone-aware timestamp (use clock.now())")
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclasses.dataclass(frozen=True)
