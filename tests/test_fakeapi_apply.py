@@ -769,3 +769,60 @@ async def test_apply_of_deployment_containers_by_two_managers_matches_kube_apise
         names = [c["name"] for c in real["spec"]["template"]["spec"]["containers"]]
         assert names == [c["name"] for c in mine["spec"]["template"]["spec"]["containers"]]
         live = real
+
+
+@pytest.mark.real_only
+async def test_status_is_reset_between_main_resource_and_status_subresource_as_on_kube_apiserver(
+    kube: KubeTarget,
+) -> None:
+    path = f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/s"
+    template = {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "s"},
+        "spec": {"selector": {"matchLabels": {"app": "s"}}, "template": template},
+        "status": {"observedGeneration": 7},
+    }
+    status, real = await _real_call(
+        kube, "PATCH", path, body, "application/apply-patch+yaml", query=[("fieldManager", "m")]
+    )
+    assert status == 201, real
+    mine = server_side_apply(
+        None, body, manager="m", force=False, api_version="apps/v1", kind="Deployment", now=T0
+    )
+    assert _entries_without_time(real) == _entries_without_time(mine)
+    assert "observedGeneration" not in real.get("status", {})
+    status_body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "s"},
+        "spec": {"replicas": 9},
+        "status": {"observedGeneration": 3},
+    }
+    status, real2 = await _real_call(
+        kube,
+        "PATCH",
+        f"{path}/status",
+        status_body,
+        "application/apply-patch+yaml",
+        query=[("fieldManager", "ctl")],
+    )
+    assert status == 200, real2
+    mine2 = server_side_apply(
+        real,
+        status_body,
+        manager="ctl",
+        force=False,
+        api_version="apps/v1",
+        kind="Deployment",
+        now=T1,
+        subresource="status",
+    )
+    assert real2["spec"]["replicas"] == real["spec"]["replicas"]
+    assert real2["status"]["observedGeneration"] == mine2["status"]["observedGeneration"] == 3
+    real_ctl = [e for e in real2["metadata"]["managedFields"] if e["manager"] == "ctl"]
+    mine_ctl = [e for e in mine2["metadata"]["managedFields"] if e["manager"] == "ctl"]
+    assert [(e["fieldsV1"], e.get("subresource")) for e in real_ctl] == [
+        (e["fieldsV1"], e.get("subresource")) for e in mine_ctl
+    ]
