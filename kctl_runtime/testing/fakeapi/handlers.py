@@ -7,47 +7,28 @@ kube-apiserver's request-info resolver does (``namespaces/NS/RESOURCE/NAME/SUB``
 is the namespace itself). :class:`ResourceHandler` turns the HTTP verb and query into a Kubernetes
 verb, parses the body and query, calls :class:`~.cluster.Cluster` and encodes the answer:
 
-* Lists are built by byte concatenation of each object's stored encoding; pagination uses an opaque
-  base64 ``continue`` token ``{"v","rv","start"}`` like the real server, consistent at the first page's
-  resourceVersion; an expired token is 410. ``remainingItemCount`` is set when no selector is used.
-* ``Accept: ...;as=Table`` renders server-side tables; ``as=PartialObjectMetadata(List)`` returns
-  metadata only.
-* Watches are served by :func:`~.watch.serve_watch`; a too-old resourceVersion produces a 200 stream
-  with a single ``ERROR`` event carrying a 410 ``Expired`` Status, as the real watch cache does.
+* Reads (GET, LIST, WATCH) are in :mod:`.reads`.
+* Writes take ``fieldValidation`` (``Strict`` / ``Warn`` / ``Ignore``) and ``fieldManager`` (default:
+  the User-Agent up to its first ``/``, as the real server does); dropped unknown fields of custom
+  resources come back as ``Warning`` headers.
 * PATCH accepts JSON merge, JSON patch and (built-ins only; 415 for custom resources) strategic merge;
-  ``application/apply-patch+yaml`` uses :mod:`.apply` when present.
+  ``application/apply-patch+yaml`` is server-side apply (:mod:`.apply`, conflicts are 409).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import yaml
 from aiohttp import web
 
 from . import tables
-from .cluster import Cluster, DeleteOptions
+from .cluster import DeleteOptions
 from .discovery import ResourceType
-from .errors import (
-    ApiError,
-    bad_request,
-    expired,
-    method_not_allowed,
-    query_bool,
-    status_body,
-    unsupported_media_type,
-)
-from .storage import Stored
-from .watch import Watcher, line, serve_watch
-
-if TYPE_CHECKING:
-    import datetime as _dt
+from .errors import ApiError, bad_request, method_not_allowed, query_bool, unsupported_media_type
+from .reads import ReadHandlers, Target, not_found_path, resolve
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
 
@@ -55,75 +36,6 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-_EXPIRED_CONTINUE = (
-    "The provided continue parameter is too old to display a consistent list result. You can start a new "
-    "list without the continue parameter, or use the continue token in this response to retrieve the "
-    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
-    "objects that were created, modified, or deleted between the time the first chunk was returned and "
-    "now may show up in the list."
-)
-
-
-def not_found_path() -> ApiError:
-    return ApiError(
-        status_body(404, "NotFound", "the server could not find the requested resource", details={})
-    )
-
-
-@dataclass
-class Target:
-    """What a resource path names."""
-
-    rt: ResourceType
-    namespace: str
-    name: str
-    subresource: str
-    verb: str = ""
-
-
-def resolve(
-    cluster: Cluster, group: str, version: str, rest: list[str], method: str, *, watch: bool
-) -> Target:
-    registry = cluster.registry
-    namespace = ""
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        candidate = registry.get(group, version, rest[2])
-        if candidate is not None and candidate.namespaced:
-            namespace = rest[1]
-            rest = rest[2:]
-    if not rest or len(rest) > 3:
-        raise not_found_path()
-    rt = registry.get(group, version, rest[0])
-    if rt is None:
-        raise not_found_path()
-    name = rest[1] if len(rest) > 1 else ""
-    sub = rest[2] if len(rest) > 2 else ""
-    if rt.namespaced and name and not namespace:
-        raise not_found_path()
-    if sub and not (
-        (sub == "status" and rt.status_subresource)
-        or (sub == "scale" and rt.scale_subresource is not None)
-        or (sub == "finalize" and rt.plural == "namespaces" and not rt.custom)
-    ):
-        raise not_found_path()
-    target = Target(rt, namespace, name, sub)
-    if method == "GET":
-        target.verb = "get" if name else ("watch" if watch else "list")
-    elif method == "POST":
-        target.verb = "create"
-    elif method == "PUT":
-        target.verb = "update"
-    elif method == "PATCH":
-        target.verb = "patch"
-    elif method == "DELETE":
-        target.verb = "delete" if name else "deletecollection"
-    else:
-        raise ApiError(
-            status_body(
-                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
-            )
-        )
-    return target
 
 
 def _json_body(raw: bytes) -> Any:
@@ -138,66 +50,13 @@ def _json_body(raw: bytes) -> Any:
             raise bad_request(f"error decoding body: {exc}") from None
 
 
-def _accept_flags(accept: str) -> str:
-    """``"table"``, ``"partial"`` or ``""`` from the Accept header's first supported entry."""
-    for entry in accept.split(","):
-        params = {
-            p.split("=", 1)[0].strip(): p.split("=", 1)[1].strip() for p in entry.split(";")[1:] if "=" in p
-        }
-        kind = params.get("as")
-        if kind == "Table" and params.get("g") == "meta.k8s.io":
-            return "table"
-        if (
-            kind in ("PartialObjectMetadata", "PartialObjectMetadataList")
-            and params.get("g") == "meta.k8s.io"
-        ):
-            return "partial"
-        if kind is None:
-            return ""
-    return ""
-
-
-def _encode_continue(rv: int, start: str) -> str:
-    token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
-    return base64.urlsafe_b64encode(token).decode().rstrip("=")
-
-
-def _decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-        if data.get("v") != "meta.k8s.io/v1":
-            raise bad_request(
-                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
-            )
-        return int(data["rv"]), str(data["start"])
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from None
-
-
 def _manager_from_agent(agent: str) -> str:
     """The default field manager: the User-Agent up to its first ``/`` (as kube-apiserver does)."""
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
-def _key(item: Stored) -> str:
-    return f"{item.namespace}/{item.name}"
-
-
-class ResourceHandler:
-    """Serves one resource request against a :class:`Cluster`."""
-
-    def __init__(
-        self,
-        cluster: Cluster,
-        now: Callable[[], _dt.datetime],
-        bookmark_interval: Callable[[], float],
-    ) -> None:
-        self.cluster = cluster
-        self.now = now
-        self.bookmark_interval = bookmark_interval
-
-    # ---- entry ----
+class ResourceHandler(ReadHandlers):
+    """Serves one resource request against a :class:`~.cluster.Cluster`."""
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.verb not in ("create", "update", "patch"):
@@ -273,259 +132,6 @@ class ResourceHandler:
         if target.verb == "deletecollection":
             return self.delete_collection(request, target, body)
         raise method_not_allowed(rt.plural, rt.group, target.verb)
-
-    def _json(self, obj: Any, status: int = 200) -> web.Response:
-        return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
-
-    def _object(
-        self,
-        request: web.Request,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        stored: Stored | None = None,
-        status: int = 200,
-    ) -> web.Response:
-        mode = _accept_flags(request.headers.get("Accept", ""))
-        if mode == "table":
-            body = tables.table(
-                rt,
-                [obj],
-                self.now(),
-                resource_version=obj["metadata"].get("resourceVersion", ""),
-                include_object=request.query.get("includeObject", "Metadata"),
-            )
-            return self._json(body, status)
-        if mode == "partial":
-            return self._json(
-                {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj["metadata"],
-                },
-                status,
-            )
-        if stored is not None:
-            return web.Response(
-                body=self.cluster.raw(rt, stored), status=status, content_type="application/json"
-            )
-        return self._json(obj, status)
-
-    # ---- selectors ----
-
-    def _matcher(self, rt: ResourceType, query: Any) -> Callable[[dict[str, Any]], bool] | None:
-        from .selectors import SelectorError, check_supported, parse_field_selector, parse_label_selector
-
-        label_raw = query.get("labelSelector", "")
-        field_raw = query.get("fieldSelector", "")
-        try:
-            labels = parse_label_selector(label_raw) if label_raw else None
-            fields = parse_field_selector(field_raw) if field_raw else None
-            if fields is not None:
-                if rt.custom:
-                    allowed = {"metadata.name", "metadata.namespace"}
-                    for field, _, _ in fields.requirements:
-                        if field not in allowed:
-                            raise SelectorError(
-                                f'"{field}" is not a known field selector: '
-                                'only "metadata.name", "metadata.namespace"'
-                            )
-                else:
-                    check_supported(fields, rt.group, rt.plural)
-        except SelectorError as exc:
-            raise bad_request(str(exc)) from None
-        if labels is None and fields is None:
-            return None
-
-        def matches(obj: dict[str, Any]) -> bool:
-            if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):
-                return False
-            return fields is None or fields.matches(obj)
-
-        return matches
-
-    # ---- list ----
-
-    def list(self, request: web.Request, target: Target) -> web.Response:
-        rt = target.rt
-        query = request.query
-        matches = self._matcher(rt, query)
-        namespace = target.namespace if rt.namespaced and target.namespace else None
-        try:
-            limit = int(query.get("limit", "0") or 0)
-        except ValueError:
-            raise bad_request(f"invalid limit: {query.get('limit')}") from None
-        token = query.get("continue", "")
-        storage = self.cluster.storage
-        start = ""
-        if token:
-            if query.get("resourceVersion"):
-                raise bad_request("specifying resource version is not allowed when using continue")
-            at_rv, start = _decode_continue(token)
-        else:
-            at_rv = storage.rv
-            rv_param = query.get("resourceVersion", "")
-            if rv_param and query.get("resourceVersionMatch") == "Exact":
-                try:
-                    at_rv = int(rv_param)
-                except ValueError:
-                    raise bad_request(f"invalid resource version: {rv_param}") from None
-        try:
-            items = storage.snapshot(rt.storage_key, namespace, at_rv)
-        except LookupError:
-            if token:
-                raise expired(_EXPIRED_CONTINUE) from None
-            raise expired(f"too old resource version: {at_rv} ({storage.compacted_rv})") from None
-        index = bisect.bisect_left(items, start, key=_key) if start else 0
-        selected: list[Stored] = []
-        next_token = ""
-        remaining: int | None = None
-        for position in range(index, len(items)):
-            item = items[position]
-            if matches is not None and not matches(item.obj):
-                continue
-            selected.append(item)
-            if limit and len(selected) >= limit:
-                if position + 1 < len(items):
-                    next_token = _encode_continue(at_rv, _key(item) + "\x00")
-                    if matches is None:
-                        remaining = len(items) - position - 1
-                break
-        metadata: dict[str, Any] = {"resourceVersion": str(at_rv)}
-        if next_token:
-            metadata["continue"] = next_token
-            if remaining is not None:
-                metadata["remainingItemCount"] = remaining
-        mode = _accept_flags(request.headers.get("Accept", ""))
-        if mode == "table":
-            body = tables.table(
-                rt,
-                [self.cluster.view(rt, s.obj) for s in selected],
-                self.now(),
-                resource_version=str(at_rv),
-                continue_token=next_token,
-                include_object=query.get("includeObject", "Metadata"),
-            )
-            return self._json(body)
-        if mode == "partial":
-            return self._json(
-                {
-                    "kind": "PartialObjectMetadataList",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": metadata,
-                    "items": [
-                        {
-                            "kind": "PartialObjectMetadata",
-                            "apiVersion": "meta.k8s.io/v1",
-                            "metadata": s.obj["metadata"],
-                        }
-                        for s in selected
-                    ],
-                }
-            )
-        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata})
-        raws = b",".join(self.cluster.raw(rt, s) for s in selected)
-        body_bytes = head[:-1] + b',"items":[' + raws + b"]}"
-        return web.Response(body=body_bytes, content_type="application/json")
-
-    # ---- watch ----
-
-    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        rt = target.rt
-        query = request.query
-        matches = self._matcher(rt, query)
-        namespace = target.namespace if rt.namespaced and target.namespace else None
-        mode = _accept_flags(request.headers.get("Accept", ""))
-        table = mode == "table"
-        render: Callable[[dict[str, Any]], Any] | None = None
-        variant: Any = rt.api_version
-        cluster = self.cluster
-        if table:
-            include = query.get("includeObject", "Metadata")
-            variant = ("table", rt.api_version, include)
-
-            def render(obj: dict[str, Any]) -> Any:
-                return tables.table(
-                    rt,
-                    [cluster.view(rt, obj)],
-                    self.now(),
-                    resource_version=obj["metadata"].get("resourceVersion", ""),
-                    include_object=include,
-                    with_columns=False,
-                )
-        elif mode == "partial":
-            variant = "partial"
-
-            def render(obj: dict[str, Any]) -> Any:
-                return {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj["metadata"],
-                }
-        elif rt.storage_version and rt.storage_version != rt.version:
-
-            def render(obj: dict[str, Any]) -> Any:
-                return cluster.view(rt, obj)
-
-        timeout: float | None = None
-        if query.get("timeoutSeconds"):
-            try:
-                timeout = float(int(query["timeoutSeconds"]))
-            except ValueError:
-                raise bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']}") from None
-        bookmarks = query_bool(query.get("allowWatchBookmarks"))
-        send_initial = query_bool(query.get("sendInitialEvents"))
-        rv_param = query.get("resourceVersion", "")
-        watcher = Watcher(rt.storage_key, namespace, matches, variant=variant, render=render)
-        initial: list[bytes] = []
-
-        def bookmark_line(_: int, *, initial_end: bool = False) -> bytes:
-            meta: dict[str, Any] = {"resourceVersion": str(cluster.storage.rv), "creationTimestamp": None}
-            if initial_end:
-                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
-
-        if rv_param in ("", "0") or send_initial:
-            for stored in cluster.storage.snapshot(rt.storage_key, namespace):
-                if matches is None or matches(stored.obj):
-                    initial.append(watcher.encode("ADDED", stored))
-            cluster.hub.register(watcher, None)
-            if send_initial and bookmarks:
-                initial.append(bookmark_line(0, initial_end=True))
-        else:
-            try:
-                since = int(rv_param)
-            except ValueError:
-                raise bad_request(f"invalid resource version: {rv_param}") from None
-            try:
-                backlog = cluster.hub.register(watcher, since)
-            except LookupError:
-                error = status_body(
-                    410, "Expired", f"too old resource version: {since} ({cluster.storage.compacted_rv})"
-                )
-                return await serve_watch(
-                    request,
-                    cluster.hub,
-                    watcher,
-                    initial=[line("ERROR", error)],
-                    timeout=0.0,
-                    bookmark=None,
-                    bookmark_interval=1.0,
-                )
-            for event in backlog:
-                data = watcher.convert(event)
-                if data is not None:
-                    initial.append(data)
-        return await serve_watch(
-            request,
-            cluster.hub,
-            watcher,
-            initial=initial,
-            timeout=timeout,
-            bookmark=bookmark_line if bookmarks else None,
-            bookmark_interval=self.bookmark_interval(),
-        )
-
-    # ---- patch ----
 
     async def patch(
         self, request: web.Request, target: Target, body: Any, dry_run: bool, manager: str
