@@ -506,6 +506,34 @@ async def test_work_runs_only_while_leading_and_is_cancelled_when_leadership_is_
     assert log == ["started", "cancelled while is_leader=False"]
 
 
+async def test_on_started_leading_returning_does_not_end_leadership_in_run(kube: KubeTarget) -> None:
+    api = await kube.new_api_client()
+    clock = FakeClock()
+    started = anyio.Event()
+
+    async def on_started_leading() -> None:
+        started.set()  # returns at once, like a callback that only starts things elsewhere
+
+    elector = LeaderElector(
+        api,
+        LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="steady"),
+        clock=clock,
+        on_started_leading=on_started_leading,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(elector.run)
+        with anyio.fail_after(10):
+            await started.wait()
+        for _ in range(10):
+            await clock.advance(RETRY_PERIOD)
+            with anyio.fail_after(10):
+                while elector.busy:
+                    await anyio.lowlevel.checkpoint()
+            assert elector.is_leader
+        tg.cancel_scope.cancel()
+    assert not elector.is_leader
+
+
 async def test_an_exception_in_the_work_propagates_after_releasing_the_lease(kube: KubeTarget) -> None:
     api = await kube.new_api_client()
     config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="crashy")
