@@ -72,10 +72,11 @@ a name export nothing.
 from __future__ import annotations
 
 import heapq
+import time
 import weakref
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -121,6 +122,10 @@ class WorkQueue(Generic[T]):
     ) -> None:
         self.name = name
         self._clock: Clock = clock or SystemClock()
+        # the hot path reads the clock up to three times per item: skip the method call when we can
+        self._now: Callable[[], float] = (
+            time.monotonic if type(self._clock) is SystemClock else self._clock.monotonic
+        )
         self._rate_limiter: RateLimiter[T] = (
             rate_limiter if rate_limiter is not None else default_controller_rate_limiter(self._clock)
         )
@@ -156,7 +161,7 @@ class WorkQueue(Generic[T]):
         if metrics is not None:
             metrics.adds += 1
             if item not in self._added_at:
-                self._added_at[item] = self._clock.monotonic()
+                self._added_at[item] = self._now()
         self._dirty.add(item)
         if item in self._processing:
             return  # queued again by _done()
@@ -175,7 +180,7 @@ class WorkQueue(Generic[T]):
         if delay <= 0:
             self.add(item)
             return
-        ready_at = self._clock.monotonic() + delay
+        ready_at = self._now() + delay
         current = self._delayed.get(item)
         if current is not None and current[0] <= ready_at:
             return
@@ -220,7 +225,7 @@ class WorkQueue(Generic[T]):
         self._takes += 1
         if self._takes & 15 == 0:
             await checkpoint()
-        if self._heap and self._heap[0][0] <= self._clock.monotonic():
+        if self._heap and self._heap[0][0] <= self._now():
             self._promote_due()
         if self._queue:
             return self._start(self._queue.popleft())
@@ -257,7 +262,7 @@ class WorkQueue(Generic[T]):
             # add()/add_after() cancel this scope to wake us early; the scope swallows that cancel
             with anyio.CancelScope() as scope:
                 self._timer = scope
-                await self._clock.sleep(deadline - self._clock.monotonic())
+                await self._clock.sleep(deadline - self._now())
         except BaseException:
             # cancelled from outside: hand the timer role to another waiting getter
             self._timer = None
@@ -276,7 +281,7 @@ class WorkQueue(Generic[T]):
         heap = self._heap
         if not heap:
             return
-        now = self._clock.monotonic()
+        now = self._now()
         while heap and heap[0][0] <= now:
             _, seq, item = heapq.heappop(heap)
             current = self._delayed.get(item)
@@ -291,7 +296,7 @@ class WorkQueue(Generic[T]):
         if metrics is None:
             self._processing[item] = 0.0
             return item
-        now = self._clock.monotonic()
+        now = self._now()
         self._processing[item] = now
         added = self._added_at.pop(item, None)
         if added is not None:
@@ -302,7 +307,7 @@ class WorkQueue(Generic[T]):
         started = self._processing.pop(item)
         metrics = self._metrics
         if metrics is not None:
-            metrics.work_duration.observe(self._clock.monotonic() - started)
+            metrics.work_duration.observe(self._now() - started)
         if item in self._dirty:
             self._queue.append(item)
             if self._getters:
@@ -347,7 +352,7 @@ class WorkQueue(Generic[T]):
 
     def __len__(self) -> int:
         """Items queued and ready to hand out (not those being processed, not those still delayed)."""
-        if self._heap and self._heap[0][0] <= self._clock.monotonic():
+        if self._heap and self._heap[0][0] <= self._now():
             self._promote_due()
         return len(self._queue)
 
