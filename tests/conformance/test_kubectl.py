@@ -196,3 +196,28 @@ async def test_kubectl_applies_and_reconfigures_built_in_objects(kube: KubeTarge
     assert got["metadata"]["generation"] == 2
     table = await kubectl.run("get", "configmaps", "settings", "-n", kube.namespace)
     assert table.split()[:3] == ["NAME", "DATA", "AGE"]
+
+
+async def test_kubectl_create_generators_that_send_protobuf_work(kube: KubeTarget, tmp_path: Path) -> None:
+    kubectl = Kubectl(kube.kubeconfig, tmp_path / "cache")
+    namespace = unique_name("kc")
+    assert f"namespace/{namespace} created" in await kubectl.run("create", "namespace", namespace)
+    try:
+        ns = kube.namespace
+        out = await kubectl.run(
+            "create", "configmap", "settings", "-n", ns, "--from-literal=a=1", "--from-literal=b=2"
+        )
+        assert "configmap/settings created" in out
+        await kubectl.run("create", "secret", "generic", "creds", "-n", ns, "--from-literal=password=hunter2")
+        await kubectl.run("create", "serviceaccount", "robot", "-n", ns)
+        cm = yaml.safe_load(await kubectl.run("get", "configmap", "settings", "-n", ns, "-o", "yaml"))
+        assert cm["data"] == {"a": "1", "b": "2"}
+        secret = yaml.safe_load(await kubectl.run("get", "secret", "creds", "-n", ns, "-o", "yaml"))
+        assert secret["type"] == "Opaque"
+        assert secret["data"] == {"password": "aHVudGVyMg=="}
+        names = await kubectl.run("get", "serviceaccounts", "-n", ns, "-o", "name")
+        assert "serviceaccount/robot" in names.split()
+        created = yaml.safe_load(await kubectl.run("get", "namespace", namespace, "-o", "yaml"))
+        assert created["status"]["phase"] == "Active"
+    finally:
+        await kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)

@@ -24,10 +24,10 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import tables
+from . import protobuf, tables
 from .cluster import DeleteOptions
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, method_not_allowed, query_bool, unsupported_media_type
+from .errors import ApiError, bad_request, method_not_allowed, query_bool, status_body, unsupported_media_type
 from .reads import ReadHandlers, Target, not_found_path, resolve
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
@@ -48,6 +48,20 @@ def _json_body(raw: bytes) -> Any:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise bad_request(f"error decoding body: {exc}") from None
+
+
+def _protobuf_body(raw: bytes) -> Any:
+    try:
+        return protobuf.decode(raw)
+    except protobuf.ProtobufError as exc:
+        raise ApiError(
+            status_body(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml ({exc})",
+            )
+        ) from None
 
 
 def _manager_from_agent(agent: str) -> str:
@@ -98,9 +112,10 @@ class ResourceHandler(ReadHandlers):
             return self._object(request, rt, stored.obj, stored)
         dry_run = "All" in query.getall("dryRun", [])
         content_type = request.headers.get("Content-Type", "")
-        if "protobuf" in content_type or "cbor" in content_type:
+        if "cbor" in content_type or ("protobuf" in content_type and target.verb == "patch"):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
-        body = _json_body(await request.read()) if target.verb != "delete" or request.can_read_body else None
+        raw = await request.read() if target.verb != "delete" or request.can_read_body else b""
+        body = _protobuf_body(raw) if "protobuf" in content_type else _json_body(raw)
         manager = query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         if target.verb == "create":
             if target.name or target.subresource:
