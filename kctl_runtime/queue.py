@@ -14,7 +14,9 @@ A :class:`WorkQueue` holds *keys* (hashable items, usually a namespace/name requ
       async with queue.get() as key:
           await reconcile(key)
 
-  The item is marked done when the block exits, also when it raises or is cancelled.
+  The item is marked done when the block exits, also when it raises or is cancelled. An exception
+  is the body's business (a controller calls ``add_rate_limited``); a *cancelled* body did not
+  finish its work, so the item is queued again (unless the queue is shutting down).
 * **Delays** -- :meth:`WorkQueue.add_after` queues an item once ``delay`` seconds of the injected
   :class:`~kctl_runtime.clock.Clock` have passed; for an item already waiting, the earliest deadline
   wins. A delayed add does not cancel and is not cancelled by a plain :meth:`WorkQueue.add`: the item
@@ -391,6 +393,9 @@ class _Lease(Generic[T]):
     ) -> None:
         if self._state == 1:
             self._state = 2
+            if exc_type is not None and issubclass(exc_type, anyio.get_cancelled_exc_class()):
+                # the work was cut short, not finished: look at the key again (ignored after shut_down)
+                self._queue.add(self._item)
             self._queue._done(self._item)
 
 

@@ -149,7 +149,7 @@ async def test_get_marks_the_item_done_even_when_the_body_raises() -> None:
     assert len(queue) == 1  # the re-add made while processing survived the exception
 
 
-async def test_get_marks_the_item_done_when_the_worker_is_cancelled() -> None:
+async def test_a_cancelled_worker_marks_its_item_done_and_queues_it_again() -> None:
     queue: WorkQueue[str] = WorkQueue()
     queue.add("a")
     entered = anyio.Event()
@@ -165,6 +165,26 @@ async def test_get_marks_the_item_done_when_the_worker_is_cancelled() -> None:
         assert queue.processing() == 1
         tg.cancel_scope.cancel()
     assert queue.processing() == 0
+    assert len(queue) == 1  # its work was not finished: it is looked at again
+
+
+async def test_an_item_whose_worker_is_cancelled_after_shut_down_is_not_queued_again() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    entered = anyio.Event()
+
+    async def worker() -> None:
+        async with queue.get():
+            entered.set()
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        await entered.wait()
+        queue.shut_down()
+        tg.cancel_scope.cancel()
+    assert queue.processing() == 0
+    assert len(queue) == 0
 
 
 async def test_a_get_context_cannot_be_entered_twice() -> None:
