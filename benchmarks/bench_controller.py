@@ -186,8 +186,9 @@ class Probe:
     """Records when the first not-yet-served event for each key reached the handlers."""
 
     def __init__(self) -> None:
-        self.pending: dict[Request, tuple[int, int]] = {}
+        self.pending: dict[Request, tuple[int, int, int]] = {}
         self.handler_ms: list[float] = []
+        self.cpu_ms: list[float] = []
         self.write_ms: list[float] = []
         self.events = 0
         self.reconciles = 0
@@ -199,17 +200,39 @@ class Probe:
         self.events += 1
         key = Request.from_object(new)
         if key not in self.pending:
-            self.pending[key] = (time.monotonic_ns(), int(new["data"]["t"]))
+            self.pending[key] = (time.monotonic_ns(), int(new["data"]["t"]), time.thread_time_ns())
 
     async def reconcile(self, request: Request) -> Result:
-        started = time.monotonic_ns()
+        started, cpu = time.monotonic_ns(), time.thread_time_ns()
         if self.armed:
             self.reconciles += 1
         seen = self.pending.pop(request, None)
         if seen is not None:
             self.handler_ms.append((started - seen[0]) / 1e6)
             self.write_ms.append((started - seen[1]) / 1e6)
+            self.cpu_ms.append((cpu - seen[2]) / 1e6)
         return None
+
+
+async def feed(informer: Any, count: int, rate: float) -> float:
+    """Hand pre-encoded watch lines to the informer one at a time, paced: no network, no bursts."""
+    state = informer.watcher.state
+    rv = int(state.resource_version)
+    objects = informer.store.list()
+    lines = []
+    for i in range(count):
+        obj = orjson.loads(orjson.dumps(objects[i % len(objects)]))
+        obj["metadata"]["resourceVersion"] = str(rv + 1 + i)
+        obj["data"]["t"] = "0"
+        lines.append(obj)
+    start = time.perf_counter()
+    for i, obj in enumerate(lines):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await anyio.sleep(delay)
+        obj["data"]["t"] = str(time.monotonic_ns())
+        informer.watcher.feed_line(orjson.dumps({"type": "MODIFIED", "object": obj}), informer.process)
+    return count / (time.perf_counter() - start)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -238,7 +261,10 @@ async def scenario(
                 await anyio.sleep(0.05)  # (polling: the queue offers no "idle" event)
             await anyio.sleep(0.3)  # initial reconciles done, watch open
             probe.armed = pauses.armed = True
-            achieved = await child.run(command, count, rate)
+            if command == "feed":
+                achieved = await feed(informer, count, rate)
+            else:
+                achieved = await child.run(command, count, rate)
             with anyio.move_on_after(10):
                 while probe.pending or len(controller.queue) or controller.queue.processing():  # noqa: ASYNC110
                     await anyio.sleep(0.01)
@@ -256,6 +282,7 @@ async def scenario(
         "h90": pct(probe.handler_ms, 90),
         "h99": pct(probe.handler_ms, 99),
         "hmax": max(probe.handler_ms, default=float("nan")),
+        "c99": pct(probe.cpu_ms, 99),
         "w50": pct(probe.write_ms, 50),
         "w99": pct(probe.write_ms, 99),
         "mean": statistics.fmean(probe.handler_ms) if probe.handler_ms else float("nan"),
@@ -286,6 +313,17 @@ async def main(args: argparse.Namespace) -> tuple[str, str]:
             await scenario(
                 child,
                 client,
+                command="feed",
+                count=args.events,
+                rate=args.rate,
+                workers=1,
+                name="bench-feed-1",
+            )
+        )
+        rows.append(
+            await scenario(
+                child,
+                client,
                 command="api",
                 count=args.api_writes,
                 rate=args.api_rate,
@@ -298,18 +336,20 @@ async def main(args: argparse.Namespace) -> tuple[str, str]:
         child.close()
 
     ok = all(r["h99"] <= TARGET_P99_MS for r in rows if r["command"] == "storage")
+    cpu_ok = all(r["c99"] <= TARGET_P99_MS for r in rows if r["command"] == "storage")
     lines = [
         "| writes | target rate | achieved | workers | watch events | reconciles "
-        "| handler→start p50 / p90 / p99 / max (ms) | write→start p50 / p99 (ms) | GC runs (longest) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| handler→start p50 / p90 / p99 / max (ms) | same, CPU of this thread p99 (ms) "
+        "| write→start p50 / p99 (ms) | GC runs (longest) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        kind = "storage" if r["command"] == "storage" else "API PATCH"
-        target = args.rate if r["command"] == "storage" else args.api_rate
+        kind = {"storage": "storage", "feed": "in-process feed", "api": "API PATCH"}[r["command"]]
+        target = args.api_rate if r["command"] == "api" else args.rate
         lines.append(
             f"| {r['writes']:,} {kind} | {target:,.0f}/s | {r['rate']:,.0f}/s | {r['workers']} "
             f"| {r['events']:,} | {r['reconciles']:,} "
-            f"| {r['h50']:.2f} / {r['h90']:.2f} / {r['h99']:.2f} / {r['hmax']:.2f} "
+            f"| {r['h50']:.2f} / {r['h90']:.2f} / {r['h99']:.2f} / {r['hmax']:.2f} | {r['c99']:.2f} "
             f"| {r['w50']:.2f} / {r['w99']:.2f} | {r['gc']} ({r['gcmax']:.1f} ms, gen {r['gcgen']}) |"
         )
     table = "\n".join(lines)
@@ -325,19 +365,27 @@ async def main(args: argparse.Namespace) -> tuple[str, str]:
         f"(`--events {args.events} --rate {args.rate:g} --keys {args.keys}`) on {machine}.\n"
         "The fake API server runs in a child process; the controller uses a no-op reconciler.\n\n"
         f"{table}\n\n"
-        f"handler → reconcile start p99 target: <= {TARGET_P99_MS:g} ms at 1k events/s -- "
-        f"{verdict} the target.\n\n"
+        f"handler → reconcile start p99 target: <= {TARGET_P99_MS:g} ms at 1k events/s -- wall clock "
+        f"{verdict} the target; counting only this thread's CPU time it "
+        f"{'meets' if cpu_ok else '**misses**'} it.\n\n"
         "* *handler→start*: from the informer handing the first unserved event of a key to its handlers "
         "to the reconciler being entered (queue + worker hand-off; later events for the key merge into "
         "that reconcile, so this is the longest wait among them).\n"
         "* *write→start*: from the write in the server process to the reconciler being entered (adds "
         "watch delivery: encode, HTTP chunk, decode, transform, store).\n"
         "* *storage* rows write into the fake server's storage directly (steady watch traffic at the "
-        "target rate); *API PATCH* rows are real HTTP merge patches sent by the child.\n"
+        "target rate); *API PATCH* rows are real HTTP merge patches sent by the child; the *in-process "
+        "feed* row hands encoded watch lines to the informer one at a time, paced, in the controller's "
+        "process (no network, no bursts): the controller path alone. Its write→start column is from "
+        "just before the line is decoded.\n"
         "* the controller runs under a `Manager` (default `freeze_gc=True`): the GC column shows the "
         "collector's runs during the measured window and the longest pause.\n"
         "* a load average above the core count means other processes competed for the CPU during the run: "
-        "the tails (p99, max) then measure preemption as much as the controller.\n"
+        "the wall-clock tails (p99, max) then measure the OS descheduling this process as much as the "
+        "controller. The *CPU of this thread* column is the CPU time the controller's thread itself spent "
+        "between the handler and the reconcile start (p99): what the wait would be without preemption. "
+        "Diagnosis behind it: on a machine with load average 12 on 2 cores, waits of 60 ms contained "
+        "0.7 ms of this thread's CPU time.\n"
         "* fewer reconciles than events: events for a key still waiting in the queue are merged "
         "(level-based), which is what the queue is for.\n"
     )
