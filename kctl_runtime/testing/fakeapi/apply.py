@@ -59,8 +59,12 @@ PathElement = tuple[str, str]
 Path = tuple[PathElement, ...]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def _canon(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """Canonical JSON (sorted keys, no spaces) used for keys, set values and comparisons."""
+    return _ENCODER.encode(v)
 
 
 # ============================================================================================
@@ -169,8 +173,17 @@ class _Typer:
         self.kind = kind
         self.schema = schema
         self.builtin = supports_strategic_merge(api_version, kind)
+        self._cache: dict[tuple[tuple[str, ...], str], _Type] = {}
 
     def type_of(self, names: tuple[str, ...], value: Any) -> _Type:
+        shape = "map" if isinstance(value, Mapping) else "list" if isinstance(value, list) else "scalar"
+        key = (names, shape)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._type_of(names, value)
+        return found
+
+    def _type_of(self, names: tuple[str, ...], value: Any) -> _Type:
         if names[:1] == ("metadata",):
             # ObjectMeta is the same for every kind; ConfigMap's table holds nothing else.
             return self._builtin(names, value, "v1", "ConfigMap")
@@ -340,36 +353,54 @@ class _Walker:
         return out
 
     def field_set(self, obj: Mapping[str, Any]) -> set[Path]:
+        return self.walk(obj)[0]
+
+    def walk(self, obj: Mapping[str, Any]) -> tuple[set[Path], dict[Path, Any]]:
+        """The field set of the tracked part of ``obj`` and an index of every node in it by path."""
         out: set[Path] = set()
-        self._walk(self.tracked(obj), (), (), out, top=True)
-        return out
+        index: dict[Path, Any] = {}
+        self._walk(self.tracked(obj), (), (), out, index, top=True)
+        return out, index
 
     def _walk(
-        self, value: Any, names: tuple[str, ...], path: Path, out: set[Path], *, top: bool = False
+        self,
+        value: Any,
+        names: tuple[str, ...],
+        path: Path,
+        out: set[Path],
+        index: dict[Path, Any],
+        *,
+        top: bool = False,
     ) -> None:
+        if path:
+            index[path] = value
         t = _STRUCT if top else self.typer.type_of(names, value)
         if t.kind in ("struct", "map") and isinstance(value, Mapping):
             if not value and path:
                 out.add(path)
             for k, v in value.items():
-                self._walk(v, (*names, k), (*path, ("f", k)), out)
+                self._walk(v, (*names, k), (*path, ("f", k)), out, index)
         elif t.kind in ("assoc", "set") and isinstance(value, list) and not value:
             if path:
                 out.add(path)  # an empty keyed or set list is owned as a whole
         elif t.kind == "assoc" and isinstance(value, list):
+            fill = names[-1:] == ("ports",)
             for item in value:
-                key = _item_key(item, t.keys, names[-1:] == ("ports",))
+                key = _item_key(item, t.keys, fill)
                 if key is None or not isinstance(item, Mapping):
                     continue
                 ipath = (*path, ("k", key))
                 out.add(ipath)
+                index[ipath] = item
                 if t.atomic_items:
                     continue
                 for k, v in item.items():
-                    self._walk(v, (*names, k), (*ipath, ("f", k)), out)
+                    self._walk(v, (*names, k), (*ipath, ("f", k)), out, index)
         elif t.kind == "set" and isinstance(value, list):
             for v in value:
-                out.add((*path, ("v", _canon(v))))
+                vpath = (*path, ("v", _canon(v)))
+                out.add(vpath)
+                index[vpath] = v
         elif path:
             out.add(path)
 
@@ -424,16 +455,15 @@ def _remove(obj: Any, path: Path, typer: _Typer) -> None:
         parent[:] = [x for x in parent if _canon(x) != value]
 
 
-def _node_differs(old: Any, new: Any, path: Path, typer: _Typer) -> bool:
-    """Whether the node at ``path`` differs: a granular node (list item, struct, map) only by
-    presence, a leaf (scalar, atomic list or map, set item) by value."""
-    a, b = _get(old, path, typer), _get(new, path, typer)
+def _node_differs(old: dict[Path, Any], new: dict[Path, Any], path: Path, typer: _Typer) -> bool:
+    """Whether the node at ``path`` differs between two node indexes: a granular node (list item,
+    struct, map) only by presence, a leaf (scalar, atomic list or map, set item) by value."""
+    a, b = old.get(path, _MISSING), new.get(path, _MISSING)
     if a is _MISSING or b is _MISSING:
         return a is not b
     if path and path[-1][0] == "k":
         names = tuple(v for k, v in path if k == "f")
-        list_value = _get(new, path[:-1], typer)
-        if not typer.type_of(names, list_value).atomic_items:
+        if not typer.type_of(names, new.get(path[:-1])).atomic_items:
             return False
         return not _values_equal(a, b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
@@ -576,17 +606,21 @@ def _merge(live: Any, applied: Any, names: tuple[str, ...], typer: _Typer, *, to
     if t.kind == "assoc" and isinstance(applied, list):
         fill = names[-1:] == ("ports",)
         result = [copy.deepcopy(x) for x in live] if isinstance(live, list) else []
+        positions: dict[str, int] = {}
+        for i, existing in enumerate(result):
+            existing_key = _item_key(existing, t.keys, fill)
+            if existing_key is not None:
+                positions.setdefault(existing_key, i)
         for item in applied:
             key = _item_key(item, t.keys, fill)
-            for i, existing in enumerate(result):
-                if key is not None and _item_key(existing, t.keys, fill) == key:
-                    result[i] = (
-                        copy.deepcopy(item)
-                        if t.atomic_items
-                        else _merge(existing, item, names, typer, top=True)
-                    )
-                    break
+            if key is not None and key in positions:
+                i = positions[key]
+                result[i] = (
+                    copy.deepcopy(item) if t.atomic_items else _merge(result[i], item, names, typer, top=True)
+                )
             else:
+                if key is not None:
+                    positions[key] = len(result)
                 result.append(copy.deepcopy(item))
         return result
     if t.kind == "set" and isinstance(applied, list):
@@ -636,12 +670,13 @@ def server_side_apply(
     ident = (manager, "Apply", sub)
     mine = next((e for e in entries if e.ident == ident), None)
     others = [e for e in entries if e.ident != ident]
-    applied_set = walker.field_set(applied)
+    applied_set, applied_index = walker.walk(applied)
+    base_index = walker.walk(base)[1]
 
     conflicts: list[tuple[_Entry, Path]] = []
     for e in others:
         for p in sorted(applied_set & e.fields):
-            if _node_differs(base, applied, p, typer):
+            if _node_differs(base_index, applied_index, p, typer):
                 conflicts.append((e, p))
     if conflicts and not force:
         raise ApplyConflict([Conflict(_print_manager(e), _path_str(p)) for e, p in conflicts])
@@ -693,21 +728,19 @@ def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _changed(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], walker: _Walker, typer: _Typer
 ) -> set[Path]:
-    new_set = walker.field_set(new)
-    tracked_old = walker.tracked(old) if old is not None else {}
-    tracked_new = walker.tracked(new)
-    changed = {p for p in new_set if _node_differs(tracked_old, tracked_new, p, typer)}
+    new_set, new_index = walker.walk(new)
+    old_index = walker.walk(old)[1] if old is not None else {}
+    changed = {p for p in new_set if _node_differs(old_index, new_index, p, typer)}
     # A node created by this change is itself recorded (".": {} in FieldsV1) when the typed zero
     # value would not have had it: maps and keyed/set lists of built-ins (not structs, not the
     # required containers list), any object or list of a custom resource outside metadata.
     for p in list(changed):
         for i in range(1, len(p)):
             prefix = p[:i]
-            if prefix[-1][0] != "f" or _get(tracked_old, prefix, typer) is not _MISSING:
+            if prefix[-1][0] != "f" or prefix in old_index or prefix in changed:
                 continue
             names = tuple(v for k, v in prefix if k == "f")
-            node = _get(tracked_new, prefix, typer)
-            kind = typer.type_of(names, node).kind
+            kind = typer.type_of(names, new_index.get(prefix)).kind
             typed = typer.builtin or names[:1] == ("metadata",)
             if typed:
                 record = kind in ("map", "assoc", "set") and names[-1] not in _REQUIRED_LISTS
@@ -746,9 +779,9 @@ def update_managed_fields(
     requested = (out.get("metadata") or {}).get("managedFields")
     entries = [] if requested == [] else _entries(old)
     changed = _changed(old, out, walker, typer)
-    tracked = walker.tracked(out, all_fields=True)
+    present = _Walker(typer, omit_empty=walker.omit_empty).walk(out)[1]
     for e in entries:
-        e.fields = {p for p in e.fields if _get(tracked, p, typer) is not _MISSING}
+        e.fields = {p for p in e.fields if p in present}
         if e.ident != (manager, operation, sub):
             e.fields -= changed
     mine = next((e for e in entries if e.ident == (manager, operation, sub)), None)
