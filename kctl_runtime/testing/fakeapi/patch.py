@@ -23,13 +23,22 @@ shared with the inputs). Failures raise :class:`PatchError`, which carries the H
   all of them): lists of maps with a merge key merge by key, primitive lists with strategy merge are
   sets, other lists are replaced, maps merge recursively. Directives: ``$patch`` (replace, delete;
   merge in a list is rejected as upstream), ``$retainKeys``, ``$deleteFromPrimitiveList/<f>``,
-  ``$setElementOrder/<f>``. Kinds not in the table (custom resources) raise 415
-  ``UnsupportedMediaType`` with the real message unless ``allow_unknown_kinds=True``, which applies
-  strategic merge with ObjectMeta metadata only.
+  ``$setElementOrder/<f>``. Items the patch adds to a merged list come before the items only the
+  object had (upstream's ordering; clients send ``$setElementOrder`` to choose). Where the object
+  has no list to merge with, ``$patch`` elements vanish and ``$deleteFromPrimitiveList`` is a no-op.
+  Malformed directives answer as upstream: 400 for bad ``$retainKeys``/directive keys, 500 (reason
+  ``""``) for unknown ``$patch`` values, missing merge keys and inconsistent ``$setElementOrder``.
+  Kinds not in the table (custom resources) raise 415 ``UnsupportedMediaType`` with the real
+  message unless ``allow_unknown_kinds=True``, which applies strategic merge with ObjectMeta
+  metadata only. :func:`patch_strategy` exposes the table (used by server-side apply).
 * :func:`create_merge_patch` computes the RFC 7386 patch turning one document into another.
 
-Not modelled: decoding into Go structs after a strategic merge (the real server then drops unknown
-fields and nulls of typed fields; we keep the merged JSON as is), and CBOR bodies.
+All of the above was compared case by case with kube-apiserver v1.36.3 (the real-tier tests in
+``tests/test_fakeapi_patch.py`` keep doing so).
+
+Not modelled: decoding into Go structs after the patch (the real server then drops unknown fields,
+empty ``omitempty`` lists and maps, and turns typed nulls into zero values, and it applies
+defaulting; we return the patched JSON as is), and CBOR bodies.
 """
 
 from __future__ import annotations
