@@ -368,12 +368,16 @@ async def test_an_exception_in_a_runnable_ends_run_with_that_exception(fake_kube
 async def test_the_manager_freezes_start_up_objects_out_of_the_collectors_reach_once_synced(
     kube: KubeTarget,
 ) -> None:
+    import kctl_runtime.manager as manager_module
+
     gc.unfreeze()
+    manager_module._GC["frozen"] = False
     manager = local_manager(kube.api_client, freeze_gc=True)
     try:
         async with managing(manager):
             await until(lambda: manager.ready, "ready")
             assert gc.get_freeze_count() > 0
+        assert manager_module.freeze_gc() is False, "only the first call in a process freezes"
     finally:
         gc.unfreeze()
 
