@@ -285,7 +285,7 @@ def step(state: State, received: Input, *, streaming: bool = False) -> Step:
 
     ``streaming`` says how a relist is done (see :func:`initial_action`). A streaming list that the
     server answers with an error status (429 aside) before anything arrived is answered with
-    ``ListPage(None)``: the driver then stops streaming and uses paginated lists from then on.
+    ``ListPage(None)``: this relist falls back to a paginated list (the next one streams again).
     """
     if isinstance(received, WatchEvent):
         if isinstance(state, Empty | InitStreaming):

@@ -174,9 +174,10 @@ class WatcherConfig:
     from Kubernetes 1.32) -- instead of paginated lists. The API server serves it from its watch
     cache with far less memory than a large list. Off by default because not every server can:
     before 1.27 or with the WatchList feature off it is rejected (400/422), and an API server on an
-    etcd without progress notifications answers 500. Any error answer to a streaming list (429
-    aside) makes this watcher use paginated lists from then on, as client-go falls back.
-    NOT detected: a proxy that silently drops the parameter (the end bookmark never comes)."""
+    etcd without progress notifications answers 500. An error answer to a streaming list (429
+    aside) is followed at once by a paginated list, as client-go falls back; the next relist tries
+    streaming again. NOT detected: a proxy that silently drops the parameter (the end bookmark
+    never comes)."""
 
     backoff_initial: float = 0.8
     """First delay after an error or a 410 (client-go's reflector: 800 ms)."""
@@ -271,11 +272,6 @@ class Watcher:
         self._streaming = self.config.streaming_list
         self._on_restart = on_restart or (lambda _reason: None)
 
-    @property
-    def streaming(self) -> bool:
-        """Whether full lists are streamed (false when not configured, or after a fallback)."""
-        return self._streaming
-
     # -- query building -------------------------------------------------------------------
 
     def _selectors(self) -> list[tuple[str, str]]:
@@ -334,13 +330,12 @@ class Watcher:
 
     def _apply(self, received: Input, sink: _Sink) -> Action:
         result = step(self.state, received, streaming=self._streaming)
-        if self._streaming and isinstance(result.action, ListPage):
+        if self._streaming and isinstance(self.state, Empty) and isinstance(result.action, ListPage):
             _log.warning(
-                "streaming list failed; using paginated lists from now on",
+                "streaming list refused; falling back to a paginated list",
                 resource=str(self.resource),
                 error=getattr(received, "message", ""),
             )
-            self._streaming = False
         self.state = result.state
         for event in result.events:
             sink(event)

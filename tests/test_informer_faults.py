@@ -261,7 +261,7 @@ async def test_a_server_that_rejects_streaming_lists_gets_paginated_lists(fake_k
     async with running(informer):
         await synced(informer)
         assert informer.store.keys() == [f"{fake_kube.namespace}/a"]
-        assert not informer.watcher.streaming
+        assert faults(fake_kube).injected == 1
         await create(fake_kube, "b")
         await eventually(lambda: _true(len(informer.store) == 2))
 
@@ -315,9 +315,9 @@ async def test_bookmarks_move_the_resume_point_past_changes_we_do_not_watch(fake
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("seed", "streaming"), [(1, False), (2, False), (3, True)])
 async def test_random_writes_and_faults_keep_the_cache_equal_to_the_server_and_histories_consistent(
-    fake_kube: KubeTarget, seed: int
+    fake_kube: KubeTarget, seed: int, streaming: bool
 ) -> None:
     """2000 random creates/updates/deletes over 40 names, interleaved with random faults.
 
@@ -325,9 +325,11 @@ async def test_random_writes_and_faults_keep_the_cache_equal_to_the_server_and_h
     lost, so the resume is a 410 and a relist must deliver the difference); lost history with a
     drop; failing lists and watches. At the end the cache equals the server's list (key and
     resourceVersion) and every handler saw a consistent history per object (see ``Recorder``).
+    One run relists with streaming lists instead of paginated ones.
     """
     rng = random.Random(seed)
-    informer = informer_for(fake_kube, config={"backoff_initial": 0.005, "backoff_max": 0.05})
+    settings = {"backoff_initial": 0.005, "backoff_max": 0.05, "streaming_list": streaming}
+    informer = informer_for(fake_kube, config=settings)
     first, second = Recorder(), Recorder()
     informer.add_handler(first)
     names = [f"cm-{i}" for i in range(40)]
