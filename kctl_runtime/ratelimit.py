@@ -14,7 +14,8 @@ is controller-runtime's:
 * :class:`BucketRateLimiter` -- one token bucket shared by all items (``qps`` refill, ``burst``
   capacity). Every call takes a token *now* and reports how long until that token would have been
   available, so the bucket limits the overall retry rate; it keeps no per-item state
-  (``num_requeues`` is always 0, ``forget`` does nothing).
+  (``num_requeues`` is always 0, ``forget`` does nothing). Its :meth:`~BucketRateLimiter.allow` takes a
+  token only if one is available now (the event recorder's spam filter uses it).
 * :class:`ItemFastSlowRateLimiter` -- ``fast_delay`` for the first ``max_fast_attempts`` failures of
   an item, then ``slow_delay``.
 * :class:`MaxOfRateLimiter` -- asks every limiter (each records the failure) and returns the longest
