@@ -48,6 +48,7 @@ are never queued behind controller traffic in a shared pool. Metrics: ``leader_e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import math
@@ -55,7 +56,7 @@ import random
 import re
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -69,7 +70,7 @@ from kctl_runtime.errors import AlreadyExists, ApiError, Conflict, NotFound
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import LEASES
 
-__all__ = ["LeaderElectionConfig", "LeaderElector", "default_identity", "format_micro_time"]
+__all__ = ["LeaderElectionConfig", "LeaderElector", "Leadership", "default_identity", "format_micro_time"]
 
 T = TypeVar("T")
 
@@ -150,6 +151,14 @@ class LeaderElectionConfig:
                 f"({self.jitter_factor} * {self.retry_period} = {self.jitter_factor * self.retry_period}): "
                 "the leader needs time for more than one renew attempt"
             )
+
+
+@dataclasses.dataclass
+class Leadership:
+    """What ``async with elector.leading() as leadership`` yields."""
+
+    lost: bool = False
+    """True when the block was cancelled because leadership was lost (read it after the block)."""
 
 
 _Record = tuple[str, Any, Any, Any, Any]
@@ -273,6 +282,43 @@ class LeaderElector:
         ``work`` propagates (after the release).
         """
         return await self._campaign(work, stop_when_done=True)
+
+    @contextlib.asynccontextmanager
+    async def leading(self) -> AsyncIterator[Leadership]:
+        """Campaign, then run the ``async with`` block while leading.
+
+        The block starts once this elector leads. If leadership is lost, the block is cancelled, the
+        ``async with`` statement ends without an exception and ``leadership.lost`` is True. When the
+        block ends by itself (or raises), leadership ends and the Lease is released
+        (``release_on_cancel``); an exception from the block propagates.
+        """
+        leadership = Leadership()
+        body_done = anyio.Event()
+        body_started = False
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def campaign() -> None:
+                    while True:
+                        if await self.run_while_leading(body_done.wait):
+                            return
+                        if body_started:
+                            leadership.lost = True
+                            tg.cancel_scope.cancel()
+                            return
+                        # Lost before the block could start: campaign again.
+
+                tg.start_soon(campaign)
+                await self.wait_leading()
+                body_started = True
+                try:
+                    yield leadership
+                finally:
+                    body_done.set()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     async def _campaign(self, work: Callable[[], Awaitable[None]] | None, *, stop_when_done: bool) -> bool:
         if self._running:

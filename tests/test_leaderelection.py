@@ -534,6 +534,51 @@ async def test_on_started_leading_returning_does_not_end_leadership_in_run(kube:
     assert not elector.is_leader
 
 
+async def test_a_leading_block_runs_while_leading_and_releases_on_exit(kube: KubeTarget) -> None:
+    api = await kube.new_api_client()
+    config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="block")
+    elector = LeaderElector(api, config, clock=FakeClock())
+    async with elector.leading() as leadership:
+        leading_inside = elector.is_leader
+        held = (await _read_lease(kube, config.lease_name))["spec"]["holderIdentity"]
+    assert leading_inside
+    assert held == "block"
+    assert not leadership.lost
+    assert not elector.is_leader
+    assert (await _read_lease(kube, config.lease_name))["spec"]["holderIdentity"] in ("", None)
+
+
+@pytest.mark.fake_only
+async def test_a_leading_block_is_cancelled_when_leadership_is_lost(fake_kube: KubeTarget) -> None:
+    kube = fake_kube
+    assert kube.fake is not None
+    api = await kube.new_api_client()
+    clock = FakeClock()
+    config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="block")
+    elector = LeaderElector(api, config, clock=clock)
+    reached_the_end = False
+    async with elector.leading() as leadership:
+        kube.fake.faults.fail_next(1000, status=503, verb="update", resource="leases")
+        for _ in range(100):  # 50 s of clock time: far past the renew deadline
+            await clock.advance(0.5)
+            await anyio.sleep(0.002)
+        reached_the_end = True
+    kube.fake.faults.clear()
+    assert leadership.lost
+    assert not reached_the_end
+    assert not elector.is_leader
+
+
+async def test_an_exception_in_a_leading_block_propagates_after_the_release(kube: KubeTarget) -> None:
+    api = await kube.new_api_client()
+    config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="block")
+    elector = LeaderElector(api, config, clock=FakeClock())
+    with pytest.raises(RuntimeError, match="boom"):
+        async with elector.leading():
+            raise RuntimeError("boom")
+    assert (await _read_lease(kube, config.lease_name))["spec"]["holderIdentity"] in ("", None)
+
+
 async def test_an_exception_in_the_work_propagates_after_releasing_the_lease(kube: KubeTarget) -> None:
     api = await kube.new_api_client()
     config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="crashy")
