@@ -23,7 +23,8 @@ cancelled when the deadline passes). :attr:`LeaderElector.is_leader` re-checks t
 every read, so it is truthful even when the event loop was starved.
 
 When leadership ends, the work started for it (``on_started_leading`` or the callable given to
-:meth:`LeaderElector.run_while_leading`) is cancelled and awaited, then ``on_stopped_leading`` runs.
+:meth:`LeaderElector.run_while_leading`, or the block of ``async with elector.leading()``) is
+cancelled and awaited, then ``on_stopped_leading`` runs.
 When :meth:`LeaderElector.run` ends while still leading (cancelled, or the work raised or returned)
 and ``release_on_cancel`` is set, the Lease is released like client-go does (``holderIdentity``
 emptied, ``leaseDurationSeconds`` 1) so a standby takes over at its next poll instead of waiting a
