@@ -538,12 +538,19 @@ async def test_a_leading_block_runs_while_leading_and_releases_on_exit(kube: Kub
     api = await kube.new_api_client()
     config = LeaderElectionConfig(unique_name("lease"), kube.namespace, identity="block")
     elector = LeaderElector(api, config, clock=FakeClock())
+    seen: list[tuple[bool, str]] = []
+
+    async def run_controllers() -> None:
+        lease = await _read_lease(kube, config.lease_name)
+        seen.append((elector.is_leader, lease["spec"]["holderIdentity"]))
+
+    # --8<-- [start:leading-block]
     async with elector.leading() as leadership:
-        leading_inside = elector.is_leader
-        held = (await _read_lease(kube, config.lease_name))["spec"]["holderIdentity"]
-    assert leading_inside
-    assert held == "block"
-    assert not leadership.lost
+        await run_controllers()  # cancelled if leadership is lost
+    if leadership.lost:
+        raise AssertionError("the block was cut short: leadership was lost")
+    # --8<-- [end:leading-block]
+    assert seen == [(True, "block")]
     assert not elector.is_leader
     assert (await _read_lease(kube, config.lease_name))["spec"]["holderIdentity"] in ("", None)
 
