@@ -775,38 +775,37 @@ async def test_apply_of_deployment_containers_by_two_managers_matches_kube_apise
 async def test_status_is_reset_between_main_resource_and_status_subresource_as_on_kube_apiserver(
     kube: KubeTarget,
 ) -> None:
-    path = f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/s"
-    template = {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "s"},
-        "spec": {"selector": {"matchLabels": {"app": "s"}}, "template": template},
-        "status": {"observedGeneration": 7},
+    # A Service: no controller of the test plane writes its status, so nothing races the steps.
+    path = f"/api/v1/namespaces/{kube.namespace}/services/s"
+    condition = {
+        "type": "Ready",
+        "status": "True",
+        "lastTransitionTime": "2024-01-01T00:00:00Z",
+        "reason": "Probe",
+        "message": "ok",
     }
-    status, real = await _real_call(
-        kube, "PATCH", path, body, "application/apply-patch+yaml", query=[("fieldManager", "m")]
-    )
-    assert status == 201, real
-    mine = server_side_apply(
-        None, body, manager="m", force=False, api_version="apps/v1", kind="Deployment", now=T0
-    )
-    assert _entries_without_time(real) == _entries_without_time(mine)
-    assert "observedGeneration" not in real.get("status", {})
-    status_body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": "s"},
-        "spec": {"replicas": 9},
-        "status": {"observedGeneration": 3},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": "s"}},
+        "status": {"conditions": [condition]},
+    }
+    apply_type = "application/apply-patch+yaml"
+    status, real = await _real_call(kube, "PATCH", path, body, apply_type, query=[("fieldManager", "m")])
+    assert status == 201, real
+    mine = server_side_apply(None, body, manager="m", force=False, api_version="v1", kind="Service", now=T0)
+    assert _entries_without_time(real) == _entries_without_time(mine)
+    assert not real.get("status", {}).get("conditions")
+    status_body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s"},
+        "spec": {"selector": {"app": "other"}},
+        "status": {"conditions": [condition]},
     }
     status, real2 = await _real_call(
-        kube,
-        "PATCH",
-        f"{path}/status",
-        status_body,
-        "application/apply-patch+yaml",
-        query=[("fieldManager", "ctl")],
+        kube, "PATCH", f"{path}/status", status_body, apply_type, query=[("fieldManager", "ctl")]
     )
     assert status == 200, real2
     mine2 = server_side_apply(
@@ -814,15 +813,21 @@ async def test_status_is_reset_between_main_resource_and_status_subresource_as_o
         status_body,
         manager="ctl",
         force=False,
-        api_version="apps/v1",
-        kind="Deployment",
+        api_version="v1",
+        kind="Service",
         now=T1,
         subresource="status",
     )
-    assert real2["spec"]["replicas"] == real["spec"]["replicas"]
-    assert real2["status"]["observedGeneration"] == mine2["status"]["observedGeneration"] == 3
-    real_ctl = [e for e in real2["metadata"]["managedFields"] if e["manager"] == "ctl"]
-    mine_ctl = [e for e in mine2["metadata"]["managedFields"] if e["manager"] == "ctl"]
-    assert [(e["fieldsV1"], e.get("subresource")) for e in real_ctl] == [
-        (e["fieldsV1"], e.get("subresource")) for e in mine_ctl
+    assert real2["spec"]["selector"] == mine2["spec"]["selector"] == {"app": "s"}
+    assert real2["status"]["conditions"] == mine2["status"]["conditions"] == [condition]
+    real_ctl = [
+        (e["fieldsV1"], e.get("subresource"))
+        for e in real2["metadata"]["managedFields"]
+        if e["manager"] == "ctl"
     ]
+    mine_ctl = [
+        (e["fieldsV1"], e.get("subresource"))
+        for e in mine2["metadata"]["managedFields"]
+        if e["manager"] == "ctl"
+    ]
+    assert real_ctl == mine_ctl

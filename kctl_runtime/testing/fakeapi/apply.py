@@ -195,7 +195,7 @@ class _Typer:
     def _builtin(names: tuple[str, ...], value: Any, api_version: str, kind: str) -> _Type:
         if isinstance(value, Mapping):
             if kind == "Service" and names == ("spec", "selector"):
-                return _MAP
+                return _ATOMIC  # map[string]string with +mapType=atomic
             if names in _BUILTIN_ATOMIC:
                 return _ATOMIC
             if any(len(names) >= len(s) and names[-len(s) :] == s for s in _BUILTIN_MAPS):
