@@ -319,3 +319,55 @@ async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
     out = result.stdout.decode()
     assert "customresourcedefinition.apiextensions.k8s.io/websites.extensions.example.com" in out
     assert "deployment.apps/website-controller" in out
+
+
+NAMESPACED = HERE / "manifests-namespaced"
+
+
+async def kustomize(directory: Path) -> list[dict[str, Any]]:
+    binary = kubectl()
+    if binary is None:
+        pytest.skip("kubectl not found (set KCTL_KUBECTL)")
+    result = await anyio.run_process([binary, "kustomize", str(directory)], check=True)
+    return [d for d in yaml.safe_load_all(result.stdout.decode()) if d]
+
+
+async def test_the_namespace_scoped_variant_grants_the_same_calls_in_one_namespace_only() -> None:
+    built = await kustomize(NAMESPACED)
+    kinds = {d["kind"] for d in built}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, (
+        "cluster-wide grants left in the namespaced variant"
+    )
+    roles = {d["metadata"]["namespace"]: d for d in built if d["kind"] == "Role"}
+    assert granted([roles["web"]]) == set(CONTROLLER_CALLS)
+    assert granted([roles[NAMESPACE]]) == LEADER_ELECTION_CALLS
+    bindings = [d for d in built if d["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"web", NAMESPACE}
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+        ]
+    (deployment,) = [d for d in built if d["kind"] == "Deployment"]
+    assert "--namespace=web" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+@pytest.mark.real_only
+async def test_kubectl_server_side_dry_run_accepts_the_namespace_scoped_variant(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    binary = kubectl()
+    if binary is None:
+        pytest.fail("the real tier needs kubectl: set KCTL_KUBECTL or put kubectl on PATH")
+    api = Client(kube.api_client)
+    for name in (NAMESPACE, "web"):
+        with contextlib.suppress(AlreadyExists):
+            await api.create(NAMESPACES, {"metadata": {"name": name}})
+    result = await anyio.run_process(
+        [
+            *(binary, "--kubeconfig", str(kube.kubeconfig), "--cache-dir", str(tmp_path / "cache")),
+            *("apply", "--dry-run=server", "-k", str(NAMESPACED)),
+        ],
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert "role.rbac.authorization.k8s.io/website-controller" in result.stdout.decode()
