@@ -831,3 +831,333 @@ async def test_status_is_reset_between_main_resource_and_status_subresource_as_o
         if e["manager"] == "ctl"
     ]
     assert real_ctl == mine_ctl
+
+
+def _built_in_objects(ns: str) -> list[tuple[str, dict[str, Any]]]:
+    """One object of many built-in kinds, exercising their maps, keyed lists and atomic parts."""
+    pod_spec = {
+        "containers": [
+            {
+                "name": "web",
+                "image": "nginx",
+                "args": ["-v"],
+                "command": ["run"],
+                "ports": [{"containerPort": 80, "name": "http"}],
+                "env": [{"name": "A", "value": "1"}],
+                "envFrom": [{"configMapRef": {"name": "c"}}],
+                "volumeMounts": [{"name": "data", "mountPath": "/d"}],
+                "resources": {"limits": {"cpu": "1"}, "requests": {"memory": "1Mi"}},
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+            }
+        ],
+        "initContainers": [{"name": "init", "image": "busybox"}],
+        "volumes": [
+            {"name": "data", "emptyDir": {}},
+            {"name": "cfg", "configMap": {"name": "c", "items": [{"key": "a", "path": "a"}]}},
+        ],
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "nodeSelector": {"disk": "ssd"},
+        "imagePullSecrets": [{"name": "reg"}],
+        "hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": "w"}},
+            }
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Exists"}]}]
+                }
+            }
+        },
+        "securityContext": {"runAsUser": 1000, "supplementalGroups": [1]},
+        "dnsConfig": {"nameservers": ["1.1.1.1"], "options": [{"name": "ndots", "value": "2"}]},
+        "readinessGates": [{"conditionType": "x"}],
+    }
+    tmpl = {"metadata": {"labels": {"app": "w"}, "annotations": {"a": "b"}}, "spec": pod_spec}
+    sel = {"matchLabels": {"app": "w"}, "matchExpressions": [{"key": "app", "operator": "Exists"}]}
+    return [
+        (
+            "/api/v1/namespaces/{ns}/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p", "labels": {"app": "w"}, "finalizers": ["x/y"]},
+                "spec": pod_spec,
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "s"},
+                "spec": {
+                    "ports": [
+                        {"port": 80, "targetPort": 8080, "name": "h"},
+                        {"port": 53, "protocol": "UDP", "name": "d"},
+                    ],
+                    "selector": {"app": "w"},
+                    "ipFamilies": ["IPv4"],
+                    "externalIPs": ["1.2.3.4"],
+                },
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/configmaps",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "annotations": {"x": "y"}},
+                "data": {"a": "1"},
+                "binaryData": {"b": "YQ=="},
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "sec"},
+                "stringData": {"a": "1"},
+                "type": "Opaque",
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/serviceaccounts",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "sa"},
+                "secrets": [{"name": "a"}],
+                "imagePullSecrets": [{"name": "r"}],
+            },
+        ),
+        (
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "d"},
+                "spec": {
+                    "selector": sel,
+                    "template": tmpl,
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                },
+            },
+        ),
+        (
+            "/apis/apps/v1/namespaces/{ns}/statefulsets",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": "ss"},
+                "spec": {
+                    "selector": sel,
+                    "serviceName": "s",
+                    "template": tmpl,
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "v"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": "1Gi"}},
+                            },
+                        }
+                    ],
+                },
+            },
+        ),
+        (
+            "/apis/apps/v1/namespaces/{ns}/daemonsets",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "ds"},
+                "spec": {
+                    "selector": sel,
+                    "template": tmpl,
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                },
+            },
+        ),
+        (
+            "/apis/batch/v1/namespaces/{ns}/jobs",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "j"},
+                "spec": {
+                    "template": {"spec": {**pod_spec, "restartPolicy": "Never"}},
+                    "podFailurePolicy": {
+                        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+                    },
+                },
+            },
+        ),
+        (
+            "/apis/batch/v1/namespaces/{ns}/cronjobs",
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": {"name": "cj"},
+                "spec": {
+                    "schedule": "* * * * *",
+                    "jobTemplate": {"spec": {"template": {"spec": {**pod_spec, "restartPolicy": "Never"}}}},
+                },
+            },
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": "i"},
+                "spec": {
+                    "rules": [
+                        {
+                            "host": "a",
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {"service": {"name": "s", "port": {"number": 80}}},
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                    "tls": [{"hosts": ["a"], "secretName": "t"}],
+                },
+            },
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "np"},
+                "spec": {
+                    "podSelector": {"matchLabels": {"a": "b"}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"podSelector": {}}]}],
+                },
+            },
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "r"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+            },
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "rb"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "x"}],
+            },
+        ),
+        (
+            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "l"},
+                "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15},
+            },
+        ),
+        (
+            "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "pdb"},
+                "spec": {"selector": sel, "minAvailable": 1},
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/events",
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": "e"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns},
+                "reason": "R",
+                "message": "m",
+                "type": "Normal",
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "pvc"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/resourcequotas",
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "rq"},
+                "spec": {"hard": {"pods": "10"}},
+            },
+        ),
+        (
+            "/api/v1/namespaces/{ns}/limitranges",
+            {
+                "apiVersion": "v1",
+                "kind": "LimitRange",
+                "metadata": {"name": "lr"},
+                "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]},
+            },
+        ),
+        (
+            "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "h"},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                    "maxReplicas": 3,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 50},
+                            },
+                        }
+                    ],
+                },
+            },
+        ),
+    ]
+
+
+@pytest.mark.real_only
+async def test_apply_field_sets_of_built_in_kinds_match_kube_apiserver(kube: KubeTarget) -> None:
+    for collection, obj in _built_in_objects(kube.namespace):
+        path = collection.format(ns=kube.namespace) + "/" + obj["metadata"]["name"]
+        status, real = await _real_call(
+            kube, "PATCH", path, obj, "application/apply-patch+yaml", query=[("fieldManager", "m")]
+        )
+        assert status == 201, (obj["kind"], real)
+        mine = server_side_apply(
+            None, obj, manager="m", force=False, api_version=obj["apiVersion"], kind=obj["kind"], now=T0
+        )
+        assert _entries_without_time(real) == _entries_without_time(mine), obj["kind"]

@@ -150,10 +150,17 @@ _STRUCT, _MAP, _ATOMIC, _SET = _Type("struct"), _Type("map"), _Type("atomic"), _
 # Built-in maps with dynamic keys, by path suffix.
 _BUILTIN_MAPS = {
     ("metadata", "labels"), ("metadata", "annotations"), ("data",), ("binaryData",), ("stringData",),
-    ("nodeSelector",), ("limits",), ("requests",), ("capacity",), ("allocatable",), ("matchLabels",),
+    ("limits",), ("requests",), ("capacity",), ("allocatable",), ("hard",), ("used",),
 }  # fmt: skip
-# Structs that are atomic in the built-in schemas (LabelSelector of workloads).
-_BUILTIN_ATOMIC = {("spec", "selector"), ("spec", "podSelector"), ("involvedObject",), ("spec", "claimRef")}
+# Maps and structs that are atomic in the built-in schemas (+structType/+mapType=atomic), by the
+# name of the field that holds them: label selectors, object and key references, node selectors.
+_BUILTIN_ATOMIC_FIELDS = frozenset(
+    {
+        "selector", "labelSelector", "namespaceSelector", "podSelector", "nodeSelector", "roleRef",
+        "involvedObject", "claimRef", "secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+    }
+)  # fmt: skip
 # Lists that are present (null) in the typed zero value, so creating them is not recorded.
 _REQUIRED_LISTS = frozenset({"containers"})
 # listMapKeys that differ from the single patchMergeKey.
@@ -161,8 +168,9 @@ _LIST_MAP_KEYS = {
     "ports": {"containerPort": ("containerPort", "protocol"), "port": ("port", "protocol")},
     "topologySpreadConstraints": {"topologyKey": ("topologyKey", "whenUnsatisfiable")},
 }
-# Keyed lists whose items are atomic structs (OwnerReference is +structType=atomic).
-_ATOMIC_ITEMS = frozenset({"ownerReferences"})
+# Keyed lists whose items are atomic structs (OwnerReference, LocalObjectReference and
+# ObjectReference are +structType=atomic).
+_ATOMIC_ITEMS = frozenset({"ownerReferences", "imagePullSecrets", "secrets"})
 
 
 class _Typer:
@@ -194,9 +202,7 @@ class _Typer:
     @staticmethod
     def _builtin(names: tuple[str, ...], value: Any, api_version: str, kind: str) -> _Type:
         if isinstance(value, Mapping):
-            if kind == "Service" and names == ("spec", "selector"):
-                return _ATOMIC  # map[string]string with +mapType=atomic
-            if names in _BUILTIN_ATOMIC:
+            if names[-1:] and names[-1] in _BUILTIN_ATOMIC_FIELDS and names[:1] != ("metadata",):
                 return _ATOMIC
             if any(len(names) >= len(s) and names[-len(s) :] == s for s in _BUILTIN_MAPS):
                 return _MAP
