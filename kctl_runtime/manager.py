@@ -5,7 +5,8 @@ Contract
 :meth:`Manager.run` owns one anyio task group holding everything, and proceeds in phases:
 
 1. **Serve** -- the health server (``/healthz``, ``/readyz``) and the metrics server
-   (``/metrics``: Prometheus text of :data:`kctl_runtime.metrics.REGISTRY`) start on their binds
+   (``/metrics``: Prometheus text of :data:`kctl_runtime.metrics.REGISTRY`, plus prometheus-client's
+   default registry unless ``serve_default_metrics=False``) start on their binds
    (``127.0.0.1`` by default; port 0 picks a free port, see :attr:`Manager.health_port` /
    :attr:`Manager.metrics_port`; ``None`` disables a server). ``/healthz`` answers 200 while the
    manager runs (and, under leader election, while the elector is not stuck).
@@ -50,6 +51,7 @@ import anyio
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import Clock, SystemClock
@@ -167,6 +169,8 @@ class Manager:
             later become garbage *in a reference cycle* are not reclaimed (plain garbage still is,
             by reference counting). Done once per process. Set False if the application manages
             the collector itself.
+        serve_default_metrics: ``/metrics`` also serves prometheus-client's default registry
+            (process and Python metrics, and whatever the application registered there).
     """
 
     def __init__(
@@ -186,6 +190,7 @@ class Manager:
         retry: RetryPolicy | None = None,
         field_manager: str | None = None,
         freeze_gc: bool = True,
+        serve_default_metrics: bool = True,
     ) -> None:
         if cache_sync_timeout <= 0:
             raise ValueError("cache_sync_timeout must be > 0")
@@ -202,6 +207,7 @@ class Manager:
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
         self.handle_signals = handle_signals
         self.freeze_gc = freeze_gc
+        self.serve_default_metrics = serve_default_metrics
         self.informers = InformerFactory(api_client, clock=self.clock, default_resync=default_resync)
         self.cache = Cache()
         self.client = Client(
@@ -554,6 +560,8 @@ class Manager:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
+        if self.serve_default_metrics:
+            body += generate_latest(DEFAULT_REGISTRY)
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

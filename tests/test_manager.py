@@ -117,6 +117,7 @@ async def test_probes_and_metrics_are_served_over_http(kube: KubeTarget) -> None
         assert f'controller_runtime_max_concurrent_reconciles{{controller="{name}"}} 1.0' in text
         assert f'workqueue_adds_total{{name="{name}"}}' in text
         assert "controller_runtime_reconcile_time_seconds_bucket" in text
+        assert "process_resident_memory_bytes" in text or "python_info" in text  # the default registry
     assert not manager.ready
     assert not manager.healthy
 
