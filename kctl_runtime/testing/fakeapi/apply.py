@@ -163,6 +163,21 @@ _BUILTIN_ATOMIC_FIELDS = frozenset(
 )  # fmt: skip
 # Lists that are present (null) in the typed zero value, so creating them is not recorded.
 _REQUIRED_LISTS = frozenset({"containers"})
+# Non-pointer struct fields: present in the typed zero value, so creating them is not recorded
+# (pointer structs such as affinity, securityContext or rollingUpdate are).
+_VALUE_STRUCTS = frozenset(
+    {
+        "metadata",
+        "spec",
+        "status",
+        "template",
+        "strategy",
+        "updateStrategy",
+        "jobTemplate",
+        "resources",
+        "scaleTargetRef",
+    }
+)
 # listMapKeys that differ from the single patchMergeKey.
 _LIST_MAP_KEYS = {
     "ports": {"containerPort": ("containerPort", "protocol"), "port": ("port", "protocol")},
@@ -737,9 +752,10 @@ def _changed(
     new_set, new_index = walker.walk(new)
     old_index = walker.walk(old)[1] if old is not None else {}
     changed = {p for p in new_set if _node_differs(old_index, new_index, p, typer)}
-    # A node created by this change is itself recorded (".": {} in FieldsV1) when the typed zero
-    # value would not have had it: maps and keyed/set lists of built-ins (not structs, not the
-    # required containers list), any object or list of a custom resource outside metadata.
+    # A node created by this change is itself recorded (".": {} in FieldsV1) unless the typed zero
+    # value already had it: for built-ins the value structs on the path from the root (metadata,
+    # spec, template, strategy, ...) and the required containers list; inside a list item that is
+    # itself new, and anywhere in a custom resource outside metadata, every object and list counts.
     for p in list(changed):
         for i in range(1, len(p)):
             prefix = p[:i]
@@ -747,11 +763,16 @@ def _changed(
                 continue
             names = tuple(v for k, v in prefix if k == "f")
             kind = typer.type_of(names, new_index.get(prefix)).kind
+            if kind not in ("struct", "map", "assoc", "set"):
+                continue
             typed = typer.builtin or names[:1] == ("metadata",)
-            if typed:
-                record = kind in ("map", "assoc", "set") and names[-1] not in _REQUIRED_LISTS
+            in_new_item = any(prefix[j - 1][0] == "k" and prefix[:j] not in old_index for j in range(1, i))
+            if not typed or in_new_item:
+                record = True
+            elif kind == "struct":
+                record = names[-1] not in _VALUE_STRUCTS
             else:
-                record = kind in ("struct", "map", "assoc", "set")
+                record = names[-1] not in _REQUIRED_LISTS
             if record:
                 changed.add(prefix)
     return changed
