@@ -18,12 +18,19 @@ Contract
     (or, for a list item, anything below it);
   - the applier's entry is replaced by exactly the fields of the applied configuration.
 * :func:`update_managed_fields` records an ordinary create/update/patch: the manager gets the
-  fields whose values were added or changed, every other manager loses those fields (updates never
-  conflict), fields that disappeared are dropped from every manager, empty entries are removed.
+  fields whose values were added or changed, plus the nodes the change created that the typed zero
+  value lacks (maps, lists, pointer structs, anything inside a new list item; for custom resources
+  every new object), every other manager loses those fields (updates never conflict), fields that
+  disappeared are dropped from every manager, empty entries are removed. Built-in objects are read
+  as Go encodes them: empty lists and maps count as absent.
 * List semantics: built-in kinds use their strategic merge keys (container ports keyed by
   ``containerPort`` and ``protocol``, Service ports by ``port`` and ``protocol``, as their
-  ``listMapKeys``); custom resources use ``x-kubernetes-list-type``/``-list-map-keys`` from the
-  optional ``schema`` (lists are atomic otherwise, maps granular); ``metadata`` is ObjectMeta.
+  ``listMapKeys``), label selectors, object references and ``nodeSelector`` are atomic, and so
+  are the items of ``ownerReferences``/``imagePullSecrets``; custom resources use
+  ``x-kubernetes-list-type``/``-list-map-keys``/``-map-type`` from the optional ``schema`` (lists
+  are atomic otherwise, maps granular); ``metadata`` is ObjectMeta.
+* Field sets and conflict messages were compared with kube-apiserver v1.36.3 for 21 built-in kinds
+  and for custom resources (the real-tier tests in ``tests/test_fakeapi_apply.py``).
 * ``apiVersion``, ``kind`` and the system fields of ``metadata`` (name, namespace, uid,
   resourceVersion, generation, creationTimestamp, managedFields, ...) are never tracked.
 * Reset fields: for a resource with a status subresource (known built-ins by default, custom
