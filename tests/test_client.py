@@ -113,6 +113,22 @@ async def test_client_reads_cluster_scoped_objects_without_a_namespace(kube: Kub
 
 
 @pytest.mark.fake_only
+async def test_client_lists_more_than_a_page_by_following_continue_tokens(fake_kube: KubeTarget) -> None:
+    assert fake_kube.fake is not None
+    ns = fake_kube.namespace
+    fake_kube.fake.seed("v1", "ConfigMap", [cm(f"many-{i:04}", ns, batch="big") for i in range(1234)])
+    client = Client(fake_kube.api_client, retry=FAST)
+    items = await client.list(CONFIGMAPS, ns, label_selector="batch=big")
+    names = [o["metadata"]["name"] for o in items]
+    assert len(names) == 1234
+    assert len(set(names)) == 1234
+    # the server did page: a single request with the client's page size leaves a continue token
+    page = await client._call("GET", CONFIGMAPS.path(ns), query=[("limit", "500")])
+    assert len(page["items"]) == 500
+    assert page["metadata"]["continue"]
+
+
+@pytest.mark.fake_only
 async def test_client_retries_server_errors_until_they_pass(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
     client = Client(fake_kube.api_client, retry=FAST)
