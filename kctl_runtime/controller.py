@@ -347,11 +347,13 @@ class Controller:
         self._stopped = False
         self._stop_requested: anyio.Event | None = None
         self._log = _log.bind(controller=name)
-        for result in _RESULTS:
-            RECONCILE_TOTAL.labels(name, result)
-        RECONCILE_ERRORS.labels(name)
-        TERMINAL_ERRORS.labels(name)
-        ACTIVE_WORKERS.labels(name).set(0)
+        # label children looked up once: the per-reconcile path only increments
+        self._m_total = {result: RECONCILE_TOTAL.labels(name, result) for result in _RESULTS}
+        self._m_errors = RECONCILE_ERRORS.labels(name)
+        self._m_terminal = TERMINAL_ERRORS.labels(name)
+        self._m_time = RECONCILE_TIME.labels(name)
+        self._m_active = ACTIVE_WORKERS.labels(name)
+        self._m_active.set(0)
         MAX_CONCURRENT.labels(name).set(max_concurrent_reconciles)
 
     def __repr__(self) -> str:
@@ -513,7 +515,7 @@ class Controller:
     async def _reconcile_one(self, request: Request) -> None:
         trigger = self._take_trigger(request)
         reconcile_id = str(uuid.uuid4())
-        active = ACTIVE_WORKERS.labels(self.name)
+        active = self._m_active
         active.inc()
         started = self._clock.monotonic()
         with structlog.contextvars.bound_contextvars(
@@ -527,15 +529,15 @@ class Controller:
                 result = await self._call(request)
             except TerminalError as exc:
                 self.queue.forget(request)
-                TERMINAL_ERRORS.labels(self.name).inc()
-                RECONCILE_ERRORS.labels(self.name).inc()
-                RECONCILE_TOTAL.labels(self.name, "error").inc()
+                self._m_terminal.inc()
+                self._m_errors.inc()
+                self._m_total["error"].inc()
                 self._log.error("terminal reconcile error; not retrying", error=str(exc), exc_info=exc)
             except Exception as exc:
                 self._delayed_triggers[request] = "retry"
                 self.queue.add_rate_limited(request)
-                RECONCILE_ERRORS.labels(self.name).inc()
-                RECONCILE_TOTAL.labels(self.name, "error").inc()
+                self._m_errors.inc()
+                self._m_total["error"].inc()
                 self._log.error(
                     "reconcile failed; will retry",
                     error=str(exc) or type(exc).__name__,
@@ -545,13 +547,13 @@ class Controller:
             else:
                 self.queue.forget(request)
                 if result is None:
-                    RECONCILE_TOTAL.labels(self.name, "success").inc()
+                    self._m_total["success"].inc()
                 else:
                     self._delayed_triggers[request] = "requeue_after"
                     self.queue.add_after(request, result.seconds)
-                    RECONCILE_TOTAL.labels(self.name, "requeue_after").inc()
+                    self._m_total["requeue_after"].inc()
             finally:
-                RECONCILE_TIME.labels(self.name).observe(max(0.0, self._clock.monotonic() - started))
+                self._m_time.observe(max(0.0, self._clock.monotonic() - started))
                 active.dec()
 
     async def _call(self, request: Request) -> Result:
