@@ -74,8 +74,9 @@ async def running_controller(
     leader_election: LeaderElectionConfig | None = None,
     wait_leading: bool = True,
     kubeconfig: Path | None = None,
+    namespace: str | None = None,
 ) -> AsyncIterator[Running]:
-    """A manager running both User controllers for Users in the test's namespace.
+    """A manager running both User controllers for Users in the test's namespace (or ``namespace``).
 
     ``kubeconfig`` connects as someone else than the test's admin (see ``rbac_tools``).
     """
@@ -94,7 +95,7 @@ async def running_controller(
         manager.client,
         api_client,
         manager.event_recorder("user-controller"),
-        namespace=kube.namespace,
+        namespace=namespace or kube.namespace,
         resync_seconds=resync_seconds,
     )
     assert isinstance(user.reconciler, UserReconciler)

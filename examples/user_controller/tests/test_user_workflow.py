@@ -329,3 +329,70 @@ async def test_with_two_replicas_only_the_leader_reconciles_and_stopping_it_hand
         await api.create(USERS, user("tester4", kube.namespace, groups[1]))
         await eventually(lambda: account(api, "tester4", groups[1]), timeout=15, message="new leader works")
         assert second.reconciler.calls
+
+
+async def test_a_user_outside_the_served_namespace_is_left_alone(
+    kube: KubeTarget, api: Client, groups: list[str]
+) -> None:
+    other = unique_name("other")
+    await api.create(NAMESPACES, {"metadata": {"name": other}})
+    try:
+        async with running_controller(kube):
+            await api.create(USERS, user("outsider", other, groups[0]))
+            await api.create(USERS, user("insider", kube.namespace, groups[1]))
+            await eventually(lambda: account(api, "insider", groups[1]), message="the served user's account")
+            await anyio.sleep(1.0)
+            outsider = await api.get(USERS, "outsider", other)
+            assert not outsider["metadata"].get("finalizers"), "touched a User outside its namespace"
+            assert await get_or_none(api, NAMESPACES, group_namespace(groups[0]), None) is None
+    finally:
+        await api.delete(NAMESPACES, other, ignore_not_found=True)
+
+
+async def test_two_users_of_the_same_name_in_one_group_conflict_instead_of_sharing_an_account(
+    kube: KubeTarget, api: Client, groups: list[str]
+) -> None:
+    group = groups[0]
+    other = unique_name("other")
+    await api.create(NAMESPACES, {"metadata": {"name": other}})
+    try:
+        async with running_controller(kube):
+            first = await api.create(USERS, user("alex", kube.namespace, group))
+            _, sa, _ = await eventually(lambda: account(api, "alex", group), message="first account")
+        # A second controller instance serves the other namespace; both act on the same group.
+        async with running_controller(kube, namespace=other):
+            await api.create(USERS, user("alex", other, group))
+
+            async def conflict() -> bool:
+                current = await api.get(USERS, "alex", other)
+                conditions = {c["type"]: c for c in (current.get("status") or {}).get("conditions") or []}
+                ready = conditions.get("Ready") or {}
+                assert (ready.get("status"), ready.get("reason")) == ("False", "AccountConflict"), ready
+                assert f"{kube.namespace}/alex" in ready.get("message", ""), ready
+                return True
+
+            await eventually(conflict, message="the second alex is told the account is taken")
+        sa_now = await api.get(SERVICEACCOUNTS, "alex", group_namespace(group))
+        assert sa_now["metadata"]["uid"] == sa["metadata"]["uid"]
+        assert sa_now["metadata"]["labels"]["ch20.kiamol.net/user-uid"] == first["metadata"]["uid"]
+    finally:
+        await cleanup(api, other, [])
+        await api.delete(NAMESPACES, other, ignore_not_found=True)
+
+
+async def test_a_group_namespace_deleted_by_hand_is_rebuilt(
+    kube: KubeTarget, api: Client, groups: list[str]
+) -> None:
+    group = groups[0]
+    async with running_controller(kube, resync_seconds=1.0):
+        await api.create(USERS, user("tester3", kube.namespace, group))
+        namespace, _, _ = await eventually(lambda: account(api, "tester3", group), message="account")
+        await api.delete(NAMESPACES, group_namespace(group))
+
+        async def rebuilt() -> bool:
+            ns, _, _ = await account(api, "tester3", group)
+            assert ns["metadata"]["uid"] != namespace["metadata"]["uid"], "still the old namespace"
+            assert not ns["metadata"].get("deletionTimestamp")
+            return True
+
+        await eventually(rebuilt, timeout=60, message="namespace, account and token rebuilt")
