@@ -51,8 +51,10 @@ async def raw(
         data = await response.read()
     finally:
         response.release()
-    decoded = json.loads(data) if data else None
-    return response.status, dict(response.headers), decoded
+    headers = dict(response.headers)
+    if "json" in headers.get("Content-Type", ""):
+        return response.status, headers, json.loads(data) if data else None
+    return response.status, headers, data.decode()
 
 
 @asynccontextmanager
@@ -241,6 +243,10 @@ async def create_crd(
         conditions = {c.type: c.status for c in (got.status.conditions or [])}
         assert conditions.get("Established") == "True", conditions
         status_code, _, _ = await raw(kube.api_client, "GET", f"/apis/{group}/{served_version}")
+        assert status_code == 200
+        # a real server may answer discovery a moment before the resource path itself
+        namespace = kube.namespace if scope == "Namespaced" else None
+        status_code, _, _ = await raw(kube.api_client, "GET", crd.path(namespace, served_version))
         assert status_code == 200
         return True
 

@@ -178,9 +178,12 @@ async def test_a_put_with_another_uid_is_a_precondition_conflict(kube: KubeTarge
     assert status == 409
     assert answer["reason"] == "Conflict"
     assert answer["message"] == (
-        'Operation cannot be fulfilled on configmaps "keep": Precondition failed: UID in precondition: '
-        f"00000000-0000-0000-0000-000000000000, UID in object meta: {created.metadata.uid}"
+        'Operation cannot be fulfilled on configmaps "keep": StorageError: invalid object, Code: 4, '
+        f"Key: /registry/configmaps/{kube.namespace}/keep, ResourceVersion: 0, AdditionalErrorMsg: "
+        "Precondition failed: UID in precondition: 00000000-0000-0000-0000-000000000000, "
+        f"UID in object meta: {created.metadata.uid}"
     )
+    assert answer["details"] == {"name": "keep", "kind": "configmaps"}
 
 
 async def test_creation_timestamp_and_uid_survive_an_update_that_omits_them(kube: KubeTarget) -> None:
@@ -249,9 +252,11 @@ async def test_delete_with_a_wrong_uid_precondition_is_a_conflict(kube: KubeTarg
     assert caught.value.status == 409
     assert status["reason"] == "Conflict"
     assert status["message"] == (
-        f'Operation cannot be fulfilled on configmaps "pre": Precondition failed: UID in precondition: '
-        f"not-the-uid, UID in object meta: {created.metadata.uid}"
+        'Operation cannot be fulfilled on ConfigMap "pre": the UID in the precondition (not-the-uid) '
+        f"does not match the UID in record ({created.metadata.uid}). "
+        "The object might have been deleted and then recreated"
     )
+    assert status["details"] == {"name": "pre", "kind": "ConfigMap"}
     await core.read_namespaced_config_map("pre", kube.namespace)
 
 
@@ -266,7 +271,12 @@ async def test_delete_with_a_stale_resource_version_precondition_is_a_conflict(k
             body={"preconditions": {"resourceVersion": created.metadata.resource_version}},
         )
     assert caught.value.status == 409
-    assert "Precondition failed: ResourceVersion in precondition" in status_of(caught.value)["message"]
+    current = await core.read_namespaced_config_map("prerv", kube.namespace)
+    assert status_of(caught.value)["message"] == (
+        'Operation cannot be fulfilled on ConfigMap "prerv": the ResourceVersion in the precondition '
+        f"({created.metadata.resource_version}) does not match the ResourceVersion in record "
+        f"({current.metadata.resource_version}). The object might have been modified"
+    )
 
 
 async def test_delete_with_matching_preconditions_deletes(kube: KubeTarget) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 from ._support import apis_api, apps_api, core_api, raw, version_api
@@ -59,9 +61,18 @@ async def test_the_group_list_names_the_built_in_groups_with_preferred_versions(
 
 
 async def test_an_unknown_group_is_not_found(kube: KubeTarget) -> None:
-    status, _, body = await raw(kube.api_client, "GET", "/apis/nope.kctl.example.com/v1")
+    # no API group serves it, so the HTTP mux answers in plain text
+    status, headers, body = await raw(kube.api_client, "GET", "/apis/nope.kctl.example.com/v1")
+    assert status == 404
+    assert headers["Content-Type"].startswith("text/plain")
+    assert body == "404 page not found\n"
+
+
+async def test_an_unknown_resource_of_a_built_in_group_is_a_not_found_status(kube: KubeTarget) -> None:
+    status, _, body = await raw(kube.api_client, "GET", "/apis/apps/v1/gizmos")
     assert status == 404
     assert body["reason"] == "NotFound"
+    assert body["message"] == "the server could not find the requested resource"
 
 
 async def test_aggregated_discovery_is_served_when_asked_for(kube: KubeTarget) -> None:
@@ -73,8 +84,10 @@ async def test_aggregated_discovery_is_served_when_asked_for(kube: KubeTarget) -
     v1 = next(v for v in apps["versions"] if v["version"] == "v1")
     deployments = next(r for r in v1["resources"] if r["resource"] == "deployments")
     assert deployments["scope"] == "Namespaced"
-    assert deployments["responseKind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
-    assert {s["subresource"] for s in deployments["subresources"]} >= {"status", "scale"}
+    assert deployments["responseKind"] == {"group": "", "version": "", "kind": "Deployment"}
+    subresources = {s["subresource"]: s["responseKind"] for s in deployments["subresources"]}
+    assert subresources["status"] == {"group": "", "version": "", "kind": "Deployment"}
+    assert subresources["scale"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     status, _, core = await raw(kube.api_client, "GET", "/api", headers={"Accept": AGGREGATED})
     assert status == 200
     assert core["kind"] == "APIGroupDiscoveryList"
@@ -82,8 +95,9 @@ async def test_aggregated_discovery_is_served_when_asked_for(kube: KubeTarget) -
 
 
 async def test_openapi_v3_indexes_every_group_version(kube: KubeTarget) -> None:
-    status, _, index = await raw(kube.api_client, "GET", "/openapi/v3")
+    status, _, body = await raw(kube.api_client, "GET", "/openapi/v3")
     assert status == 200
+    index = json.loads(body)  # JSON, though kube-apiserver labels it text/plain
     assert "api/v1" in index["paths"]
     assert "apis/apps/v1" in index["paths"]
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]

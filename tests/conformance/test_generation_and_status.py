@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
-from ._support import apps_api, deployment, raw
+from ._support import apps_api, custom_api, deployment, raw
+from .conftest import CrdFactory
 
 
 async def test_a_deployment_starts_at_generation_one(kube: KubeTarget) -> None:
@@ -20,14 +21,43 @@ async def test_a_spec_change_bumps_generation(kube: KubeTarget) -> None:
     assert patched.metadata.generation == 2
 
 
-async def test_a_metadata_change_keeps_generation(kube: KubeTarget) -> None:
+async def test_a_label_change_keeps_generation(kube: KubeTarget) -> None:
     apps = apps_api(kube.api_client)
     created = await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
     patched = await apps.patch_namespaced_deployment(
-        "gen", kube.namespace, {"metadata": {"labels": {"new": "label"}, "annotations": {"a": "b"}}}
+        "gen", kube.namespace, {"metadata": {"labels": {"new": "label"}}}
     )
     assert patched.metadata.generation == 1
     assert patched.metadata.resource_version != created.metadata.resource_version
+
+
+async def test_an_annotation_change_bumps_a_deployments_generation(kube: KubeTarget) -> None:
+    # apps/v1 Deployments count annotations as spec: they are copied to the ReplicaSets
+    apps = apps_api(kube.api_client)
+    await apps.create_namespaced_deployment(kube.namespace, deployment("gen"))
+    patched = await apps.patch_namespaced_deployment(
+        "gen", kube.namespace, {"metadata": {"annotations": {"a": "b"}}}
+    )
+    assert patched.metadata.generation == 2
+
+
+async def test_an_annotation_change_keeps_a_custom_resources_generation(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    custom = custom_api(kube.api_client)
+    body = {"apiVersion": crd.api_version, "kind": crd.kind, "metadata": {"name": "g"}, "spec": {"size": 1}}
+    await custom.create_namespaced_custom_object(crd.group, "v1", kube.namespace, crd.plural, body)
+    patched = await custom.patch_namespaced_custom_object(
+        crd.group,
+        "v1",
+        kube.namespace,
+        crd.plural,
+        "g",
+        {"metadata": {"annotations": {"a": "b"}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched["metadata"]["generation"] == 1
 
 
 async def test_a_status_write_keeps_generation_and_spec(kube: KubeTarget) -> None:
@@ -49,7 +79,7 @@ async def test_writes_to_the_main_resource_ignore_status(kube: KubeTarget) -> No
         "split", kube.namespace, {"spec": {"replicas": 2}, "status": {"replicas": 99}}
     )
     assert patched.spec.replicas == 2
-    assert patched.status.replicas == 1
+    assert patched.status.replicas != 99  # (the real deployment controller may have written status)
 
 
 async def test_status_given_at_create_is_dropped(kube: KubeTarget) -> None:
@@ -71,6 +101,7 @@ async def test_a_status_put_changes_only_status(kube: KubeTarget) -> None:
         kube.api_client, "GET", f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/put"
     )
     assert status == 200
+    del current["metadata"]["resourceVersion"]  # the deployment controller may write status meanwhile
     current["status"] = {"replicas": 4}
     current["metadata"]["labels"] = {"ignored": "yes"}
     current["spec"]["replicas"] = 9

@@ -141,8 +141,11 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(kube: KubeTar
         ],
     ) as stream:
         added = await stream.next()
+        assert added is not None
+        if added["type"] == "ERROR" and "RequestWatchProgress" in added["object"]["message"]:
+            # kube-apiserver needs etcd's RequestWatchProgress for this (etcd >= 3.4.31 / 3.5.13)
+            pytest.skip(f"this control plane cannot serve sendInitialEvents: {added['object']['message']}")
         bookmark = await stream.next()
-    assert added is not None
     assert bookmark is not None
     assert added["type"] == "ADDED"
     assert bookmark["type"] == "BOOKMARK"
@@ -151,12 +154,20 @@ async def test_send_initial_events_ends_with_an_annotated_bookmark(kube: KubeTar
 
 async def test_a_watch_on_one_namespace_sees_nothing_from_another(kube: KubeTarget) -> None:
     core = core_api(kube.api_client)
-    start = await core.create_namespaced_config_map(kube.namespace, configmap("mine"))
+    labels = {"watched": kube.namespace}
+    start = await core.create_namespaced_config_map(kube.namespace, configmap("mine", labels=labels))
     async with open_watch(
-        kube.api_client, _cm_path(kube.namespace), [("resourceVersion", start.metadata.resource_version)]
+        kube.api_client,
+        _cm_path(kube.namespace),
+        [
+            ("resourceVersion", start.metadata.resource_version),
+            ("labelSelector", f"watched={kube.namespace}"),
+        ],
     ) as stream:
-        await core.create_namespaced_config_map("default", configmap(f"elsewhere-{kube.namespace}"))
-        await core.create_namespaced_config_map(kube.namespace, configmap("mine-2"))
+        await core.create_namespaced_config_map(
+            "default", configmap(f"elsewhere-{kube.namespace}", labels=labels)
+        )
+        await core.create_namespaced_config_map(kube.namespace, configmap("mine-2", labels=labels))
         event = await stream.next()
         await core.delete_namespaced_config_map(f"elsewhere-{kube.namespace}", "default")
     assert event is not None

@@ -87,7 +87,6 @@ def builtin_types() -> list[ResourceType]:
             short_names=("svc",),
             categories=("all",),
             status_subresource=True,
-            verbs=_NO_DELETE_COLLECTION,
             printer_columns=(
                 _col("Type", ".spec.type"),
                 _col("Cluster-IP", ".spec.clusterIP"),

@@ -203,7 +203,12 @@ class Cluster:
     def _spec_changed(self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
         skip = {"metadata", "status"} if rt.status_subresource else {"metadata"}
         keys = (set(old) | set(new)) - skip - {"apiVersion", "kind"}
-        return any(old.get(k) != new.get(k) for k in keys)
+        if any(old.get(k) != new.get(k) for k in keys):
+            return True
+        # apps/v1 Deployments also bump on annotation changes (they are copied to ReplicaSets)
+        if rt.group == "apps" and rt.plural == "deployments" and not rt.custom:
+            return bool(old["metadata"].get("annotations") != new["metadata"].get("annotations"))
+        return False
 
     # ---- verbs ----
 
@@ -297,12 +302,15 @@ class Cluster:
         existing = self.get(rt, namespace, name)
         uid = (body.get("metadata") or {}).get("uid")
         if uid and uid != existing.uid:
-            # The uid of a PUT body is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions).
+            # The uid of a PUT body is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions),
+            # checked by the storage layer, whose error text the real server passes through.
             raise conflict(
                 rt.plural,
                 rt.group,
                 name,
-                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {existing.uid}",
+                f"StorageError: invalid object, Code: 4, Key: {_etcd_key(rt, existing)}, ResourceVersion: 0, "
+                f"AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, "
+                f"UID in object meta: {existing.uid}",
             )
         new = self._prepare_update(rt, existing, body, subresource=subresource)
         if manager is not None:
@@ -468,21 +476,22 @@ class Cluster:
         """Returns ``(body, deleted_now)``; ``body`` is the object or a success Status."""
         existing = self.get(rt, namespace, name)
         meta = existing.obj["metadata"]
+        # Delete preconditions are checked by the registry, which names the kind, not the resource.
         if options.uid is not None and options.uid != meta.get("uid"):
             raise conflict(
-                rt.plural,
+                rt.kind,
                 rt.group,
                 name,
-                f"Precondition failed: UID in precondition: {options.uid}, "
-                f"UID in object meta: {meta.get('uid')}",
+                f"the UID in the precondition ({options.uid}) does not match the UID in record "
+                f"({meta.get('uid')}). The object might have been deleted and then recreated",
             )
         if options.resource_version is not None and options.resource_version != meta["resourceVersion"]:
             raise conflict(
-                rt.plural,
+                rt.kind,
                 rt.group,
                 name,
-                "Precondition failed: ResourceVersion in precondition: "
-                f"{options.resource_version}, ResourceVersion in meta: {meta['resourceVersion']}",
+                f"the ResourceVersion in the precondition ({options.resource_version}) does not match the "
+                f"ResourceVersion in record ({meta['resourceVersion']}). The object might have been modified",
             )
         finalizers = list(meta.get("finalizers") or ())
         if options.propagation == "Orphan":
@@ -562,6 +571,12 @@ class Cluster:
 
     def error(self, code: int, reason: str, message: str) -> ApiError:
         return ApiError(status_body(code, reason, message))
+
+
+def _etcd_key(rt: ResourceType, stored: Stored) -> str:
+    """Where kube-apiserver would keep the object in etcd (quoted in some storage errors)."""
+    prefix = f"/registry/{rt.group}/{rt.plural}" if rt.custom else f"/registry/{rt.plural}"
+    return f"{prefix}/{stored.namespace}/{stored.name}" if stored.namespace else f"{prefix}/{stored.name}"
 
 
 def _namespace_held(rt: ResourceType, obj: dict[str, Any]) -> bool:

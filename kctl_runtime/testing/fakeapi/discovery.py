@@ -106,7 +106,7 @@ class ResourceType:
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        return entries
+        return sorted(entries, key=lambda e: str(e["name"]))
 
 
 class Registry:
@@ -224,9 +224,11 @@ class Registry:
                     (r for r in self._by_gvr.values() if r.group == group and r.version == version),
                     key=lambda r: r.plural,
                 ):
+                    # responseKind leaves group and version empty when they are the resource's own
+                    own_kind = {"group": "", "version": "", "kind": rt.kind}
                     entry: dict[str, Any] = {
                         "resource": rt.plural,
-                        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                        "responseKind": own_kind,
                         "scope": "Namespaced" if rt.namespaced else "Cluster",
                         "singularResource": rt.singular,
                         "verbs": list(rt.verbs),
@@ -240,7 +242,7 @@ class Registry:
                         subs.append(
                             {
                                 "subresource": "status",
-                                "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                                "responseKind": own_kind,
                                 "verbs": ["get", "patch", "update"],
                             }
                         )
@@ -253,10 +255,10 @@ class Registry:
                             }
                         )
                     if subs:
-                        entry["subresources"] = subs
+                        entry["subresources"] = sorted(subs, key=lambda s: str(s["subresource"]))
                     resources.append(entry)
                 versions.append({"version": version, "resources": resources, "freshness": "Current"})
-            items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
+            items.append({"metadata": {"name": group} if group else {}, "versions": versions})
         return {
             "kind": "APIGroupDiscoveryList",
             "apiVersion": "apidiscovery.k8s.io/v2",

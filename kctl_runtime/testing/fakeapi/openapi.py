@@ -3,7 +3,8 @@
 Contract
 --------
 * ``GET /openapi/v3`` is the discovery root: ``{"paths": {"api/v1": {"serverRelativeURL": ...}}}``
-  with one entry per served group-version and a content hash in each URL, as kube-apiserver serves it.
+  with one entry per served group-version and a content hash in each URL, as kube-apiserver serves it
+  (including its ``text/plain`` content type).
 * ``GET /openapi/v3/api/v1`` and ``/openapi/v3/apis/G/V`` return an OpenAPI 3.0 document with the
   resource paths of that group-version. Every ``patch`` operation carries
   ``x-kubernetes-group-version-kind`` and the ``fieldValidation``, ``dryRun``, ``fieldManager`` and
@@ -136,7 +137,8 @@ def root(registry: Registry) -> dict[str, Any]:
 def serve(request: web.Request, registry: Registry, rest: list[str]) -> web.StreamResponse:
     del request
     if rest == ["v3"]:
-        return web.Response(body=orjson.dumps(root(registry)), content_type="application/json")
+        # kube-apiserver labels this JSON document text/plain
+        return web.Response(body=orjson.dumps(root(registry)), content_type="text/plain", charset="utf-8")
     if len(rest) == 3 and rest[:2] == ["v3", "api"]:
         group, version = "", rest[2]
     elif len(rest) == 4 and rest[:2] == ["v3", "apis"]:

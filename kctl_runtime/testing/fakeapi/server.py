@@ -296,20 +296,26 @@ class FakeApiServer:
                 return _json(registry.api_group_list())
             if len(segments) == 2:
                 if segments[1] not in registry.groups():
-                    raise not_found_path()
+                    return _page_not_found()
                 return _json(registry.api_group(segments[1]))
             if len(segments) == 3:
                 if not registry.has_group_version(segments[1], segments[2]):
-                    raise not_found_path()
+                    return _page_not_found()
                 return _json(registry.resource_list(segments[1], segments[2]))
             target_info = (segments[1], segments[2], segments[3:])
         else:
             raise not_found_path()
         group, version, rest = target_info
         if not registry.has_group_version(group, version):
-            raise not_found_path()
+            return _page_not_found() if group else _json_error(not_found_path())
         watch = query_bool(request.query.get("watch"))
-        target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
+        try:
+            target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
+        except ApiError as exc:
+            # Groups served only by CRDs fall through to the plain-text 404 of the HTTP mux.
+            if exc.code == 404 and group and all(rt.custom for rt in registry.all() if rt.group == group):
+                return _page_not_found()
+            raise
         return await self._resources.handle(request, target)
 
 
@@ -317,6 +323,15 @@ def _http_verb(method: str) -> str:
     return {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
         method, "get"
     )
+
+
+def _page_not_found() -> web.Response:
+    """What kube-apiserver's HTTP mux answers for paths no API group serves."""
+    return web.Response(text="404 page not found\n", status=404, content_type="text/plain", charset="utf-8")
+
+
+def _json_error(exc: ApiError) -> web.Response:
+    return web.Response(body=orjson.dumps(exc.body), status=exc.code, content_type="application/json")
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
