@@ -443,3 +443,18 @@ async def test_unknown_fields_are_pruned_with_a_warning_by_default(
     assert status == 201
     assert "colour" not in answer["spec"]
     assert 'unknown field \\"spec.colour\\"' in headers.get("Warning", "")
+
+
+async def test_items_of_a_custom_resource_list_carry_api_version_and_kind(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    await custom_api(kube.api_client).create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "untyped")
+    )
+    status, _, body = await raw(kube.api_client, "GET", crd.path(kube.namespace))
+    assert status == 200
+    assert body["kind"] == "WidgetList"
+    [item] = body["items"]
+    assert item["apiVersion"] == crd.api_version
+    assert item["kind"] == "Widget"

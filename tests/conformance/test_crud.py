@@ -343,6 +343,16 @@ async def test_post_to_a_named_object_path_is_method_not_allowed(kube: KubeTarge
     assert status == 405
     assert answer["kind"] == "Status"
     assert answer["reason"] == "MethodNotAllowed"
+    assert answer["message"] == "the server does not allow this method on the requested resource"
+
+
+async def test_namespaces_do_not_support_deletecollection(kube: KubeTarget) -> None:
+    status, _, answer = await raw(
+        kube.api_client, "DELETE", "/api/v1/namespaces", query=[("labelSelector", "kctl-nothing-has-this")]
+    )
+    assert status == 405
+    assert answer["reason"] == "MethodNotAllowed"
+    assert answer["details"] == {}
 
 
 async def test_an_unknown_resource_path_is_not_found(kube: KubeTarget) -> None:

@@ -160,6 +160,9 @@ async def test_a_garbled_continue_token_is_bad_request(kube: KubeTarget) -> None
     with pytest.raises(ApiException) as caught:
         await core.list_namespaced_config_map(kube.namespace, limit=1, _continue="!!not-a-token!!")
     assert caught.value.status == 400
+    assert status_of(caught.value)["message"] == (
+        "invalid continue token: continue key is not valid: illegal base64 data at input byte 0"
+    )
 
 
 @pytest.mark.fake_only
@@ -184,3 +187,20 @@ async def test_cluster_scoped_list_of_namespaces_includes_the_test_namespace(kub
     core = core_api(kube.api_client)
     listed = await core.list_namespace(field_selector=f"metadata.name={kube.namespace}")
     assert [n.metadata.name for n in listed.items] == [kube.namespace]
+
+
+async def test_items_of_a_built_in_list_carry_no_api_version_or_kind(kube: KubeTarget) -> None:
+    await core_api(kube.api_client).create_namespaced_config_map(kube.namespace, configmap("typed"))
+    status, _, body = await raw(
+        kube.api_client,
+        "GET",
+        f"/api/v1/namespaces/{kube.namespace}/configmaps",
+        query=[("fieldSelector", "metadata.name=typed")],
+    )
+    assert status == 200
+    assert body["kind"] == "ConfigMapList"
+    assert body["apiVersion"] == "v1"
+    [item] = body["items"]
+    assert "apiVersion" not in item
+    assert "kind" not in item
+    assert item["metadata"]["name"] == "typed"

@@ -108,8 +108,10 @@ def expired(message: str) -> ApiError:
 
 
 def method_not_allowed(resource: str, group: str, verb: str) -> ApiError:
-    message = f"{verb} is not supported on resources of kind {qualified(resource, group)!r}"
-    return ApiError(status_body(405, "MethodNotAllowed", message, details=_details(resource, group, "")))
+    """405, worded as kube-apiserver's router words it for a verb the resource does not serve."""
+    del resource, group, verb
+    message = "the server does not allow this method on the requested resource"
+    return ApiError(status_body(405, "MethodNotAllowed", message, details={}))
 
 
 def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:

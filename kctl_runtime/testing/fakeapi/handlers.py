@@ -318,7 +318,10 @@ class ResourceHandler(ReadHandlers):
                 if exc.code == 404:
                     continue
                 raise
-            deleted.append(out if out.get("kind") != "Status" else self.cluster.view(rt, stored.obj))
+            item = out if out.get("kind") != "Status" else self.cluster.view(rt, stored.obj)
+            if not rt.custom:  # typed list items carry no apiVersion / kind
+                item = {k: v for k, v in item.items() if k not in ("apiVersion", "kind")}
+            deleted.append(item)
         return self._json(
             {
                 "kind": rt.list_kind,

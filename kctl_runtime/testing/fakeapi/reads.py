@@ -142,11 +142,14 @@ def _decode_continue(token: str) -> tuple[int, str]:
         data = orjson.loads(raw)
         if data.get("v") != "meta.k8s.io/v1":
             raise bad_request(
-                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+                "invalid continue token: continue key is not valid: "
+                "incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
             )
         return int(data["rv"]), str(data["start"])
     except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        raise bad_request("continue key is not valid: illegal base64 data at input byte 0") from None
+        raise bad_request(
+            "invalid continue token: continue key is not valid: illegal base64 data at input byte 0"
+        ) from None
 
 
 def _key(item: Stored) -> str:
@@ -315,7 +318,10 @@ class ReadHandlers:
                 }
             )
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata})
-        raws = b",".join(self.cluster.raw(rt, s) for s in selected)
+        if rt.custom:
+            raws = b",".join(self.cluster.raw(rt, s) for s in selected)
+        else:  # items of built-in (typed) lists carry no apiVersion / kind on the real server
+            raws = b",".join(s.item_raw() for s in selected)
         body_bytes = head[:-1] + b',"items":[' + raws + b"]}"
         return web.Response(body=body_bytes, content_type="application/json")
 

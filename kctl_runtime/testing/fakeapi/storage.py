@@ -34,14 +34,28 @@ def encode(obj: Any) -> bytes:
 
 
 class Stored:
-    """One object version: the dict (never mutated), its encoding and its revision."""
+    """One object version: the dict (never mutated), its encoding and its revision.
+
+    ``apiVersion`` and ``kind`` are put first in the encoding, so :meth:`item_raw` (the object as an
+    item of a built-in list, which the real server sends without them) is a cheap slice.
+    """
 
     __slots__ = ("obj", "raw", "rv")
 
     def __init__(self, obj: dict[str, Any], rv: int) -> None:
+        if "apiVersion" in obj and "kind" in obj and next(iter(obj)) != "apiVersion":
+            obj = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **obj}
         self.obj = obj
         self.rv = rv
         self.raw = encode(obj)
+
+    def item_raw(self) -> bytes:
+        """The encoding without ``apiVersion`` / ``kind`` (items of typed lists carry neither)."""
+        head = encode({"apiVersion": self.obj.get("apiVersion"), "kind": self.obj.get("kind")})
+        prefix = head[:-1] + b","
+        if self.raw.startswith(prefix):
+            return b"{" + self.raw[len(prefix) :]
+        return self.raw
 
     @property
     def namespace(self) -> str:
