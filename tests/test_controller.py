@@ -77,17 +77,21 @@ class Recorder:
         return [ctx["trigger"] for r, ctx in self.calls if r == request]
 
 
+# --8<-- [start:standalone]
 @contextlib.asynccontextmanager
 async def running(controller: Controller, api_client: Any) -> AsyncIterator[InformerFactory]:
     """Run informers and ``controller`` in a task group for the body of the block."""
     factory = InformerFactory(api_client)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(factory.run)
-        tg.start_soon(controller.run, factory)
+        tg.start_soon(factory.run)  # every informer the controller asks for
+        tg.start_soon(controller.run, factory)  # handlers, cache sync, workers
         try:
             yield factory
         finally:
-            tg.cancel_scope.cancel()
+            tg.cancel_scope.cancel()  # forceful; controller.stop() first for a graceful stop
+
+
+# --8<-- [end:standalone]
 
 
 async def until(predicate: Callable[[], bool], message: str, timeout: float = 10.0) -> None:
