@@ -22,7 +22,7 @@ from kctl_runtime.errors import Forbidden
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import CacheSyncTimeout, ForcedShutdown, LeaderElectionLost, Manager
 from kctl_runtime.reconcile import Request, Result
-from kctl_runtime.resource import CONFIGMAPS, LEASES, Resource
+from kctl_runtime.resource import CONFIGMAPS, LEASES, SECRETS, Resource
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 MINE = "suite=manager"
@@ -213,6 +213,23 @@ async def test_the_manager_client_reads_what_its_controllers_cache(fake_kube: Ku
         assert fake_kube.fake.faults.injected == 0
         with pytest.raises(Forbidden):
             await manager.client.api.get(CONFIGMAPS, "cached", fake_kube.namespace)
+
+
+@pytest.mark.fake_only
+async def test_an_informer_requested_from_the_manager_serves_client_reads(fake_kube: KubeTarget) -> None:
+    assert fake_kube.fake is not None
+    ns = fake_kube.namespace
+    await Client(fake_kube.api_client).create(SECRETS, {"metadata": {"name": "s1", "namespace": ns}})
+    manager = local_manager(fake_kube.api_client)
+    informer = manager.informer(SECRETS, namespace=ns)
+    assert manager.informer(SECRETS, namespace=ns) is informer
+    async with managing(manager):
+        await until(lambda: manager.ready and informer.has_synced, "synced")
+        fake_kube.fake.faults.fail_next(1, status=403, verb="list", resource="secrets")
+        names = [s["metadata"]["name"] for s in await manager.client.list(SECRETS, ns)]
+        assert names == ["s1"]
+        assert fake_kube.fake.faults.injected == 0
+    fake_kube.fake.faults.clear()
 
 
 async def test_controllers_inherit_the_managers_namespace(kube: KubeTarget) -> None:
