@@ -91,13 +91,19 @@ class FakeClock:
             await anyio.lowlevel.checkpoint()
             return
         event = anyio.Event()
-        heapq.heappush(self._sleepers, (self._t + seconds, next(self._seq), event))
-        await event.wait()
+        entry = (self._t + seconds, next(self._seq), event)
+        heapq.heappush(self._sleepers, entry)
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():  # cancelled: forget the sleeper so counts and deadlines stay true
+                self._sleepers.remove(entry)
+                heapq.heapify(self._sleepers)
 
     @property
     def sleepers(self) -> int:
         """How many tasks are currently parked in :meth:`sleep`."""
-        return sum(1 for _, _, e in self._sleepers if not e.is_set())
+        return len(self._sleepers)
 
     def next_deadline(self) -> float | None:
         """The earliest pending sleep deadline, or ``None``."""
