@@ -137,7 +137,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "kube" not in metafunc.fixturenames:
         return
-    backends = list(metafunc.config.stash[_BACKENDS_KEY])
+    configured: list[str] = metafunc.config.stash[_BACKENDS_KEY]
+    backends = list(configured)
     if metafunc.definition.get_closest_marker("fake_only"):
         backends = [b for b in backends if b == "fake"]
     if metafunc.definition.get_closest_marker("real_only"):
