@@ -541,6 +541,7 @@ async def test_stop_lets_in_flight_reconciles_finish_and_starts_no_new_ones(fake
         tg.start_soon(factory.run)
         tg.start_soon(run_controller)
         await until(lambda: started == [Request("slow", ns)], "reconcile in flight")
+        assert sample_value("controller_runtime_active_workers", {"controller": controller.name}) == 1
         controller.stop()
         controller.enqueue(Request("late", ns), trigger="after stop")
         await client.create(CONFIGMAPS, cm("late2", ns))
@@ -553,6 +554,7 @@ async def test_stop_lets_in_flight_reconciles_finish_and_starts_no_new_ones(fake
     assert finished == [Request("slow", ns)]
     assert started == [Request("slow", ns)]
     assert not controller.running
+    assert sample_value("controller_runtime_active_workers", {"controller": controller.name}) == 0
 
 
 @pytest.mark.fake_only
