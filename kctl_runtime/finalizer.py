@@ -54,6 +54,8 @@ Errors
 ------
 :class:`FinalizerError` with ``step`` telling where it failed, raised ``from`` the original error:
 :class:`ApplyFailed` and :class:`CleanupFailed` wrap exceptions of the callbacks;
+:class:`~kctl_runtime.reconcile.TerminalError` raised by a callback passes through unwrapped, so
+the controller does not retry it; the finalizer stays in place.
 :class:`AddFinalizerFailed` and :class:`RemoveFinalizerFailed` wrap API errors of the patches
 (:class:`~kctl_runtime.errors.ApiError`, transport errors); :class:`InvalidFinalizer` reports a bad
 finalizer name or an object without ``metadata.name`` (no ``__cause__``).
@@ -71,6 +73,7 @@ import structlog
 from kctl_runtime._api import request_json
 from kctl_runtime.errors import ApiError, Conflict, Invalid, NotFound
 from kctl_runtime.patch import json_patch, pointer
+from kctl_runtime.reconcile import TerminalError
 from kctl_runtime.resource import Resource
 
 __all__ = [
@@ -219,6 +222,8 @@ async def finalizer(
         # Step 2: alive, finalizer present.
         try:
             return await apply(current)
+        except TerminalError:
+            raise  # the reconciler's verdict: not retried, so it must reach the controller as it is
         except Exception as exc:
             raise ApplyFailed(f"apply failed: {exc!r}", finalizer=name, object_key=key) from exc
 
@@ -229,6 +234,8 @@ async def finalizer(
     # Step 3: being deleted, our finalizer present.
     try:
         result = await cleanup(current)
+    except TerminalError:
+        raise
     except Exception as exc:
         raise CleanupFailed(f"cleanup failed: {exc!r}", finalizer=name, object_key=key) from exc
     attempts = 0

@@ -19,6 +19,7 @@ from kctl_runtime.finalizer import (
     has_finalizer,
 )
 from kctl_runtime.patch import json_patch, merge_patch
+from kctl_runtime.reconcile import TerminalError
 from kctl_runtime.resource import CONFIGMAPS
 from kctl_runtime.testing.pytest_plugin import KubeTarget, unique_name
 
@@ -173,6 +174,28 @@ async def test_crash_after_the_finalizer_was_added_is_recovered_next_time(
     assert obj is not None
     assert obj["metadata"]["finalizers"] == [OURS]
     assert await _run(kube, obj, recorder) == "applied"
+
+
+async def test_a_terminal_error_from_apply_or_cleanup_reaches_the_controller_unwrapped(
+    kube: KubeTarget,
+) -> None:
+    # Regression: TerminalError was wrapped in ApplyFailed, so controllers retried it forever.
+    async def refuse(obj: dict[str, Any]) -> str:
+        raise TerminalError("invalid spec")
+
+    name = (await _create(kube, [OURS]))["metadata"]["name"]
+    obj = await _get(kube, name)
+    assert obj is not None
+    with pytest.raises(TerminalError):
+        await finalizer(kube.api_client, CONFIGMAPS, obj, OURS, apply=refuse, cleanup=refuse)
+    await _delete(kube, name)
+    obj = await _get(kube, name)
+    assert obj is not None
+    with pytest.raises(TerminalError):
+        await finalizer(kube.api_client, CONFIGMAPS, obj, OURS, apply=refuse, cleanup=refuse)
+    still = await _get(kube, name)
+    assert still is not None
+    assert has_finalizer(still, OURS)
 
 
 async def test_crash_during_cleanup_keeps_the_finalizer_and_cleanup_runs_again(kube: KubeTarget) -> None:
