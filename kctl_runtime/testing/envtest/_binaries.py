@@ -11,7 +11,7 @@ from kctl_runtime.testing.envtest._errors import EnvtestUnavailable
 
 #: The Kubernetes release ``hack/envtest/build.sh`` builds (pinned in ``hack/envtest/go.mod``; a test
 #: keeps the two equal).
-KUBERNETES_VERSION = "v1.36.3"
+KUBERNETES_VERSION = "v1.36.4"
 
 _BUILD_HINT = "run `bash hack/envtest/build.sh` (needs Go 1.26) or set KUBEBUILDER_ASSETS"
 

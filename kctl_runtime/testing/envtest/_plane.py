@@ -113,7 +113,6 @@ class ControlPlane:
         self._ca_pem = b""
         self._port = 0
         self._running = False
-        self._detached = False
         #: Seconds from :meth:`start` until ready (including the default ServiceAccount with the
         #: controller-manager); 0.0 before.
         self.startup_seconds = 0.0
@@ -249,7 +248,6 @@ class ControlPlane:
         if self._given_work_dir is None:
             raise RuntimeError("only a plane with an explicit work_dir can be detached")
         atexit.unregister(self.stop)
-        self._detached = True
 
     @classmethod
     def attach(cls, work_dir: Path, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> ControlPlane:
@@ -286,7 +284,6 @@ class ControlPlane:
             for p in state["processes"]
         ]
         plane._running = any(p.alive() for p in plane._processes)
-        plane._detached = True
         return plane
 
     def processes_alive(self) -> dict[str, bool]:
