@@ -19,7 +19,9 @@ Every failure -- no configuration anywhere, a missing file, YAML that does not p
 cluster or user that is not defined, an in-cluster token that is missing -- raises
 :class:`ConfigError` whose message is ONE line naming the file and the problem. CLI entry points
 wrap their main coroutine in :func:`run_cli`, which turns a ``ConfigError`` into
-``error: <message>`` on stderr and exit status 2, without a traceback.
+``error: <message>`` on stderr and exit status 2, without a traceback (and any other
+:class:`FatalError`, such as the manager's cache-sync timeout or lost leadership, into one line
+and exit status 1).
 
 Not guaranteed: that the server answers. Loading only reads configuration; the first request shows
 whether the cluster is reachable and the credentials valid. Kubeconfig files are never written
@@ -37,13 +39,22 @@ from typing import Any, NoReturn
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "run_cli"]
+__all__ = ["ConfigError", "FatalError", "load_config", "run_cli"]
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
-class ConfigError(Exception):
+class FatalError(Exception):
+    """An operational failure that ends the process (not a bug): :func:`run_cli` prints
+    ``error: <message>`` and exits with :attr:`exit_code`, without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(FatalError):
     """The Kubernetes client configuration could not be loaded; ``str()`` is one readable line."""
+
+    exit_code = 2
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
@@ -212,9 +223,11 @@ def _choose_kubeconfig(
 def run_cli(main: Callable[[], Awaitable[int | None]], *, prog: str | None = None) -> NoReturn:
     """Run ``main()`` on a fresh event loop and exit with its status; for ``console_scripts``.
 
-    ``ConfigError`` becomes ``error: <message>`` on stderr and exit status 2 (no traceback);
-    ``KeyboardInterrupt`` exits with 130. Other exceptions propagate with their traceback: they are
-    bugs, and the traceback is what a bug report needs.
+    ``ConfigError`` becomes ``error: <message>`` on stderr and exit status 2 (no traceback); other
+    :class:`FatalError` s (the manager's ``CacheSyncTimeout``, ``LeaderElectionLost``,
+    ``ForcedShutdown``) likewise, with status 1. ``KeyboardInterrupt`` exits with 130. Other
+    exceptions propagate with their traceback: they are bugs, and the traceback is what a bug
+    report needs.
     """
 
     async def _main() -> int | None:
@@ -223,9 +236,9 @@ def run_cli(main: Callable[[], Awaitable[int | None]], *, prog: str | None = Non
     prefix = f"{prog}: " if prog else ""
     try:
         status = asyncio.run(_main())
-    except ConfigError as exc:
-        print(f"{prefix}error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    except FatalError as exc:
+        print(f"{prefix}error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(0 if status is None else int(status))

@@ -55,7 +55,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.config import load_config
+from kctl_runtime.config import FatalError, load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import Informer, InformerFactory
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector
@@ -73,15 +73,15 @@ _FLUSH_TIMEOUT = 5.0
 HealthCheck = Callable[[], bool | Awaitable[bool]]
 
 
-class CacheSyncTimeout(TimeoutError):
+class CacheSyncTimeout(TimeoutError, FatalError):
     """The informers did not sync within ``cache_sync_timeout``; the message names them."""
 
 
-class LeaderElectionLost(RuntimeError):
+class LeaderElectionLost(RuntimeError, FatalError):
     """This replica lost its Lease while running; restart the process to campaign again."""
 
 
-class ForcedShutdown(RuntimeError):
+class ForcedShutdown(RuntimeError, FatalError):
     """A second signal arrived during graceful shutdown; everything was cancelled."""
 
 

@@ -194,3 +194,33 @@ def test_run_cli_exits_with_the_status_main_returns() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 3
+
+
+def test_run_cli_turns_other_fatal_errors_into_one_line_and_status_1() -> None:
+    script = textwrap.dedent(
+        """
+        from kctl_runtime.config import run_cli
+        from kctl_runtime.manager import CacheSyncTimeout
+
+        async def main() -> None:
+            raise CacheSyncTimeout("caches did not sync within 1s: widgets.example.com")
+
+        run_cli(main, prog="demo")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr == "demo: error: caches did not sync within 1s: widgets.example.com\n"
+
+
+def test_run_cli_keeps_the_traceback_of_bugs() -> None:
+    script = "from kctl_runtime.config import run_cli\nasync def main():\n    raise KeyError('bug')\n"
+    script += "run_cli(main)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "KeyError: 'bug'" in done.stderr
