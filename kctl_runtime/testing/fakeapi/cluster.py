@@ -117,6 +117,8 @@ class Cluster:
         #: ``fieldValidation`` of the request being served (set by the HTTP layer around each write;
         #: writes are synchronous, so no other request can observe it) and the warnings it produced.
         self.field_validation = "Warn"
+        #: record ``metadata.managedFields`` on create/update/patch (server-side apply always does)
+        self.track_managed_fields = True
         self.warnings: list[str] = []
         for rt in builtin_types():
             self.registry.add(rt)
@@ -325,6 +327,8 @@ class Cluster:
         manager: str,
         subresource: str | None,
     ) -> dict[str, Any]:
+        if not self.track_managed_fields:
+            return new
         from .apply import update_managed_fields
 
         return update_managed_fields(

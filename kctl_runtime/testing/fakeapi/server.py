@@ -15,6 +15,9 @@ open watches end, the controllers stop and the port is released.
 * ``clock`` supplies wall time for timestamps (``creationTimestamp``, ``deletionTimestamp``, table
   ages); network timeouts (watch ``timeoutSeconds``, bookmarks, injected delays) use real time.
 * ``bookmark_interval`` (default 60 s, like kube-apiserver) spaces periodic watch bookmarks.
+* ``managed_fields`` (default ``True``, like kube-apiserver) records ``metadata.managedFields`` on every
+  create / update / patch; ``False`` skips that bookkeeping (about 1.5 ms per write for a 1.4 KB
+  ConfigMap) for load tests that do not look at it. Server-side apply always records its fields.
 
 Served paths: ``/version``, ``/healthz``, ``/readyz``, ``/livez``, discovery (legacy and aggregated),
 ``/openapi/v2`` and ``/openapi/v3`` (see :mod:`.openapi`), and the resource paths (:mod:`.handlers`).
@@ -91,6 +94,7 @@ class FakeApiServer:
         clock: Clock | None = None,
         kubeconfig_path: Path | None = None,
         bookmark_interval: float = 60.0,
+        managed_fields: bool = True,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fake API server binds to loopback only (127.0.0.1, localhost or ::1)")
@@ -101,6 +105,7 @@ class FakeApiServer:
         self.clock: Clock = clock or SystemClock()
         self.bookmark_interval = bookmark_interval
         self.cluster = Cluster(history_size=history_size, now=self._timestamp)
+        self.cluster.track_managed_fields = managed_fields
         self.faults = FaultInjector(self.cluster.hub.close_all, self._expire)
         self._controllers = Controllers(self.cluster)
         self._resources = ResourceHandler(self.cluster, self.clock.now, lambda: self.bookmark_interval)
