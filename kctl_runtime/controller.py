@@ -16,7 +16,8 @@ Which events enqueue which key:
   ``ownerReference`` (``controller: true``) whose ``apiVersion`` group and ``kind`` are those of
   ``for_``; on update, the owners of both the old and the new object. Owners live in the owned
   object's namespace (or are cluster-scoped when ``for_`` is). Controller predicates do not apply
-  here (``generation_changed`` would drop every ConfigMap update).
+  here (``generation_changed`` would drop every ConfigMap update); ``Owns(resource, predicates)``
+  gives an owned resource filters of its own.
 * ``watches`` -- each :class:`Watch` maps an event's object (old and new, on update) to any number
   of requests with its ``map_fn``, after its own predicates.
 
@@ -84,7 +85,7 @@ from kctl_runtime.reconcile import (
 )
 from kctl_runtime.resource import Resource
 
-__all__ = ["Controller", "Watch", "enqueue_owner", "owner_requests"]
+__all__ = ["Controller", "Owns", "Watch", "enqueue_owner", "owner_requests"]
 
 _log = structlog.get_logger("kctl_runtime.controller")
 
@@ -151,6 +152,19 @@ class Watch:
 
     resource: Resource
     map_fn: MapFunc
+    predicates: Sequence[Predicate] = ()
+
+
+@dataclass(frozen=True)
+class Owns:
+    """An owned resource with its own event filters.
+
+    ``owns=[Owns(DEPLOYMENTS, [resource_version_changed()])]`` drops resyncs of owned Deployments.
+
+    A bare :class:`~kctl_runtime.resource.Resource` in ``owns`` is ``Owns(resource)`` (no filters).
+    """
+
+    resource: Resource
     predicates: Sequence[Predicate] = ()
 
 
@@ -276,7 +290,8 @@ class Controller:
             Lower-case letters, digits, ``-``, ``_`` and ``.``.
         for_: the primary resource; its objects' keys are the requests.
         reconciler: a :class:`~kctl_runtime.reconcile.Reconciler` or ``async def fn(request)``.
-        owns: resources whose objects carry a controller ownerReference to a ``for_`` object.
+        owns: resources whose objects carry a controller ownerReference to a ``for_`` object
+            (a :class:`~kctl_runtime.resource.Resource`, or :class:`Owns` to add event filters).
         watches: other resources, mapped to requests by each :class:`Watch`'s ``map_fn``.
         predicates: filters for ``for_`` events (not for owned or watched ones).
         max_concurrent_reconciles: workers; distinct keys reconcile in parallel up to this (1).
@@ -295,7 +310,7 @@ class Controller:
         *,
         for_: Resource,
         reconciler: Reconciler | ReconcileFunc,
-        owns: Sequence[Resource] = (),
+        owns: Sequence[Resource | Owns] = (),
         watches: Sequence[Watch] = (),
         predicates: Sequence[Predicate] = (),
         max_concurrent_reconciles: int = 1,
@@ -316,9 +331,11 @@ class Controller:
             raise TypeError("max_concurrent_reconciles must be an int")
         if max_concurrent_reconciles < 1:
             raise ValueError(f"max_concurrent_reconciles must be >= 1, got {max_concurrent_reconciles}")
-        for owned in owns:
+        owned_list = [o if isinstance(o, Owns) else Owns(o) for o in owns]
+        for entry in owned_list:
+            owned = entry.resource
             if not isinstance(owned, Resource):
-                raise TypeError(f"owns entries must be Resources, got {owned!r}")
+                raise TypeError(f"owns entries must be Resources or Owns(...), got {owned!r}")
             if owned.namespaced is False and for_.namespaced:
                 raise ValueError(
                     f"{owned.group_resource} is cluster-scoped and cannot be owned by namespaced {for_.kind}"
@@ -331,7 +348,7 @@ class Controller:
         self.name = name
         self.for_ = for_
         self.reconciler: Reconciler = as_reconciler(reconciler)
-        self.owns = tuple(owns)
+        self.owns = tuple(owned_list)
         self.watches = tuple(watches)
         self.predicates = tuple(predicates)
         self.max_concurrent_reconciles = max_concurrent_reconciles
@@ -380,10 +397,17 @@ class Controller:
         for owned in self.owns:
             out.append(
                 _Source(
-                    owned,
-                    self._scope(owned),
+                    owned.resource,
+                    self._scope(owned.resource),
                     None,
-                    _Handler(self, owned.kind, enqueue_owner(self.for_), (), suffix=" (owner)", map_old=True),
+                    _Handler(
+                        self,
+                        owned.resource.kind,
+                        enqueue_owner(self.for_),
+                        owned.predicates,
+                        suffix=" (owner)",
+                        map_old=True,
+                    ),
                 )
             )
         for watch in self.watches:

@@ -14,10 +14,10 @@ import structlog
 
 from kctl_runtime.client import Client
 from kctl_runtime.clock import FakeClock
-from kctl_runtime.controller import Controller, Watch, owner_requests
+from kctl_runtime.controller import Controller, Owns, Watch, owner_requests
 from kctl_runtime.informer import InformerFactory
 from kctl_runtime.metrics import sample_value
-from kctl_runtime.predicates import generation_changed
+from kctl_runtime.predicates import from_functions, generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, Result, TerminalError
 from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, SECRETS, Resource
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
@@ -382,6 +382,37 @@ async def test_editing_an_owned_object_reconciles_its_controller_owner(kube: Kub
         await anyio.sleep(0.2)
         assert "ConfigMap update (owner)" not in recorder.triggers(other_key)
         assert len(recorder.triggers(other_key)) == before_other
+
+
+@pytest.mark.fake_only
+async def test_owned_resources_can_have_their_own_predicates(fake_kube: KubeTarget) -> None:
+    client = Client(fake_kube.api_client)
+    ns = fake_kube.namespace
+    web = await client.create(DEPLOYMENTS, deployment("web", ns))
+    await client.create(CONFIGMAPS, cm("watched", ns, ownerReferences=[owner_ref(web)]))
+    await client.create(CONFIGMAPS, cm("ignored", ns, ownerReferences=[owner_ref(web)]))
+    recorder = Recorder()
+    only_watched = from_functions(update=lambda _old, new: new["metadata"]["name"] == "watched")
+    controller = Controller(
+        unique_controller(),
+        for_=DEPLOYMENTS,
+        owns=[Owns(CONFIGMAPS, [only_watched])],
+        reconciler=recorder,
+        namespace=ns,
+        predicates=[generation_changed()],
+    )
+    key = Request("web", ns)
+    async with running(controller, fake_kube.api_client):
+        await until(lambda: controller.queue.processing() == 0 and key in recorder.requests(), "initial")
+        await until(lambda: len(controller.queue) == 0 and controller.queue.processing() == 0, "settled")
+        before = len(recorder.triggers(key))
+        await client.patch(CONFIGMAPS, "ignored", {"data": {"k": "1"}}, namespace=ns)
+        await anyio.sleep(0.2)
+        assert len(recorder.triggers(key)) == before, "the filtered owned update reconciled its owner"
+        await client.patch(CONFIGMAPS, "watched", {"data": {"k": "1"}}, namespace=ns)
+        await until(lambda: "ConfigMap update (owner)" in recorder.triggers(key), "watched edit reconciled")
+        await anyio.sleep(0.1)
+    assert recorder.triggers(key)[before:] == ["ConfigMap update (owner)"]
 
 
 def test_owner_requests_follow_only_the_controller_reference_of_the_right_kind() -> None:
