@@ -368,7 +368,10 @@ async def test_a_new_namespace_gets_the_default_service_account(kube: KubeTarget
     core = core_api(kube.api_client)
 
     async def has_default() -> bool:
-        sa = await core.read_namespaced_service_account("default", kube.namespace)
+        try:
+            sa = await core.read_namespaced_service_account("default", kube.namespace)
+        except ApiException as exc:
+            raise AssertionError(f"no default ServiceAccount yet ({exc.status})") from exc
         return bool(sa.metadata.name == "default")
 
     await eventually(has_default, message="default ServiceAccount")
