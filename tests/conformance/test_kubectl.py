@@ -221,3 +221,51 @@ async def test_kubectl_create_generators_that_send_protobuf_work(kube: KubeTarge
         assert created["status"]["phase"] == "Active"
     finally:
         await kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+async def test_kubectl_server_side_apply_reports_conflicts_and_forces_them(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(kube.kubeconfig, tmp_path / "cache")
+    manifest = tmp_path / "cm.yaml"
+
+    def write(value: str) -> None:
+        manifest.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "ssa", "namespace": kube.namespace},
+                    "data": {"owner": value},
+                }
+            )
+        )
+
+    write("first")
+    out = await kubectl.run("apply", "--server-side", "--field-manager", "first", "-f", str(manifest))
+    assert "configmap/ssa serverside-applied" in out
+    write("second")
+    process = await asyncio.create_subprocess_exec(
+        *kubectl.base,
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "second",
+        "-f",
+        str(manifest),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode != 0
+    assert 'Apply failed with 1 conflict: conflict with "first": .data.owner' in err.decode()
+    await kubectl.run(
+        "apply", "--server-side", "--force-conflicts", "--field-manager", "second", "-f", str(manifest)
+    )
+    got = yaml.safe_load(
+        await kubectl.run(
+            "get", "configmap", "ssa", "-n", kube.namespace, "-o", "yaml", "--show-managed-fields"
+        )
+    )
+    assert got["data"] == {"owner": "second"}
+    assert [m["manager"] for m in got["metadata"]["managedFields"]] == ["second"]
