@@ -385,3 +385,11 @@ async def test_the_system_namespaces_exist_and_are_active(kube: KubeTarget) -> N
     mine = await core.read_namespace(kube.namespace)
     assert mine.spec.finalizers == ["kubernetes"]
     assert mine.metadata.labels["kubernetes.io/metadata.name"] == kube.namespace
+
+
+async def test_a_missing_namespace_is_reported_before_an_invalid_name(kube: KubeTarget) -> None:
+    core = core_api(kube.api_client)
+    with pytest.raises(ApiException) as caught:
+        await core.create_namespaced_config_map("no-such-namespace-kctl", configmap("Bad_Name"))
+    assert caught.value.status == 404
+    assert status_of(caught.value)["details"]["kind"] == "namespaces"

@@ -240,6 +240,8 @@ class Cluster:
         else:
             meta.pop("namespace", None)
         name = meta.get("name") or ""
+        # NamespaceLifecycle admission runs before the registry's name handling and validation
+        self._namespace_ok(rt, meta.get("namespace", ""), name)
         if not name:
             prefix = meta.get("generateName") or ""
             if not prefix:
@@ -258,7 +260,6 @@ class Cluster:
             name = prefix + "".join(secrets.choice(_GENERATE_CHARS) for _ in range(5))
             meta["name"] = name
         self._validate_name(rt, name)
-        self._namespace_ok(rt, meta.get("namespace", ""), name)
         obj["apiVersion"] = self._storage_version(rt)
         obj["kind"] = rt.kind
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
