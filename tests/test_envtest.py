@@ -78,7 +78,7 @@ def _pid_alive(pid: int) -> bool:
 
 def test_pinned_version_is_the_one_the_build_recipe_builds() -> None:
     go_mod = (REPO / "hack" / "envtest" / "go.mod").read_text()
-    pinned = re.search(r"^require k8s\.io/kubernetes (\S+)$", go_mod, re.MULTILINE)
+    pinned = re.search(r"^(?:require )?\s*k8s\.io/kubernetes (v\S+)$", go_mod, re.MULTILINE)
     assert pinned is not None
     assert pinned.group(1) == envtest.KUBERNETES_VERSION
     minor = envtest.KUBERNETES_VERSION.replace("v1.", "v0.", 1)
