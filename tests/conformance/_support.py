@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 from kubernetes_asyncio import client
@@ -39,6 +40,18 @@ async def raw(
     if body is not None:
         header_params["Content-Type"] = "application/json"
     header_params.update(headers or {})
+    if isinstance(body, bytes):
+        # bytes go out verbatim (call_api would JSON-encode them): same session, TLS and certificates
+        url = api.configuration.host + path + ("?" + urlencode(query) if query else "")
+        response = await api.rest_client.pool_manager.request(method, url, data=body, headers=header_params)
+        try:
+            data = await response.read()
+        finally:
+            response.release()
+        headers_out = dict(response.headers)
+        if "json" in headers_out.get("Content-Type", ""):
+            return response.status, headers_out, json.loads(data) if data else None
+        return response.status, headers_out, data.decode()
     response = await api.call_api(
         path,
         method,

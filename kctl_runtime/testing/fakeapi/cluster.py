@@ -44,6 +44,7 @@ from .errors import (
     forbidden_terminating,
     invalid,
     not_found,
+    options_invalid,
     query_bool,
     status_body,
 )
@@ -54,7 +55,6 @@ __all__ = ["Cluster", "DeleteOptions"]
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
     "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
@@ -64,11 +64,6 @@ _LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
     "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-_DNS1035_MSG = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
 )
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
@@ -95,7 +90,13 @@ class DeleteOptions:
         if self.propagation is None and orphan is not None:
             self.propagation = "Orphan" if orphan else "Background"
         if self.propagation not in (None, "Orphan", "Background", "Foreground"):
-            raise bad_request(f"propagationPolicy {self.propagation!r} is not supported")
+            raise options_invalid(
+                "DeleteOptions",
+                "propagationPolicy",
+                "FieldValueNotSupported",
+                f'Unsupported value: "{self.propagation}": supported values: '
+                '"Foreground", "Background", "Orphan", "nil"',
+            )
         pre = body.get("preconditions") or {}
         self.uid: str | None = pre.get("uid")
         self.resource_version: str | None = pre.get("resourceVersion")
@@ -159,21 +160,28 @@ class Cluster:
         return rt.api_version
 
     def _check_type_meta(self, rt: ResourceType, body: dict[str, Any]) -> None:
-        api_version = body.get("apiVersion")
-        if api_version and api_version != rt.api_version:
+        """Reject a body of another kind or version, worded like the real decoder's errors."""
+        api_version = str(body.get("apiVersion") or rt.api_version)
+        kind = str(body.get("kind") or rt.kind)
+        version = api_version.rpartition("/")[2]
+        if api_version != rt.api_version and not (rt.custom and self.registry.find_kind(api_version, kind)):
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rt.api_version})"
+                f'{kind} in version "{version}" cannot be handled as a {rt.kind}: no kind "{kind}" is '
+                f'registered for version "{api_version}" in scheme "pkg/runtime/scheme.go:111"'
             )
-        kind = body.get("kind")
-        if kind and kind != rt.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+        if kind != rt.kind:
+            internal = rt.group.split(".")[0] if rt.group else "core"
+            raise bad_request(
+                f'{kind} in version "{version}" cannot be handled as a {rt.kind}: converting '
+                f"({version}.{kind}) to ({internal}.{rt.kind}): unknown conversion"
+            )
 
     def _validate_name(self, rt: ResourceType, name: str) -> None:
         if rt.plural == "namespaces":
             pattern, message, limit = _LABEL, _LABEL_MSG, 63
         elif rt.plural == "services" and not rt.custom:
-            pattern, message, limit = _DNS1035, _DNS1035_MSG, 63
+            # RelaxedServiceNameValidation (kube-apiserver 1.34+): an RFC 1123 label
+            pattern, message, limit = _LABEL, _LABEL_MSG, 63
         else:
             pattern, message, limit = _SUBDOMAIN, _SUBDOMAIN_MSG, 253
         if len(name) > limit:

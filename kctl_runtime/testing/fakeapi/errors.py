@@ -22,6 +22,7 @@ __all__ = [
     "invalid",
     "method_not_allowed",
     "not_found",
+    "options_invalid",
     "qualified",
     "query_bool",
     "status_body",
@@ -139,6 +140,20 @@ def forbidden_terminating(resource: str, group: str, name: str, namespace: str) 
     return ApiError(status_body(403, "Forbidden", message, details=details))
 
 
+def options_invalid(options_kind: str, field: str, reason: str, message: str) -> ApiError:
+    """422 for a bad request option, e.g. ``CreateOptions.meta.k8s.io "" is invalid: dryRun: ...``."""
+    return invalid(options_kind, "meta.k8s.io", "", [{"reason": reason, "message": message, "field": field}])
+
+
+OPTIONS_KIND = {
+    "create": "CreateOptions",
+    "update": "UpdateOptions",
+    "patch": "PatchOptions",
+    "delete": "DeleteOptions",
+    "deletecollection": "DeleteOptions",
+}
+
+
 def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> ApiError:
     """422 Invalid, with ``causes`` of ``{"reason", "message", "field"}`` (the real aggregation)."""
     parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
@@ -148,7 +163,7 @@ def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> A
         if group
         else f'{kind} "{name}" is invalid: {summary}'
     )
-    details: dict[str, Any] = {"name": name}
+    details: dict[str, Any] = {"name": name} if name else {}
     if group:
         details["group"] = group
     details["kind"] = kind

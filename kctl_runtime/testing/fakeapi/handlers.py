@@ -27,7 +27,16 @@ from aiohttp import web
 from . import protobuf, tables
 from .cluster import DeleteOptions
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, method_not_allowed, query_bool, status_body, unsupported_media_type
+from .errors import (
+    OPTIONS_KIND,
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    options_invalid,
+    query_bool,
+    status_body,
+    unsupported_media_type,
+)
 from .reads import ReadHandlers, Target, not_found_path, resolve
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
@@ -38,16 +47,52 @@ STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
 
 
-def _json_body(raw: bytes) -> Any:
+def _json_body(raw: bytes, content_type: str, kind: str, verb: str) -> Any:
+    """The request body: JSON, or YAML when the Content-Type says so; errors worded like the real decoder."""
+    if "yaml" in content_type:
+        try:
+            return yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError as exc:
+            raise bad_request(f"error decoding YAML: {exc}") from None
     if not raw:
+        if verb in ("create", "update"):
+            raise bad_request(
+                f"the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; "
+                "json parse error: unexpected end of JSON input (<empty>)"
+            )
         return None
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise bad_request(f"error decoding body: {exc}") from None
+    except orjson.JSONDecodeError as exc:
+        if verb in ("create", "update"):
+            preview = raw[:50].decode("utf-8", "replace")
+            raise bad_request(
+                f"the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; "
+                f"json parse error: {exc} ({preview})"
+            ) from None
+        raise bad_request(f"error decoding patch: {exc}") from None
+
+
+def _check_options(query: Any, verb: str) -> None:
+    """422s for bad ``dryRun`` / ``fieldValidation`` values, as the real option validation gives."""
+    options = OPTIONS_KIND[verb]
+    dry = query.getall("dryRun", [])
+    if any(d != "All" for d in dry):
+        values = "[" + ", ".join(f'"{d}"' for d in dry) + "]"
+        raise options_invalid(
+            options,
+            "dryRun",
+            "FieldValueNotSupported",
+            f'Unsupported value: {values}: supported values: "All"',
+        )
+    validation = query.get("fieldValidation", "")
+    if verb in ("create", "update", "patch") and validation not in ("", "Ignore", "Strict", "Warn"):
+        raise options_invalid(
+            options,
+            "fieldValidation",
+            "FieldValueNotSupported",
+            f'Unsupported value: "{validation}": supported values: "", "Ignore", "Strict", "Warn"',
+        )
 
 
 def _protobuf_body(raw: bytes) -> Any:
@@ -75,12 +120,8 @@ class ResourceHandler(ReadHandlers):
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.verb not in ("create", "update", "patch"):
             return await self._handle(request, target)
+        _check_options(request.query, target.verb)
         validation = request.query.get("fieldValidation") or "Warn"
-        if validation not in ("Strict", "Warn", "Ignore"):
-            raise bad_request(
-                f'fieldValidation: Unsupported value: "{validation}": '
-                'supported values: "Ignore", "Strict", "Warn"'
-            )
         # Read the body first: from here to the response nothing awaits (aiohttp returns the cached
         # body at once), so no other request can run while these per-request fields are set.
         await request.read()
@@ -102,7 +143,7 @@ class ResourceHandler(ReadHandlers):
         if target.verb not in rt.verbs and not target.subresource:
             raise method_not_allowed(rt.plural, rt.group, target.verb)
         if target.verb == "list":
-            return self.list(request, target)
+            return await self.list(request, target)
         if target.verb == "watch":
             return await self.watch(request, target)
         if target.verb == "get":
@@ -110,12 +151,16 @@ class ResourceHandler(ReadHandlers):
             if target.subresource == "scale":
                 return self._json(self._scale(rt, stored.obj))
             return self._object(request, rt, stored.obj, stored)
+        _check_options(query, target.verb)
         dry_run = "All" in query.getall("dryRun", [])
         content_type = request.headers.get("Content-Type", "")
         if "cbor" in content_type or ("protobuf" in content_type and target.verb == "patch"):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
         raw = await request.read() if target.verb != "delete" or request.can_read_body else b""
-        body = _protobuf_body(raw) if "protobuf" in content_type else _json_body(raw)
+        if "protobuf" in content_type:
+            body = _protobuf_body(raw)
+        else:
+            body = _json_body(raw, content_type, rt.kind, "" if target.subresource else target.verb)
         manager = query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         if target.verb == "create":
             if target.name or target.subresource:
@@ -189,9 +234,11 @@ class ResourceHandler(ReadHandlers):
         query = request.query
         manager = query.get("fieldManager")
         if not manager:
-            raise bad_request(
-                'PatchOptions.meta.k8s.io "" is invalid: '
-                "fieldManager: Required value: is required for apply patch"
+            raise options_invalid(
+                "PatchOptions",
+                "fieldManager",
+                "FieldValueRequired",
+                "Required value: is required for apply patch",
             )
         if not isinstance(body, dict):
             raise bad_request("error decoding YAML: the apply patch must be an object")

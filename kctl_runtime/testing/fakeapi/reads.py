@@ -19,6 +19,7 @@ Contract
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import bisect
@@ -32,7 +33,7 @@ from aiohttp import web
 from . import tables
 from .cluster import Cluster
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, expired, query_bool, status_body
+from .errors import ApiError, bad_request, expired, options_invalid, query_bool, status_body
 from .storage import Stored
 from .watch import Watcher, line, serve_watch
 
@@ -152,6 +153,33 @@ def _decode_continue(token: str) -> tuple[int, str]:
         ) from None
 
 
+def _timeout_seconds(query: Any) -> float | None:
+    raw = query.get("timeoutSeconds")
+    if not raw:
+        return None
+    try:
+        return float(int(raw))
+    except ValueError:
+        raise bad_request(f'strconv.ParseInt: parsing "{raw}": invalid syntax') from None
+
+
+def _parse_rv(raw: str) -> int:
+    """A resourceVersion query parameter; an unparsable one is the real server's 500."""
+    try:
+        value = int(raw)
+        if value < 0:
+            raise ValueError(raw)
+        return value
+    except ValueError:
+        body = status_body(
+            500,
+            "",
+            f'resourceVersion: Invalid value: "{raw}": strconv.ParseUint: parsing "{raw}": invalid syntax',
+        )
+        del body["reason"]
+        raise ApiError(body) from None
+
+
 def _key(item: Stored) -> str:
     return f"{item.namespace}/{item.name}"
 
@@ -238,11 +266,24 @@ class ReadHandlers:
 
         return matches
 
+    async def _wait_for_rv(self, requested: int, timeout: float = 3.0) -> None:
+        """Like the watch cache: wait up to 3 s for a future resourceVersion, then 504."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.cluster.storage.rv < requested:
+            if loop.time() >= deadline:
+                message = (
+                    f"Timeout: Too large resource version: {requested}, current: {self.cluster.storage.rv}"
+                )
+                raise ApiError(status_body(504, "Timeout", message, details={"retryAfterSeconds": 1}))
+            await asyncio.sleep(0.05)
+
     # ---- list ----
 
-    def list(self, request: web.Request, target: Target) -> web.Response:
+    async def list(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
         query = request.query
+        _timeout_seconds(query)
         matches = self._matcher(rt, query)
         namespace = target.namespace if rt.namespaced and target.namespace else None
         try:
@@ -259,11 +300,20 @@ class ReadHandlers:
         else:
             at_rv = storage.rv
             rv_param = query.get("resourceVersion", "")
-            if rv_param and query.get("resourceVersionMatch") == "Exact":
-                try:
-                    at_rv = int(rv_param)
-                except ValueError:
-                    raise bad_request(f"invalid resource version: {rv_param}") from None
+            match = query.get("resourceVersionMatch", "")
+            if match and not rv_param:
+                raise options_invalid(
+                    "ListOptions",
+                    "resourceVersionMatch",
+                    "FieldValueForbidden",
+                    "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                )
+            if rv_param:
+                requested = _parse_rv(rv_param)
+                if requested > storage.rv:
+                    await self._wait_for_rv(requested)
+                if match == "Exact":
+                    at_rv = requested
         try:
             items = storage.snapshot(rt.storage_key, namespace, at_rv)
         except LookupError:
@@ -364,12 +414,7 @@ class ReadHandlers:
             def render(obj: dict[str, Any]) -> Any:
                 return cluster.view(rt, obj)
 
-        timeout: float | None = None
-        if query.get("timeoutSeconds"):
-            try:
-                timeout = float(int(query["timeoutSeconds"]))
-            except ValueError:
-                raise bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']}") from None
+        timeout = _timeout_seconds(query)
         bookmarks = query_bool(query.get("allowWatchBookmarks"))
         send_initial = query_bool(query.get("sendInitialEvents"))
         rv_param = query.get("resourceVersion", "")
@@ -390,10 +435,7 @@ class ReadHandlers:
             if send_initial and bookmarks:
                 initial.append(bookmark_line(0, initial_end=True))
         else:
-            try:
-                since = int(rv_param)
-            except ValueError:
-                raise bad_request(f"invalid resource version: {rv_param}") from None
+            since = _parse_rv(rv_param)
             try:
                 backlog = cluster.hub.register(watcher, since)
             except LookupError:
