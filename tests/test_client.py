@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -184,6 +186,47 @@ async def test_client_waits_the_servers_retry_after_on_429_on_its_clock(fake_kub
         assert not result
         await clock.advance(7.0)
     assert result["metadata"]["name"] == "t"  # type: ignore[index]
+
+
+async def test_client_retries_connection_failures_then_raises_them(tmp_path: Path) -> None:
+    import aiohttp
+
+    from kctl_runtime.config import load_config
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    api_client = await load_config(kubeconfig)
+    clock = FakeClock()
+    client = Client(api_client, retry=RetryPolicy(attempts=3, initial_backoff=1, jitter=0), clock=clock)
+    waits: list[float] = []
+    failure: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await client.get(NAMESPACES, "default")
+        except aiohttp.ClientError as exc:
+            failure.append(exc)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            while not failure:
+                deadline = clock.next_deadline()
+                if clock.sleepers and deadline is not None:
+                    waits.append(deadline - clock.monotonic())
+                    await clock.advance(deadline - clock.monotonic())
+                await anyio.sleep(0.01)
+    finally:
+        await api_client.close()
+    assert waits == [1.0, 2.0]  # three attempts: two backoff waits, doubling
+    assert isinstance(failure[0], aiohttp.ClientConnectionError)
 
 
 # --------------------------------------------------------------------------- cache-served reads
