@@ -458,3 +458,80 @@ async def test_items_of_a_custom_resource_list_carry_api_version_and_kind(
     [item] = body["items"]
     assert item["apiVersion"] == crd.api_version
     assert item["kind"] == "Widget"
+
+
+async def test_a_custom_resource_body_of_another_kind_is_invalid(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    body = {**widget(crd, "other"), "kind": "Gadget"}
+    status, _, answer = await raw(kube.api_client, "POST", crd.path(kube.namespace), body=body)
+    assert status == 422
+    assert (
+        answer["message"]
+        == f'Gadget.{crd.group} "other" is invalid: kind: Invalid value: "Gadget": must be Widget'
+    )
+
+
+async def test_a_custom_resource_body_of_another_version_is_bad_request(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    body = {**widget(crd, "v9"), "apiVersion": f"{crd.group}/v9"}
+    status, _, answer = await raw(kube.api_client, "POST", crd.path(kube.namespace), body=body)
+    assert status == 400
+    assert answer["message"] == (
+        f"the API version in the data ({crd.group}/v9) does not match "
+        f"the expected API version ({crd.api_version})"
+    )
+
+
+async def test_custom_resources_support_only_metadata_field_selectors(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    status, _, answer = await raw(
+        kube.api_client, "GET", crd.path(kube.namespace), query=[("fieldSelector", "spec.size=1")]
+    )
+    assert status == 400
+    assert answer["message"] == "field label not supported: spec.size"
+
+
+async def test_deleting_a_custom_resource_answers_a_success_status(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    made = await custom_api(kube.api_client).create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "gone")
+    )
+    status, _, answer = await raw(kube.api_client, "DELETE", f"{crd.path(kube.namespace)}/gone")
+    assert status == 200
+    assert answer["kind"] == "Status"
+    assert answer["status"] == "Success"
+    assert answer["details"] == {
+        "name": "gone",
+        "group": crd.group,
+        "kind": crd.plural,
+        "uid": made["metadata"]["uid"],
+    }
+
+
+async def test_an_unknown_subresource_of_a_custom_resource_is_not_found(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    await custom_api(kube.api_client).create_namespaced_custom_object(
+        crd.group, "v1", kube.namespace, crd.plural, widget(crd, "nosub")
+    )
+    status, _, answer = await raw(kube.api_client, "GET", f"{crd.path(kube.namespace)}/nosub/scale")
+    assert status == 404
+    assert answer["message"] == f'{crd.plural}.{crd.group} "nosub" not found'
+
+
+async def test_a_custom_resource_list_always_has_a_continue_field(
+    kube: KubeTarget, make_crd: CrdFactory
+) -> None:
+    crd = await make_crd()
+    status, _, answer = await raw(kube.api_client, "GET", crd.path(kube.namespace))
+    assert status == 200
+    assert answer["metadata"]["continue"] == ""

@@ -132,3 +132,51 @@ async def test_an_unparsable_watch_resource_version_is_an_internal_error(kube: K
         answer["message"]
         == 'resourceVersion: Invalid value: "abc": strconv.ParseUint: parsing "abc": invalid syntax'
     )
+
+
+async def test_invalid_label_keys_are_rejected_with_the_field(kube: KubeTarget) -> None:
+    body = configmap("lbl")
+    body["metadata"]["labels"] = {"bad key!": "v"}
+    status, _, answer = await raw(kube.api_client, "POST", _cms(kube), body=body)
+    assert status == 422
+    [cause] = answer["details"]["causes"]
+    assert cause["field"] == "metadata.labels"
+    assert cause["message"].startswith(
+        'Invalid value: "bad key!": name part must consist of alphanumeric characters'
+    )
+
+
+async def test_a_finalizer_must_be_standard_or_qualified(kube: KubeTarget) -> None:
+    body = configmap("fin")
+    body["metadata"]["finalizers"] = ["example.com/fine", "nodomain"]
+    status, _, answer = await raw(kube.api_client, "POST", _cms(kube), body=body)
+    assert status == 422
+    assert answer["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "nodomain": '
+            "name is neither a standard finalizer name nor is it fully qualified",
+            "field": "metadata.finalizers[1]",
+        }
+    ]
+
+
+async def test_an_owner_reference_needs_a_uid(kube: KubeTarget) -> None:
+    body = configmap("own")
+    body["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}]
+    status, _, answer = await raw(kube.api_client, "POST", _cms(kube), body=body)
+    assert status == 422
+    assert answer["message"] == (
+        'ConfigMap "own" is invalid: metadata.ownerReferences.uid: Invalid value: "": must not be empty'
+    )
+
+
+async def test_a_list_at_resource_version_zero_ignores_limit(kube: KubeTarget) -> None:
+    for name in ("z1", "z2", "z3"):
+        await raw(kube.api_client, "POST", _cms(kube), body=configmap(name))
+    status, _, answer = await raw(
+        kube.api_client, "GET", _cms(kube), query=[("limit", "1"), ("resourceVersion", "0")]
+    )
+    assert status == 200
+    assert "continue" not in answer["metadata"]
+    assert {"z1", "z2", "z3"} <= {i["metadata"]["name"] for i in answer["items"]}

@@ -164,7 +164,21 @@ class Cluster:
         api_version = str(body.get("apiVersion") or rt.api_version)
         kind = str(body.get("kind") or rt.kind)
         version = api_version.rpartition("/")[2]
-        if api_version != rt.api_version and not (rt.custom and self.registry.find_kind(api_version, kind)):
+        if rt.custom:
+            if api_version != rt.api_version:
+                raise bad_request(
+                    f"the API version in the data ({api_version}) does not match the expected API version "
+                    f"({rt.api_version})"
+                )
+            if kind != rt.kind:
+                name = str((body.get("metadata") or {}).get("name") or "")
+                cause = {
+                    "reason": "FieldValueInvalid",
+                    "message": f'Invalid value: "{kind}": must be {rt.kind}',
+                }
+                raise invalid(kind, rt.group, name, [{**cause, "field": "kind"}])
+            return
+        if api_version != rt.api_version:
             raise bad_request(
                 f'{kind} in version "{version}" cannot be handled as a {rt.kind}: no kind "{kind}" is '
                 f'registered for version "{api_version}" in scheme "pkg/runtime/scheme.go:111"'
@@ -176,7 +190,15 @@ class Cluster:
                 f"({version}.{kind}) to ({internal}.{rt.kind}): unknown conversion"
             )
 
-    def _validate_name(self, rt: ResourceType, name: str) -> None:
+    def _validate_meta(self, rt: ResourceType, obj: dict[str, Any], *, name_check: bool) -> None:
+        """ObjectMeta validation of the real server: name, labels, annotations, finalizers, owners."""
+        meta = obj["metadata"]
+        causes = self._name_causes(rt, meta.get("name", "")) if name_check else []
+        causes += _meta_causes(meta)
+        if causes:
+            raise invalid(rt.kind, rt.group, meta.get("name", ""), causes)
+
+    def _name_causes(self, rt: ResourceType, name: str) -> list[dict[str, str]]:
         if rt.plural == "namespaces":
             pattern, message, limit = _LABEL, _LABEL_MSG, 63
         elif rt.plural == "services" and not rt.custom:
@@ -187,19 +209,14 @@ class Cluster:
         if len(name) > limit:
             message = f"must be no more than {limit} characters"
         elif pattern.fullmatch(name):
-            return
-        raise invalid(
-            rt.kind,
-            rt.group,
-            name,
-            [
-                {
-                    "reason": "FieldValueInvalid",
-                    "message": f'Invalid value: "{name}": {message}',
-                    "field": "metadata.name",
-                }
-            ],
-        )
+            return []
+        return [
+            {
+                "reason": "FieldValueInvalid",
+                "message": f'Invalid value: "{name}": {message}',
+                "field": "metadata.name",
+            }
+        ]
 
     def _namespace_ok(self, rt: ResourceType, namespace: str, name: str) -> None:
         if not rt.namespaced:
@@ -267,7 +284,7 @@ class Cluster:
                 )
             name = prefix + "".join(secrets.choice(_GENERATE_CHARS) for _ in range(5))
             meta["name"] = name
-        self._validate_name(rt, name)
+        self._validate_meta(rt, obj, name_check=True)
         obj["apiVersion"] = self._storage_version(rt)
         obj["kind"] = rt.kind
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
@@ -416,22 +433,18 @@ class Cluster:
                 new.pop("status", None)
         if rt.plural == "namespaces" and not rt.custom:
             new["spec"] = old.get("spec", {})
+        self._validate_meta(rt, new, name_check=False)
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
             if added:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [
-                        {
-                            "reason": "FieldValueForbidden",
-                            "message": "Forbidden: no new finalizers can be added if the object is being "
-                            "deleted, found new finalizers " + _go_list(sorted(added)),
-                            "field": "metadata.finalizers",
-                        }
-                    ],
-                )
+                forbidden = {
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: no new finalizers can be added if the object is being "
+                    "deleted, found new finalizers " + _go_list(sorted(added)),
+                    "field": "metadata.finalizers",
+                }
+                # kube-apiserver reports this cause twice (generic and strategy validation both check)
+                raise invalid(rt.kind, rt.group, name, [forbidden, dict(forbidden)])
         if rt.custom:
             self._unknown(
                 crdlib.prepare_custom_resource(rt, new, old, field_validation=self.field_validation)
@@ -548,7 +561,7 @@ class Cluster:
             return self.view(rt, existing.obj), True
         removed = self.storage.remove(rt.storage_key, existing)
         self.defaulter.release(rt, existing.obj)
-        if rt.return_deleted_object or rt.custom:
+        if rt.return_deleted_object:
             return self.view(rt, removed.obj), True
         details: dict[str, Any] = {"name": name}
         if rt.group:
@@ -584,6 +597,42 @@ class Cluster:
 
     def error(self, code: int, reason: str, message: str) -> ApiError:
         return ApiError(status_body(code, reason, message))
+
+
+_STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
+
+
+def _meta_causes(meta: dict[str, Any]) -> list[dict[str, str]]:
+    from .selectors import _go_quote, validate_label_key, validate_label_value
+
+    def bad(field: str, value: str, message: str) -> dict[str, str]:
+        return {
+            "reason": "FieldValueInvalid",
+            "message": f"Invalid value: {_go_quote(value)}: {message}",
+            "field": field,
+        }
+
+    causes: list[dict[str, str]] = []
+    for key, value in (meta.get("labels") or {}).items():
+        causes += [bad("metadata.labels", key, m) for m in validate_label_key(str(key))]
+        causes += [bad("metadata.labels", str(value), m) for m in validate_label_value(str(value))]
+    for key in meta.get("annotations") or {}:
+        causes += [bad("metadata.annotations", key, m) for m in validate_label_key(str(key).lower())]
+    for index, finalizer in enumerate(meta.get("finalizers") or ()):
+        if finalizer not in _STANDARD_FINALIZERS and "/" not in str(finalizer):
+            causes.append(
+                bad(
+                    f"metadata.finalizers[{index}]",
+                    str(finalizer),
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
+    for ref in meta.get("ownerReferences") or ():
+        for field, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(field):
+                message = "must not be empty" if field == "uid" else f"{what} must not be empty"
+                causes.append(bad(f"metadata.ownerReferences.{field}", "", message))
+    return causes
 
 
 def _etcd_key(rt: ResourceType, stored: Stored) -> str:

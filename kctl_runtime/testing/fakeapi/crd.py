@@ -183,7 +183,7 @@ def served_types(obj: dict[str, Any]) -> list[ResourceType]:
                 scale_subresource=subresources.get("scale"),
                 tracks_generation=True,
                 custom=True,
-                return_deleted_object=True,
+                return_deleted_object=False,
                 printer_columns=printer if columns else _default_custom_columns(),
                 schema=schema,
                 storage_version=storage,

@@ -156,7 +156,9 @@ OPTIONS_KIND = {
 
 def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> ApiError:
     """422 Invalid, with ``causes`` of ``{"reason", "message", "field"}`` (the real aggregation)."""
-    parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
+    parts = list(
+        dict.fromkeys(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
+    )
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     message = (
         f'{kind}.{group} "{name}" is invalid: {summary}'

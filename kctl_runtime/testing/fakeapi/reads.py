@@ -33,7 +33,7 @@ from aiohttp import web
 from . import tables
 from .cluster import Cluster
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, expired, options_invalid, query_bool, status_body
+from .errors import ApiError, bad_request, expired, not_found, options_invalid, query_bool, status_body
 from .storage import Stored
 from .watch import Watcher, line, serve_watch
 
@@ -92,7 +92,8 @@ def resolve(
         or (sub == "scale" and rt.scale_subresource is not None)
         or (sub == "finalize" and rt.plural == "namespaces" and not rt.custom)
     ):
-        raise not_found_path()
+        # the CRD handler answers an unknown subresource as a missing object
+        raise not_found(rt.plural, rt.group, name) if rt.custom else not_found_path()
     target = Target(rt, namespace, name, sub)
     if method == "GET":
         target.verb = "get" if name else ("watch" if watch else "list")
@@ -248,10 +249,7 @@ class ReadHandlers:
                     allowed = {"metadata.name", "metadata.namespace"}
                     for field, _, _ in fields.requirements:
                         if field not in allowed:
-                            raise SelectorError(
-                                f'"{field}" is not a known field selector: '
-                                'only "metadata.name", "metadata.namespace"'
-                            )
+                            raise SelectorError(f"field label not supported: {field}")
                 else:
                     check_supported(fields, rt.group, rt.plural)
         except SelectorError as exc:
@@ -291,6 +289,8 @@ class ReadHandlers:
         except ValueError:
             raise bad_request(f"invalid limit: {query.get('limit')}") from None
         token = query.get("continue", "")
+        if query.get("resourceVersion") == "0" and not token:
+            limit = 0  # served from the watch cache, which ignores limit
         storage = self.cluster.storage
         start = ""
         if token:
@@ -335,11 +335,14 @@ class ReadHandlers:
                     if matches is None:
                         remaining = len(items) - position - 1
                 break
-        metadata: dict[str, Any] = {"resourceVersion": str(at_rv)}
-        if next_token:
-            metadata["continue"] = next_token
-            if remaining is not None:
-                metadata["remainingItemCount"] = remaining
+        if rt.custom:  # unstructured lists keep an empty continue
+            metadata: dict[str, Any] = {"continue": next_token, "resourceVersion": str(at_rv)}
+        else:
+            metadata = {"resourceVersion": str(at_rv)}
+            if next_token:
+                metadata["continue"] = next_token
+        if next_token and remaining is not None:
+            metadata["remainingItemCount"] = remaining
         mode = _accept_flags(request.headers.get("Accept", ""))
         if mode == "table":
             body = tables.table(

@@ -318,7 +318,8 @@ class FakeApiServer:
             target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
         except ApiError as exc:
             # Groups served only by CRDs fall through to the plain-text 404 of the HTTP mux.
-            if exc.code == 404 and group and all(rt.custom for rt in registry.all() if rt.group == group):
+            generic = exc.body.get("message") == "the server could not find the requested resource"
+            if generic and group and all(rt.custom for rt in registry.all() if rt.group == group):
                 return _page_not_found()
             raise
         return await self._resources.handle(request, target)
