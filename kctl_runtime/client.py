@@ -16,7 +16,8 @@ Contract
 * Objects returned are **copies** (one orjson round trip): mutate and send them back freely; the
   cache is never affected. Cached objects may lack fields the informer strips (``managedFields``).
   Items returned by :meth:`Client.list` always carry ``apiVersion`` and ``kind``.
-* **Writes** always go to the API, as raw JSON dicts (orjson), never generated models. The
+* **Writes** always go to the API, as raw JSON dicts encoded and decoded with orjson
+  (:mod:`kctl_runtime._rest`: no model classes, no ``sanitize_for_serialization`` walk). The
   answer is the server's object. :meth:`Client.update` and :meth:`Client.update_status` use the
   ``resourceVersion`` in the object for optimistic concurrency (a stale one raises
   :class:`~kctl_runtime.errors.Conflict`).
@@ -45,7 +46,7 @@ import orjson
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import Gone, NotFound, is_transient
 from kctl_runtime.predicates import LabelSelector
