@@ -247,7 +247,12 @@ class Manager:
         if kwargs.get("leader_election") is not None and kwargs.get("leader_election_api_client") is None:
             kwargs["leader_election_api_client"] = await load_config(kubeconfig, context)
             owned.append(kwargs["leader_election_api_client"])
-        manager = cls(api_client, **kwargs)
+        try:
+            manager = cls(api_client, **kwargs)
+        except BaseException:
+            for client in owned:
+                await client.close()
+            raise
         manager._owned_clients = owned
         return manager
 

@@ -541,6 +541,11 @@ async def test_from_config_builds_a_manager_from_a_kubeconfig(kube: KubeTarget) 
         assert isinstance(namespaces, list)
 
 
+async def test_from_config_with_a_bad_bind_raises_and_leaves_no_client_open(kube: KubeTarget) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        await Manager.from_config(kubeconfig=str(kube.kubeconfig), health_bind="nonsense")
+
+
 async def test_from_config_with_a_missing_kubeconfig_raises_one_line(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         await Manager.from_config(kubeconfig=str(tmp_path / "nope"))
