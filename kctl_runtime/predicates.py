@@ -283,6 +283,7 @@ def not_(predicate: Predicate) -> Predicate:
 
 _KEY = r"(?:[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?"
 _VALUE = r"(?:[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?)?"
+_VALUE_RE = re.compile(_VALUE)
 _REQ = re.compile(
     rf"""\s*(?:
         (?P<not>!)\s*(?P<nkey>{_KEY})
@@ -353,7 +354,10 @@ class LabelSelector:
             if m["nkey"]:
                 reqs.append(_Requirement(m["nkey"], "!exists"))
             elif m["skey"]:
-                values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
+                values = frozenset(v.strip() for v in m["values"].split(","))
+                bad = [v for v in values if not _VALUE_RE.fullmatch(v)]
+                if bad or not values:
+                    raise ValueError(f"invalid label selector {text!r}: bad value(s) {sorted(bad)} in set")
                 reqs.append(_Requirement(m["skey"], m["setop"], values))
             elif m["ckey"]:
                 op = "gt" if m["cmp"] == ">" else "lt"
