@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import aiohttp
 import anyio
 import orjson
 
+from kctl_runtime import _http
 from kctl_runtime.informer import Informer, ResourceEventHandlerFuncs, strip_managed_fields
 from kctl_runtime.resource import CONFIGMAPS
 from kctl_runtime.watcher import WatcherConfig, Watching
@@ -172,14 +174,19 @@ async def api_client(kubeconfig: str) -> Any:
     return client.ApiClient(configuration)
 
 
-async def floor_list(session: aiohttp.ClientSession, url: str, strip: bool = False) -> list[Obj]:
+async def floor_list(
+    session: aiohttp.ClientSession,
+    url: str,
+    strip: bool = False,
+    loads: Callable[[bytes], Any] = orjson.loads,
+) -> list[Obj]:
     """The floor: the same paginated list, fetched and decoded, nothing else."""
     items: list[Obj] = []
     token = ""
     while True:
         params = {"limit": "500"} | ({"continue": token} if token else {})
         async with session.get(f"{url}{CONFIGMAPS.path(SYNC_NS)}", params=params) as response:
-            page = orjson.loads(await response.read())
+            page = loads(await response.read())
         if strip:
             for item in page["items"]:
                 item["metadata"].pop("managedFields", None)
@@ -209,6 +216,7 @@ async def sync_once(client: Any, streaming: bool = False) -> tuple[float, float,
 
 async def bench_sync(child: Child, client: Any, repeat: int, objects: int) -> dict[str, float]:
     floors, syncs, floor_cpu, sync_cpu, streams, stream_cpu = [], [], [], [], [], []
+    tuned, tuned_cpu = [], []
     async with aiohttp.ClientSession() as session:
         await floor_list(session, child.url)  # warm up both paths (connections, caches)
         await sync_once(client)
@@ -218,6 +226,13 @@ async def bench_sync(child: Child, client: Any, repeat: int, objects: int) -> di
             items = await floor_list(session, child.url)
             floors.append(time.perf_counter() - start)
             floor_cpu.append(time.process_time() - cpu)
+            assert len(items) == objects
+            del items
+            gc.collect()
+            start, cpu = time.perf_counter(), time.process_time()
+            items = await floor_list(session, child.url, loads=_http.loads)
+            tuned.append(time.perf_counter() - start)
+            tuned_cpu.append(time.process_time() - cpu)
             assert len(items) == objects
             del items
             gc.collect()
@@ -239,6 +254,8 @@ async def bench_sync(child: Child, client: Any, repeat: int, objects: int) -> di
         "sync_cpu": min(sync_cpu),
         "stream": min(streams),
         "stream_cpu": min(stream_cpu),
+        "tuned": min(tuned),
+        "tuned_cpu": min(tuned_cpu),
     }
 
 
@@ -389,6 +406,11 @@ async def main(args: argparse.Namespace) -> str:
         ("initial sync, Informer: client CPU", f"{sync['sync_cpu']:.2f} s",
          f"{n / sync['sync_cpu']:,.0f} objects/CPU-s",
          against(cpu_ratio, TARGET_SYNC_RATIO, "floor", cpu_ratio <= TARGET_SYNC_RATIO)),
+        ("initial sync, floor with the informer's GC-deferred decode: wall", f"{sync['tuned']:.2f} s",
+         f"{n / sync['tuned']:,.0f} objects/s", f"informer = {sync['sync'] / sync['tuned']:.2f}x this"),
+        ("initial sync, floor with the informer's GC-deferred decode: client CPU",
+         f"{sync['tuned_cpu']:.2f} s", f"{n / sync['tuned_cpu']:,.0f} objects/CPU-s",
+         f"informer = {sync['sync_cpu'] / sync['tuned_cpu']:.2f}x this"),
         ("initial sync, Informer with a streaming list: wall", f"{sync['stream']:.2f} s",
          f"{n / sync['stream']:,.0f} objects/s",
          f"{sync['stream'] / sync['floor']:.2f}x floor (informational)"),
@@ -424,14 +446,20 @@ async def main(args: argparse.Namespace) -> str:
         "shared machine the wall-clock figures move with it, the per-CPU-second figures are steadier.\n\n"
     )
     notes = (
-        "\n\nHow to read it: the floor is the least any Python client can do to have the objects as dicts "
-        "(HTTP + orjson decode of the same 500-object pages). The informer adds the state machine, the "
-        "default transform (stripping managedFields), the store with its namespace index, metrics and one "
-        "no-op handler. Memory is measured with tracemalloc: the informer figure is everything it "
-        "retains after syncing, divided by the object count. The end-to-end watch figure is bounded by how "
-        "fast the fake server (one core, Python) produces and writes events, so it is reported but not "
-        "judged; the replay figures (the server sends the stored history in one burst, so the client is the "
-        "bottleneck) and the client-path figure are the informer's own throughput on one core.\n"
+        "\n\nHow to read it: the floor is the plain way for a Python client to have the objects as dicts "
+        "(HTTP + `orjson.loads` of the same 500-object pages). Most of its CPU is not parsing but "
+        "CPython's cyclic garbage collector, which runs again and again while thousands of new dicts are "
+        "built and re-scans the growing heap each time. The informer decodes with the collector held off "
+        "for the duration of each `orjson.loads` call (`kctl_runtime._http.loads`: collections are "
+        'postponed, not skipped), which is why it beats the plain floor; the "GC-deferred" floor '
+        "row is the same trick without the informer, so the informer's own overhead is its ratio to that "
+        "row. On top of decoding, the informer runs the state machine, the default transform (stripping "
+        "managedFields), the store with its namespace index, metrics and one no-op handler. Memory is "
+        "measured with tracemalloc: the informer figure is everything it retains after syncing, divided "
+        "by the object count. The live-writes watch figure is bounded by how fast the fake server (one "
+        "core, Python) produces and writes events, so it is reported but not judged; the replay figures "
+        "(the server sends the stored history in one burst, so the client is the bottleneck) and the "
+        "client-path figure are the informer's own throughput on one core.\n"
     )
     return header + "\n".join(table) + notes
 

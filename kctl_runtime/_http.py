@@ -7,6 +7,12 @@ Contract
   and nothing is decoded into kubernetes-asyncio models.
 * Any non-2xx answer raises the matching :class:`kctl_runtime.errors.ApiError` subclass (with the
   server's ``Status`` body and ``Retry-After``); transport failures raise what aiohttp raises.
+* :func:`loads` is ``orjson.loads`` with Python's cyclic garbage collector held off for the duration
+  of that one C call (and only if it was enabled). Decoded JSON holds no reference cycles, yet
+  building thousands of dicts triggers many collections that each re-scan the growing heap:
+  deferring them to after the call makes decoding a list page about 2.5x cheaper (measured with
+  1.3 KB ConfigMaps: 42k -> 117k objects/s per page of 500). The call holds the GIL, so no other
+  Python code runs meanwhile; collections are only postponed, never skipped.
 * :func:`iter_lines` yields complete newline-terminated lines of a streaming body, in order; a
   trailing fragment without a newline at end of stream is yielded too (a server that closes
   mid-line has sent garbage, which the caller's JSON decode reports).
@@ -14,16 +20,30 @@ Contract
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
+import orjson
+
 from kctl_runtime.errors import api_error
 
-__all__ = ["ACCEPT_JSON", "ACCEPT_META_LIST", "ACCEPT_META_WATCH", "iter_lines", "open_get"]
+__all__ = ["ACCEPT_JSON", "ACCEPT_META_LIST", "ACCEPT_META_WATCH", "iter_lines", "loads", "open_get"]
 
 ACCEPT_JSON = "application/json"
 ACCEPT_META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 ACCEPT_META_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+def loads(data: bytes) -> Any:
+    """Decode JSON with the cyclic GC held off during the decode (see the module docstring)."""
+    if not gc.isenabled():
+        return orjson.loads(data)
+    gc.disable()
+    try:
+        return orjson.loads(data)
+    finally:
+        gc.enable()
 
 
 async def open_get(api_client: Any, path: str, params: Sequence[tuple[str, str]], accept: str) -> Any:

@@ -80,13 +80,58 @@ class _Index:
                 if not bucket:
                     del self.buckets[value]
 
+    def rebuild(self, items: dict[str, dict[str, Any]]) -> None:
+        self.buckets = {}
+        add = self.add
+        for key, obj in items.items():
+            add(key, obj)
+
+
+class _NamespaceIndex(_Index):
+    """The built-in index, inlined: it runs for every object of every informer."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(namespace_index)
+
+    def add(self, key: str, obj: dict[str, Any]) -> None:
+        namespace = obj["metadata"].get("namespace")
+        if namespace:
+            bucket = self.buckets.get(namespace)
+            if bucket is None:
+                self.buckets[namespace] = {key}
+            else:
+                bucket.add(key)
+
+    def remove(self, key: str, obj: dict[str, Any]) -> None:
+        namespace = obj["metadata"].get("namespace")
+        if namespace:
+            bucket = self.buckets.get(namespace)
+            if bucket is not None:
+                bucket.discard(key)
+                if not bucket:
+                    del self.buckets[namespace]
+
+    def rebuild(self, items: dict[str, dict[str, Any]]) -> None:
+        buckets: dict[str, set[str]] = {}
+        for key, obj in items.items():
+            namespace = obj["metadata"].get("namespace")
+            if namespace:
+                bucket = buckets.get(namespace)
+                if bucket is None:
+                    buckets[namespace] = {key}
+                else:
+                    bucket.add(key)
+        self.buckets = buckets
+
 
 class Store:
     """A keyed cache of API objects with indexes (see the module docstring for the rules)."""
 
     def __init__(self, key_func: Callable[[Mapping[str, Any]], str] = object_key) -> None:
         self._items: dict[str, dict[str, Any]] = {}
-        self._indexes: dict[str, _Index] = {NAMESPACE_INDEX: _Index(namespace_index)}
+        self._indexes: dict[str, _Index] = {NAMESPACE_INDEX: _NamespaceIndex()}
         self._key = key_func
 
     # -- readers ---------------------------------------------------------------------------
@@ -188,9 +233,7 @@ class Store:
         deleted = [obj for key, obj in old_items.items() if key not in new_items]
         self._items = new_items
         for index in self._indexes.values():
-            index.buckets = {}
-            for key, obj in new_items.items():
-                index.add(key, obj)
+            index.rebuild(new_items)
         return ReplaceResult(added, updated, deleted)
 
     def __repr__(self) -> str:

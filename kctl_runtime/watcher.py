@@ -353,7 +353,7 @@ class Watcher:
         if not isinstance(body, bytes):
             return body
         try:
-            data = orjson.loads(body)
+            data = _http.loads(body)
             items: list[dict[str, Any]] = data.get("items") or []
             meta = data.get("metadata") or {}
         except (orjson.JSONDecodeError, AttributeError) as exc:
@@ -446,7 +446,7 @@ class Watcher:
 
     async def _consume(self, response: Any, sink: _Sink, silence: _Silence, counter: list[int]) -> Action:
         """Read the stream until it ends (``KeepWatching``) or the machine wants something else."""
-        loads = orjson.loads
+        loads = _http.loads
         metadata_only = self.config.metadata_only
         try:
             async with contextlib.aclosing(_http.iter_lines(response)) as lines:
@@ -474,7 +474,7 @@ class Watcher:
 
     def feed_line(self, line: bytes, sink: _Sink) -> Action:
         """Decode one watch line and step the machine with it, as the stream reader does."""
-        raw = orjson.loads(line)
+        raw = _http.loads(line)
         return self._apply(WatchEvent(raw["type"], raw["object"]), sink)
 
 
