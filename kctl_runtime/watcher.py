@@ -215,6 +215,7 @@ class WatcherConfig:
 
 _Sink = Callable[[WatcherEvent], None]
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+_OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
 class _Silence:
@@ -356,8 +357,10 @@ class Watcher:
             data = _http.loads(body)
             items: list[dict[str, Any]] = data.get("items") or []
             meta = data.get("metadata") or {}
-        except (orjson.JSONDecodeError, AttributeError) as exc:
-            return Failed(message=f"undecodable list response: {exc}")
+            for item in items:  # a malformed object must not reach the store
+                item["metadata"]["name"]
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+            return Failed(message=f"undecodable list response: {type(exc).__name__}: {exc}")
         if self.config.metadata_only and data.get("kind") != "PartialObjectMetadataList":
             items = [_partial(item) for item in items]
         self.backoff.mark_healthy(self.clock.monotonic())
@@ -446,25 +449,12 @@ class Watcher:
 
     async def _consume(self, response: Any, sink: _Sink, silence: _Silence, counter: list[int]) -> Action:
         """Read the stream until it ends (``KeepWatching``) or the machine wants something else."""
-        loads = _http.loads
-        metadata_only = self.config.metadata_only
         try:
             async with contextlib.aclosing(_http.iter_lines(response)) as lines:
                 async for line in lines:
                     silence.touch()
-                    try:
-                        raw = loads(line)
-                        event = WatchEvent(raw["type"], raw["object"])
-                    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                        return self._apply(Failed(message=f"undecodable watch line: {exc}"), sink)
-                    if (
-                        metadata_only
-                        and event.type != "ERROR"
-                        and event.object.get("kind") != "PartialObjectMetadata"
-                    ):
-                        event = WatchEvent(event.type, _partial(event.object))
                     counter[0] += 1
-                    action = self._apply(event, sink)
+                    action = self.feed_line(line, sink)
                     if not isinstance(action, KeepWatching):
                         return action
                     self.backoff.mark_healthy(self.clock.monotonic())
@@ -473,9 +463,25 @@ class Watcher:
         return KEEP_WATCHING
 
     def feed_line(self, line: bytes, sink: _Sink) -> Action:
-        """Decode one watch line and step the machine with it, as the stream reader does."""
-        raw = _http.loads(line)
-        return self._apply(WatchEvent(raw["type"], raw["object"]), sink)
+        """Decode one watch line and step the machine with it; what the stream reader does per line.
+
+        A line that is not JSON, not an event, or carries an object without ``metadata.name`` is
+        fed to the machine as a failure (back off, resume), so it never reaches the sink.
+        """
+        try:
+            raw = _http.loads(line)
+            event = WatchEvent(raw["type"], raw["object"])
+            if event.type in _OBJECT_EVENTS:
+                event.object["metadata"]["name"]  # malformed objects stop here
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            return self._apply(Failed(message=f"undecodable watch line: {type(exc).__name__}: {exc}"), sink)
+        if (
+            self.config.metadata_only
+            and event.type != "ERROR"
+            and event.object.get("kind") != "PartialObjectMetadata"
+        ):
+            event = WatchEvent(event.type, _partial(event.object))
+        return self._apply(event, sink)
 
 
 def _classify(exc: ApiError) -> Input:

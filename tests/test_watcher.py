@@ -324,3 +324,25 @@ def test_a_streaming_list_that_is_throttled_or_unreachable_is_retried_as_a_strea
         result = step(Empty(), failure, streaming=True)
         assert isinstance(result.action, BackOff)
         assert result.action.then == StartStreamingList()
+
+
+def test_a_malformed_watch_line_is_a_failure_that_never_reaches_the_sink() -> None:
+    from kctl_runtime.resource import CONFIGMAPS
+    from kctl_runtime.watcher import Watcher, WatcherEvent
+
+    watcher = Watcher(None, CONFIGMAPS)
+    watcher.state = Watching("7")
+    received: list[WatcherEvent] = []
+    for line in (
+        b"<html>proxy error</html>",
+        b'{"type":"ADDED"}',
+        b'{"type":"ADDED","object":{"metadata":{}}}',
+    ):
+        action = watcher.feed_line(line, received.append)
+        assert isinstance(action, BackOff)
+        assert action.then == StartWatch("7")
+    assert received == []
+    good = b'{"type":"MODIFIED","object":{"metadata":{"name":"a","namespace":"ns","resourceVersion":"8"}}}'
+    assert watcher.feed_line(good, received.append) == KeepWatching()
+    assert received == [Apply({"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "8"}})]
+    assert watcher.state == Watching("8")
