@@ -111,3 +111,46 @@ async def test_openapi_v3_indexes_every_group_version(kube: KubeTarget) -> None:
     }
     # kube-apiserver may inline the parameter or refer to a shared one
     assert any("fieldValidation" in (p.get("name") or p.get("$ref", "")) for p in patch["parameters"])
+
+
+async def test_built_in_tables_name_their_columns_like_kube_apiserver(kube: KubeTarget) -> None:
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    expected = {
+        f"/api/v1/namespaces/{kube.namespace}/configmaps": ["Name", "Data", "Age"],
+        f"/api/v1/namespaces/{kube.namespace}/secrets": ["Name", "Type", "Data", "Age"],
+        f"/api/v1/namespaces/{kube.namespace}/services": [
+            "Name",
+            "Type",
+            "Cluster-IP",
+            "External-IP",
+            "Port(s)",
+            "Age",
+            "Selector",
+        ],
+        f"/api/v1/namespaces/{kube.namespace}/pods": [
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates",
+        ],
+        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments": [
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector",
+        ],
+        "/api/v1/namespaces": ["Name", "Status", "Age"],
+    }
+    for path, columns in expected.items():
+        status, _, body = await raw(kube.api_client, "GET", path, headers={"Accept": table})
+        assert status == 200
+        assert [c["name"] for c in body["columnDefinitions"]] == columns, path

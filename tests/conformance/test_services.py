@@ -41,3 +41,14 @@ async def test_a_node_port_service_gets_a_port_in_the_node_port_range(kube: Kube
         kube.namespace, service("np", "NodePort")
     )
     assert 30000 <= made.spec.ports[0].node_port <= 32767
+
+
+async def test_string_data_of_a_secret_is_folded_into_data(kube: KubeTarget) -> None:
+    core = core_api(kube.api_client)
+    made = await core.create_namespaced_secret(
+        kube.namespace,
+        {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}, "data": {"a": "Yg=="}},
+    )
+    assert made.data == {"a": "Yg==", "password": "aHVudGVyMg=="}
+    assert made.string_data is None
+    assert made.type == "Opaque"

@@ -16,13 +16,15 @@ controller is unlikely to read are left as sent.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import random
 from typing import Any
 
 from .discovery import PrinterColumn, ResourceType
 from .errors import ApiError, status_body
 
-__all__ = ["Defaulter", "builtin_types"]
+__all__ = ["Defaulter", "builtin_types", "fold_string_data"]
 
 _READ_ONLY = ("get", "list", "watch")
 _NO_DELETE_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
@@ -75,7 +77,7 @@ def builtin_types() -> list[ResourceType]:
             "ServiceAccount",
             True,
             short_names=("sa",),
-            printer_columns=(_col("Secrets", "#secrets", "integer"),),
+            printer_columns=(),
         ),
         ResourceType(
             "",
@@ -112,6 +114,8 @@ def builtin_types() -> list[ResourceType]:
                 _col("Restarts", "@restarts", "string"),
                 _col("IP", ".status.podIP", priority=1),
                 _col("Node", ".spec.nodeName", priority=1),
+                _col("Nominated Node", ".status.nominatedNodeName", priority=1),
+                _col("Readiness Gates", "@readinessgates", priority=1),
             ),
         ),
         ResourceType(
@@ -159,6 +163,9 @@ def builtin_types() -> list[ResourceType]:
                 _col("Ready", "@deployready"),
                 _col("Up-to-date", ".status.updatedReplicas", "integer"),
                 _col("Available", ".status.availableReplicas", "integer"),
+                _col("Containers", "@containers", priority=1),
+                _col("Images", "@images", priority=1),
+                _col("Selector", "@labelselector", priority=1),
             ),
         ),
         ResourceType(
@@ -196,6 +203,54 @@ def builtin_types() -> list[ResourceType]:
     ]
 
 
+def fold_string_data(obj: dict[str, Any]) -> None:
+    """Secrets: ``stringData`` is write-only; the server merges it into ``data`` (base64)."""
+    string_data = obj.pop("stringData", None)
+    if string_data:
+        data = dict(obj.get("data") or {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
+
+
+def _pod_defaults(obj: dict[str, Any]) -> None:
+    """The defaults (and DefaultTolerationSeconds admission) a real API server gives a new pod."""
+    spec = obj.setdefault("spec", {})
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        container.setdefault("resources", {})
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        image = str(container.get("image", ""))
+        tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "IfNotPresent" if tagged or "@" in image else "Always")
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    tolerations = list(spec.get("tolerations") or ())
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(t.get("key") == key for t in tolerations):
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
+    spec["tolerations"] = tolerations
+    spec.setdefault("priority", 0)
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    containers = spec.get("containers") or ()
+    resources = [c.get("resources") or {} for c in containers]
+    qos = "BestEffort"
+    if any(r.get("requests") or r.get("limits") for r in resources):
+        guaranteed = all(
+            r.get("limits", {}).get(k) and r.get("requests", {}).get(k, r["limits"][k]) == r["limits"][k]
+            for r in resources
+            for k in ("cpu", "memory")
+        )
+        qos = "Guaranteed" if guaranteed else "Burstable"
+    obj["status"] = {"phase": "Pending", "qosClass": qos}
+
+
 class Defaulter:
     """Create-time defaulting and allocation for built-in kinds."""
 
@@ -228,7 +283,7 @@ class Defaulter:
         elif rt.plural == "secrets":
             obj.setdefault("type", "Opaque")
         elif rt.plural == "pods":
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
+            _pod_defaults(obj)
 
     def _service(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
@@ -277,7 +332,9 @@ class Defaulter:
             self._used_ports.discard(port.get("nodePort", 0))
 
     def _allocate_ip(self) -> str:
+        """A free address at a random place in the range, as the real bitmap allocator picks."""
         size = self._network.num_addresses - 2
+        self._next_ip = random.randrange(size)
         for _ in range(size):
             self._next_ip = self._next_ip % size + 1
             ip = str(self._network.network_address + self._next_ip)

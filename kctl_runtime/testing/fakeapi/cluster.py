@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from . import crd as crdlib
-from .builtins import Defaulter, builtin_types
+from .builtins import Defaulter, builtin_types, fold_string_data
 from .discovery import Registry, ResourceType
 from .errors import (
     MODIFIED,
@@ -303,6 +303,8 @@ class Cluster:
             )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(obj)
+        if rt.plural == "secrets" and not rt.custom:
+            fold_string_data(obj)
         self.defaulter.on_create(rt, obj)
         if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
             raise already_exists(rt.plural, rt.group, name)
@@ -434,6 +436,8 @@ class Cluster:
         if rt.plural == "namespaces" and not rt.custom:
             new["spec"] = old.get("spec", {})
         self._validate_meta(rt, new, name_check=False)
+        if rt.plural == "secrets" and not rt.custom:
+            fold_string_data(new)
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
             if added:

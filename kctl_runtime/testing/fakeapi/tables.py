@@ -40,7 +40,10 @@ def _columns(rt: ResourceType) -> list[PrinterColumn]:
         return [_AGE]
     if rt.plural == "customresourcedefinitions":
         return list(rt.printer_columns)
-    return [*rt.printer_columns, _AGE]
+    # built-in printers put Age after the always-shown columns, before the wide (priority) ones
+    shown = [c for c in rt.printer_columns if c.priority == 0]
+    wide = [c for c in rt.printer_columns if c.priority != 0]
+    return [*shown, _AGE, *wide]
 
 
 def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
@@ -149,7 +152,9 @@ def _cell(rt: ResourceType, column: PrinterColumn, obj: dict[str, Any], now: _dt
     if column.type == "date":
         return age(found[0] if found and isinstance(found[0], str) else None, now) if found else "<unknown>"
     if not found:
-        return None if rt.custom else "<none>"
+        if rt.custom:
+            return None
+        return 0 if column.type == "integer" else "<none>"
     value = found[0] if len(found) == 1 else ",".join(str(v) for v in found)
     if column.type in ("integer", "number", "boolean") or not isinstance(value, dict | list):
         return value
@@ -182,12 +187,36 @@ def _computed(name: str, obj: dict[str, Any]) -> str:
         return f"{sum(1 for c in containers if c.get('ready'))}/{total}"
     if name == "restarts":
         return str(sum(int(c.get("restartCount", 0)) for c in status.get("containerStatuses") or ()))
+    if name == "containers":
+        return ",".join(c.get("name", "") for c in _template_containers(obj)) or "<none>"
+    if name == "images":
+        return ",".join(c.get("image", "") for c in _template_containers(obj)) or "<none>"
+    if name == "labelselector":
+        selector = spec.get("selector") or {}
+        parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+        for expr in selector.get("matchExpressions") or ():
+            values = ",".join(expr.get("values") or ())
+            op = {"In": "in", "NotIn": "notin"}.get(expr.get("operator", ""), "")
+            key = expr.get("key", "")
+            parts.append(
+                f"{key} {op} ({values})" if op else (key if expr.get("operator") == "Exists" else f"!{key}")
+            )
+        return ",".join(parts) or "<none>"
+    if name == "readinessgates":
+        gates = spec.get("readinessGates") or ()
+        return "<none>" if not gates else f"0/{len(gates)}"
     if name == "deployready":
         return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}"
     if name == "involved":
         involved = obj.get("involvedObject") or {}
         return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
     return "<none>"
+
+
+def _template_containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    template = (obj.get("spec") or {}).get("template") or {}
+    containers: list[dict[str, Any]] = (template.get("spec") or {}).get("containers") or []
+    return containers
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
