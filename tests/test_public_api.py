@@ -27,7 +27,7 @@ def test_every_public_attribute_of_the_package_is_listed_in_all() -> None:
 def test_exported_objects_come_from_the_library() -> None:
     for name in kctl_runtime.__all__:
         value = getattr(kctl_runtime, name)
-        module = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        module = str(getattr(value, "__module__", None) or getattr(value, "__name__", ""))
         if isinstance(value, str | int | float) or module in {"types", "typing", "collections.abc"}:
             continue  # constants and type aliases
         assert module.startswith("kctl_runtime"), (name, module)
