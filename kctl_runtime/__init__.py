@@ -36,6 +36,7 @@ from kctl_runtime.config import (
     run_cli,
 )
 from kctl_runtime.controller import (
+    ALL_NAMESPACES,
     Controller,
     Owns,
     Watch,
@@ -171,6 +172,7 @@ from kctl_runtime.watcher import (
 )
 
 __all__ = [
+    "ALL_NAMESPACES",
     "APPLY_PATCH",
     "CONFIGMAPS",
     "CUSTOMRESOURCEDEFINITIONS",

@@ -85,7 +85,7 @@ from kctl_runtime.reconcile import (
 )
 from kctl_runtime.resource import Resource
 
-__all__ = ["Controller", "Owns", "Watch", "enqueue_owner", "owner_requests"]
+__all__ = ["ALL_NAMESPACES", "Controller", "Owns", "Watch", "enqueue_owner", "owner_requests"]
 
 _log = structlog.get_logger("kctl_runtime.controller")
 
@@ -140,6 +140,9 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 Obj = Mapping[str, Any]
 MapFunc = Callable[[dict[str, Any]], Iterable[Request]]
 
+ALL_NAMESPACES = ""
+"""A :class:`Watch` namespace meaning every namespace (client-go's ``metav1.NamespaceAll``)."""
+
 
 @dataclass(frozen=True)
 class Watch:
@@ -148,11 +151,19 @@ class Watch:
     ``map_fn(obj)`` returns the requests to enqueue (any iterable, possibly empty); it is called on
     the informer's delivery path, so it must be fast and must not block (read the cache, not the
     API). ``predicates`` filter this watch's events before mapping.
+
+    Scope: ``namespace=None`` (the default) watches in the controller's namespace; a namespace name
+    watches that namespace; ``ALL_NAMESPACES`` (``""``, client-go's ``NamespaceAll``) watches every
+    namespace even when the controller itself is namespace-scoped (for objects that live elsewhere,
+    such as a group namespace's ServiceAccounts). ``label_selector`` narrows the informer on the
+    server, so only matching objects are cached.
     """
 
     resource: Resource
     map_fn: MapFunc
     predicates: Sequence[Predicate] = ()
+    namespace: str | None = None
+    label_selector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -411,11 +422,14 @@ class Controller:
                 )
             )
         for watch in self.watches:
+            scope = self._scope(watch.resource)
+            if watch.namespace is not None and watch.resource.namespaced:
+                scope = watch.namespace or None  # "" is every namespace
             out.append(
                 _Source(
                     watch.resource,
-                    self._scope(watch.resource),
-                    None,
+                    scope,
+                    watch.label_selector or None,
                     _Handler(
                         self,
                         watch.resource.kind,

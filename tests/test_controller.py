@@ -14,13 +14,13 @@ import structlog
 
 from kctl_runtime.client import Client
 from kctl_runtime.clock import FakeClock
-from kctl_runtime.controller import Controller, Owns, Watch, owner_requests
+from kctl_runtime.controller import ALL_NAMESPACES, Controller, Owns, Watch, owner_requests
 from kctl_runtime.informer import InformerFactory
 from kctl_runtime.metrics import sample_value
 from kctl_runtime.predicates import from_functions, generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, Result, TerminalError
 from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, SECRETS, Resource
-from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 MINE = "suite=controller"  # leaves out the kube-root-ca.crt ConfigMap every namespace has
 
@@ -479,6 +479,39 @@ async def test_watches_map_events_of_other_kinds_to_requests(kube: KubeTarget) -
             {"metadata": {"name": "creds", "namespace": ns, "labels": {"for": "app"}}, "stringData": {}},
         )
         await until(lambda: "Secret add (watch)" in recorder.triggers(key), "mapped reconcile")
+
+
+async def test_a_watch_can_reach_beyond_a_namespace_scoped_controller(kube: KubeTarget) -> None:
+    # Gap found by the User example: a Watch used to inherit the controller's namespace, so objects
+    # the controller manages in other namespaces were never seen.
+    client = Client(kube.api_client)
+    ns = kube.namespace
+    elsewhere = unique_name("elsewhere")
+    await client.create(NAMESPACES, {"metadata": {"name": elsewhere}})
+    await client.create(CONFIGMAPS, cm("app", ns))
+
+    def by_label(obj: dict[str, Any]) -> list[Request]:
+        return [Request(obj["metadata"]["labels"]["for"], ns)]
+
+    recorder = Recorder()
+    controller = Controller(
+        unique_controller(),
+        for_=CONFIGMAPS,
+        watches=[Watch(SECRETS, by_label, namespace=ALL_NAMESPACES, label_selector="for")],
+        reconciler=recorder,
+        namespace=ns,
+    )
+    assert (SECRETS, None, "for") in controller.sources()
+    assert (CONFIGMAPS, ns, None) in controller.sources()
+    key = Request("app", ns)
+    try:
+        async with running(controller, kube.api_client):
+            await until(lambda: recorder.triggers(key) == ["ConfigMap add"], "initial")
+            secret = {"metadata": {"name": "creds", "namespace": elsewhere, "labels": {"for": "app"}}}
+            await client.create(SECRETS, secret)
+            await until(lambda: "Secret add (watch)" in recorder.triggers(key), "mapped across namespaces")
+    finally:
+        await client.delete(NAMESPACES, elsewhere)
 
 
 @pytest.mark.fake_only
