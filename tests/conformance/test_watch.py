@@ -120,11 +120,13 @@ async def test_bookmarks_arrive_before_the_timeout_with_the_latest_resource_vers
             ("labelSelector", "nothing-has-this"),
         ],
     ) as stream:
+        # a change the watch filters out: the server's resourceVersion moves past what we were sent
+        patched = await core.patch_namespaced_config_map("bm", kube.namespace, {"data": {"k": "2"}})
         event = await stream.next(timeout=15)
     assert event is not None
     assert event["type"] == "BOOKMARK"
     assert event["object"]["kind"] == "ConfigMap"
-    assert int(event["object"]["metadata"]["resourceVersion"]) >= int(created.metadata.resource_version)
+    assert int(event["object"]["metadata"]["resourceVersion"]) >= int(patched.metadata.resource_version)
 
 
 async def test_send_initial_events_ends_with_an_annotated_bookmark(kube: KubeTarget) -> None:
@@ -259,12 +261,26 @@ async def test_periodic_bookmarks_follow_the_configured_interval(fake_kube: Kube
     async with open_watch(
         kube.api_client,
         _cm_path(kube.namespace),
-        [("resourceVersion", created.metadata.resource_version), ("allowWatchBookmarks", "true")],
+        [
+            ("resourceVersion", created.metadata.resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("labelSelector", "!hidden"),
+        ],
     ) as stream:
-        first = await stream.next(timeout=5)
         await core.patch_namespaced_config_map("tick", kube.namespace, {"data": {"k": "2"}})
-        modified = await stream.until(lambda e: e["type"] == "MODIFIED", timeout=5)
-        later = await stream.until(lambda e: e["type"] == "BOOKMARK", timeout=5)
-    assert first is not None
-    assert first["type"] == "BOOKMARK"
-    assert later["object"]["metadata"]["resourceVersion"] == modified["object"]["metadata"]["resourceVersion"]
+        modified = await stream.next(timeout=5)
+        hidden = await core.create_namespaced_config_map(
+            kube.namespace, configmap("hidden", labels={"hidden": "1"})
+        )
+        bookmark = await stream.next(timeout=5)
+        quiet = await core.create_namespaced_config_map(
+            kube.namespace, configmap("quiet", labels={"hidden": "1"})
+        )
+        second = await stream.next(timeout=5)
+    assert modified is not None
+    assert modified["type"] == "MODIFIED"
+    assert bookmark is not None
+    assert bookmark["type"] == "BOOKMARK"
+    assert bookmark["object"]["metadata"]["resourceVersion"] == hidden.metadata.resource_version
+    assert second is not None
+    assert second["object"]["metadata"]["resourceVersion"] == quiet.metadata.resource_version

@@ -424,11 +424,18 @@ class ReadHandlers:
         watcher = Watcher(rt.storage_key, namespace, matches, variant=variant, render=render)
         initial: list[bytes] = []
 
-        def bookmark_line(_: int, *, initial_end: bool = False) -> bytes:
-            meta: dict[str, Any] = {"resourceVersion": str(cluster.storage.rv), "creationTimestamp": None}
+        def bookmark_object(rv: int, *, initial_end: bool = False) -> bytes:
+            meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
             if initial_end:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
             return line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
+
+        def bookmark_line(w: Watcher) -> bytes | None:
+            rv = cluster.storage.rv
+            if rv <= w.sent_rv:
+                return None  # nothing new since the last event or bookmark
+            w.sent_rv = rv
+            return bookmark_object(rv)
 
         if rv_param in ("", "0") or send_initial:
             for stored in cluster.storage.snapshot(rt.storage_key, namespace):
@@ -436,7 +443,7 @@ class ReadHandlers:
                     initial.append(watcher.encode("ADDED", stored))
             cluster.hub.register(watcher, None)
             if send_initial and bookmarks:
-                initial.append(bookmark_line(0, initial_end=True))
+                initial.append(bookmark_object(cluster.storage.rv, initial_end=True))
         else:
             since = _parse_rv(rv_param)
             try:
@@ -458,6 +465,7 @@ class ReadHandlers:
                 data = watcher.convert(event)
                 if data is not None:
                     initial.append(data)
+                    watcher.sent_rv = max(watcher.sent_rv, event.rv)
         return await serve_watch(
             request,
             cluster.hub,

@@ -12,7 +12,8 @@ Contract
   client's ``timeoutSeconds`` elapse, when :meth:`WatchHub.close_all` is called, or when the server
   stops. With ``allowWatchBookmarks`` a ``BOOKMARK`` carrying the latest resourceVersion is sent every
   ``bookmark_interval`` seconds and about 2 s before the timeout (the real server does the same,
-  every minute by default).
+  every minute by default), but only when that resourceVersion is newer than anything the client was
+  already sent, as the real watch cache does.
 * Watchers' queues are unbounded: a client that never reads grows memory (the real server would
   drop it). Timers use the event loop's real time, not the injected clock.
 """
@@ -61,6 +62,8 @@ class Watcher:
         self.render = render
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.last_rv = 0
+        #: the newest resourceVersion this client has been sent (events or bookmarks)
+        self.sent_rv = 0
 
     def passes(self, stored: Stored | None) -> bool:
         if stored is None:
@@ -108,6 +111,7 @@ class Watcher:
         self.last_rv = event.rv
         data = self.convert(event)
         if data is not None:
+            self.sent_rv = event.rv
             self.queue.put_nowait(data)
 
     def close(self) -> None:
@@ -134,6 +138,7 @@ class WatchHub:
         backlog = self._storage.events_since(since_rv) if since_rv is not None else []
         backlog = [e for e in backlog if e.storage_key == watcher.storage_key]
         watcher.last_rv = self._storage.rv
+        watcher.sent_rv = since_rv if since_rv is not None else self._storage.rv
         self._watchers.setdefault(watcher.storage_key, set()).add(watcher)
         return backlog
 
@@ -166,7 +171,7 @@ async def serve_watch(
     *,
     initial: Iterable[bytes],
     timeout: float | None,
-    bookmark: Callable[[int], bytes] | None,
+    bookmark: Callable[[Watcher], bytes | None] | None,
     bookmark_interval: float,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
@@ -188,7 +193,22 @@ async def serve_watch(
             if deadline is not None and now >= deadline:
                 break
             if next_bookmark is not None and bookmark is not None and now >= next_bookmark:
-                await response.write(bookmark(watcher.last_rv))
+                # flush queued events first so the bookmark never overtakes them
+                chunks: list[bytes] = []
+                closed = False
+                while not watcher.queue.empty():
+                    queued = watcher.queue.get_nowait()
+                    if queued is None:
+                        closed = True
+                        break
+                    chunks.append(queued)
+                mark = None if closed else bookmark(watcher)
+                if mark is not None:
+                    chunks.append(mark)
+                if chunks:
+                    await response.write(b"".join(chunks))
+                if closed:
+                    break
                 next_bookmark = _next_bookmark(now, deadline, bookmark_interval)
                 continue
             try:
