@@ -277,7 +277,7 @@ async def test_the_controller_manager_collects_garbage(
 def test_stop_leaves_no_process_and_no_files() -> None:
     with envtest.ControlPlane(_binaries()) as plane:
         work = plane.work_dir
-        pids = [p.pid for p in plane._processes]
+        pids = list(plane.pids.values())
         assert len(pids) == (3 if plane.controller_manager else 2)
         assert all(_pid_alive(pid) for pid in pids)
     assert not plane.running
@@ -308,7 +308,7 @@ def test_the_command_starts_a_plane_that_outlives_it_and_stops_it(tmp_path: Path
         again = run("start")
         assert again.returncode == 1
         assert "already running" in again.stderr
-        pids = [p.pid for p in envtest.ControlPlane.attach(work.resolve())._processes]
+        pids = list(envtest.ControlPlane.attach(work.resolve()).pids.values())
     finally:
         stopped = run("stop")
     assert stopped.returncode == 0, stopped.stderr

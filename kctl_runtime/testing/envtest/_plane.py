@@ -286,6 +286,11 @@ class ControlPlane:
         plane._running = any(p.alive() for p in plane._processes)
         return plane
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process ids by program name (``etcd``, ``kube-apiserver``, ``kube-controller-manager``)."""
+        return {p.name: p.pid for p in self._processes}
+
     def processes_alive(self) -> dict[str, bool]:
         return {p.name: p.alive() for p in self._processes}
 
