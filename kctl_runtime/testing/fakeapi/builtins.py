@@ -10,8 +10,10 @@ kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 create: namespaces get ``spec.finalizers: [kubernetes]`` and ``status.phase: Active``; services get
 a ``clusterIP`` from 10.0.0.0/16, the envtest range (``None`` stays headless), and NodePorts
 from 30000-32767 for ``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``,
-``replicas`` and ``revisionHistoryLimit``. It is not a full defaulting implementation; fields a
-controller is unlikely to read are left as sent.
+``replicas`` and ``revisionHistoryLimit``; pods get the container and pod-level defaults, the
+``DefaultTolerationSeconds`` tolerations and ``status.qosClass``. :func:`fold_string_data` merges a
+Secret's ``stringData`` into ``data`` on every write. It is not a full defaulting implementation;
+fields a controller is unlikely to read are left as sent.
 """
 
 from __future__ import annotations

@@ -5,18 +5,23 @@ Contract
 :class:`Cluster` owns the :class:`~.storage.Storage`, the :class:`~.discovery.Registry` and the
 :class:`~.watch.WatchHub`, and implements each verb the way kube-apiserver's generic registry does:
 
-* create: namespace defaulting and mismatch (400), missing namespace (404), terminating namespace
-  (403), ``generateName`` (5 random characters), name validation (422), uid / creationTimestamp /
+* create: type-meta checks (400, worded like the real decoder), namespace defaulting and mismatch
+  (400), missing namespace (404) and terminating namespace (403) before anything else (as admission
+  runs first), ``generateName`` (5 random characters), ObjectMeta validation (name, labels,
+  annotation keys, finalizer names, owner references: 422), uid / creationTimestamp /
   ``generation: 1`` for kinds that track it, status dropped for kinds with a status subresource,
-  custom-resource defaulting / pruning / validation (422), ``AlreadyExists`` (409).
+  custom-resource defaulting / pruning / validation (422; unknown fields per ``fieldValidation``),
+  ``managedFields`` for the request's field manager, ``AlreadyExists`` (409).
 * update: optimistic concurrency on ``metadata.resourceVersion`` (409 with the real message; an
   update without resourceVersion is unconditional), system metadata kept from the stored object,
   main-resource writes ignore ``status`` and status writes change only ``status``, ``generation``
-  bumped on spec change only, no-op updates do not write, an object being deleted is removed when its
-  last finalizer goes, and new finalizers cannot be added to it (422).
-* delete: preconditions (409), propagation policies (``Orphan`` / ``Foreground`` add the ``orphan`` /
-  ``foregroundDeletion`` finalizers that the garbage collector in :mod:`.gc` honours), finalizers
-  keep the object with ``deletionTimestamp`` set, namespaces go ``Terminating``.
+  bumped on spec change only (Deployments: also on annotation change), a PUT body's ``uid`` is a
+  precondition (409), no-op updates do not write, an object being deleted is removed when its last
+  finalizer goes, and new finalizers cannot be added to it (422).
+* delete: preconditions (409, the registry's wording), propagation policies (``Orphan`` /
+  ``Foreground`` add the ``orphan`` / ``foregroundDeletion`` finalizers that the garbage collector in
+  :mod:`.gc` honours), finalizers keep the object with ``deletionTimestamp`` set, namespaces go
+  ``Terminating``.
 * ``dry_run`` runs every check and returns what would have been stored, storing nothing.
 
 Everything here is synchronous and runs on the event loop: one write at a time, so no locks.
