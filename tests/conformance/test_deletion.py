@@ -217,8 +217,24 @@ async def test_deleting_a_namespace_terminates_it_and_removes_its_content(kube: 
         return True
 
     await eventually(held_is_marked, message="finalized content marked for deletion")
-    still = await core.read_namespace(name)
-    assert still.status.phase == "Terminating"
+
+    async def finalizers_reported() -> bool:
+        still = await core.read_namespace(name)
+        assert still.status.phase == "Terminating"
+        conditions = {c.type: c for c in still.status.conditions or []}
+        assert "NamespaceFinalizersRemaining" in conditions, sorted(conditions)
+        held = conditions["NamespaceFinalizersRemaining"]
+        assert held.status == "True"
+        assert held.reason == "SomeFinalizersRemain"
+        assert held.message == (
+            "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+        )
+        assert conditions["NamespaceContentRemaining"].message == (
+            "Some resources are remaining: configmaps. has 1 resource instances"
+        )
+        return True
+
+    await eventually(finalizers_reported, timeout=30, message="namespace reports the remaining finalizer")
     await core.patch_namespaced_config_map("held-inside", name, {"metadata": {"finalizers": None}})
 
     async def namespace_gone() -> bool:

@@ -10,7 +10,8 @@ after the write that triggered it), the way the real control plane does:
   deleted with the ``orphan`` finalizer has its references removed from every dependent, then the
   finalizer. An owner with ``foregroundDeletion`` has its dependents deleted (foreground too) and loses
   the finalizer once no dependent with ``blockOwnerDeletion: true`` remains.
-* **Namespace controller** — a namespace with ``deletionTimestamp`` has every object in it deleted;
+* **Namespace controller** — a namespace with ``deletionTimestamp`` has every object in it deleted and
+  reports the real controller's five deletion conditions (content and finalizers remaining);
   once empty, ``kubernetes`` is removed from ``spec.finalizers`` and the namespace disappears.
 * **Service-account and root-CA publishers** — every new namespace gets the ``default``
   ServiceAccount and the ``kube-root-ca.crt`` ConfigMap, as kube-controller-manager creates them.
@@ -267,20 +268,75 @@ class Controllers:
         ns = cluster.storage.get(_NS_KEY, "", name)
         if ns is None or not ns.obj["metadata"].get("deletionTimestamp"):
             return
-        remaining = 0
         for storage_key in cluster.storage.namespaces_with_objects(name):
             rt = self._type(storage_key)
             if rt is None or not rt.namespaced:
                 continue
             for stored in list(cluster.storage.iter(storage_key, name)):
-                remaining += 1
                 self._delete(rt, stored)
-        if remaining:
-            return
-        if any(cluster.storage.count(k, name) for k in cluster.storage.namespaces_with_objects(name)):
+        by_resource: dict[str, int] = {}
+        by_finalizer: dict[str, int] = {}
+        for storage_key in cluster.storage.namespaces_with_objects(name):
+            group, _, plural = storage_key.partition("/")
+            for stored in cluster.storage.iter(storage_key, name):
+                by_resource[f"{plural}.{group}"] = by_resource.get(f"{plural}.{group}", 0) + 1
+                for finalizer in stored.obj["metadata"].get("finalizers") or ():
+                    by_finalizer[finalizer] = by_finalizer.get(finalizer, 0) + 1
+        self._namespace_conditions(name, by_resource, by_finalizer)
+        if by_resource:
             return
         finalizers = [f for f in (ns.obj.get("spec") or {}).get("finalizers") or () if f != "kubernetes"]
         cluster.finalize_namespace(name, finalizers)
+
+    def _namespace_conditions(
+        self, name: str, by_resource: dict[str, int], by_finalizer: dict[str, int]
+    ) -> None:
+        """The status conditions the namespace controller reports while it empties a namespace."""
+        cluster = self._cluster
+        now = cluster.now()
+        if by_resource:
+            listed = ", ".join(f"{r} has {n} resource instances" for r, n in sorted(by_resource.items()))
+            content = ("True", "SomeResourcesRemain", f"Some resources are remaining: {listed}")
+        else:
+            content = ("False", "ContentRemoved", "All content successfully removed")
+        if by_finalizer:
+            listed = ", ".join(f"{f} in {n} resource instances" for f, n in sorted(by_finalizer.items()))
+            held = (
+                "True",
+                "SomeFinalizersRemain",
+                f"Some content in the namespace has finalizers remaining: {listed}",
+            )
+        else:
+            held = ("False", "ContentHasNoFinalizers", "All content-preserving finalizers finished")
+        conditions = [
+            (
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+            ),
+            (
+                "NamespaceDeletionGroupVersionParsingFailure",
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+            ),
+            (
+                "NamespaceDeletionContentFailure",
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization",
+            ),
+            ("NamespaceContentRemaining", *content),
+            ("NamespaceFinalizersRemaining", *held),
+        ]
+
+        def edit(obj: dict[str, Any]) -> dict[str, Any]:
+            for type_, status, reason, message in conditions:
+                crdlib.set_condition(obj, type_, status, reason, message, now=now)
+            return obj
+
+        cluster.patch_with(cluster.namespace_type, "", name, edit, subresource="status")
 
     # ---- CRDs ----
 
