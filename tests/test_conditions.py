@@ -22,7 +22,7 @@ from kctl_runtime.conditions import (
     set_condition,
     status_conditions_patch,
 )
-from kctl_runtime.errors import ApiError, Conflict, NotFound
+from kctl_runtime.errors import ApiError, Conflict, NotFound, TooManyRequests
 from kctl_runtime.patch import merge_patch, patch_status
 from kctl_runtime.resource import CUSTOMRESOURCEDEFINITIONS, Resource
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
@@ -241,7 +241,7 @@ async def _widget_crd(kube: KubeTarget) -> AsyncIterator[Resource]:
         async def served() -> bool:
             try:
                 await request_json(kube.api_client, "GET", resource.path(kube.namespace))
-            except NotFound:
+            except (NotFound, TooManyRequests):  # real tier: "storage is (re)initializing"
                 return False
             return True
 

@@ -490,24 +490,26 @@ async def test_a_watch_can_reach_beyond_a_namespace_scoped_controller(kube: Kube
     await client.create(NAMESPACES, {"metadata": {"name": elsewhere}})
     await client.create(CONFIGMAPS, cm("app", ns))
 
+    token = unique_name("for")  # the real tier is shared: other tests' Secrets must not match
+
     def by_label(obj: dict[str, Any]) -> list[Request]:
-        return [Request(obj["metadata"]["labels"]["for"], ns)]
+        return [Request("app", ns)]
 
     recorder = Recorder()
     controller = Controller(
         unique_controller(),
         for_=CONFIGMAPS,
-        watches=[Watch(SECRETS, by_label, namespace=ALL_NAMESPACES, label_selector="for")],
+        watches=[Watch(SECRETS, by_label, namespace=ALL_NAMESPACES, label_selector=f"for={token}")],
         reconciler=recorder,
         namespace=ns,
     )
-    assert (SECRETS, None, "for") in controller.sources()
+    assert (SECRETS, None, f"for={token}") in controller.sources()
     assert (CONFIGMAPS, ns, None) in controller.sources()
     key = Request("app", ns)
     try:
         async with running(controller, kube.api_client):
             await until(lambda: recorder.triggers(key) == ["ConfigMap add"], "initial")
-            secret = {"metadata": {"name": "creds", "namespace": elsewhere, "labels": {"for": "app"}}}
+            secret = {"metadata": {"name": "creds", "namespace": elsewhere, "labels": {"for": token}}}
             await client.create(SECRETS, secret)
             await until(lambda: "Secret add (watch)" in recorder.triggers(key), "mapped across namespaces")
     finally:
