@@ -3,6 +3,9 @@
 #   make test   -- the whole test suite, against the fake API server and a real kube-apiserver
 # Both set themselves up on a fresh machine (virtual environment, dependencies, envtest binaries).
 
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
