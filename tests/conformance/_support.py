@@ -42,7 +42,7 @@ async def raw(
     header_params.update(headers or {})
     if isinstance(body, bytes):
         # bytes go out verbatim (call_api would JSON-encode them): same session, TLS and certificates
-        url = api.configuration.host + path + ("?" + urlencode(query) if query else "")
+        url = str(api.configuration.host) + path + ("?" + urlencode(query) if query else "")
         response = await api.rest_client.pool_manager.request(method, url, data=body, headers=header_params)
         try:
             data = await response.read()
