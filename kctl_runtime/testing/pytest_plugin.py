@@ -145,7 +145,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = [b for b in backends if b == "real"]
     if not backends:
         metafunc.parametrize(
-            "kube", [pytest.param("none", marks=pytest.mark.skip(reason="no backend enabled"))],
+            "kube",
+            [pytest.param("none", marks=pytest.mark.skip(reason="no backend enabled"))],
             indirect=True,
         )
         return
@@ -242,5 +243,3 @@ async def _namespace(target: KubeTarget, client: Any) -> AsyncIterator[None]:
         for extra in target._clients:
             await extra.close()
         await target.api_client.close()
-
-
