@@ -26,6 +26,14 @@ def status_of(exc: ApiException) -> dict[str, Any]:
     return body
 
 
+async def _auth_headers(api: client.ApiClient) -> dict[str, str]:
+    """The bearer-token header the client is configured with (none for certificate auth)."""
+    settings: dict[str, Any] = await api.configuration.auth_settings()
+    setting = settings.get("BearerToken") or {}
+    value = setting.get("value")
+    return {str(setting["key"]): str(value)} if value else {}
+
+
 async def raw(
     api: client.ApiClient,
     method: str,
@@ -43,6 +51,7 @@ async def raw(
     if isinstance(body, bytes):
         # bytes go out verbatim (call_api would JSON-encode them): same session, TLS and certificates
         url = str(api.configuration.host) + path + ("?" + urlencode(query) if query else "")
+        header_params.update(await _auth_headers(api))
         response = await api.rest_client.pool_manager.request(method, url, data=body, headers=header_params)
         try:
             data = await response.read()
@@ -58,6 +67,7 @@ async def raw(
         query_params=query or [],
         header_params=header_params,
         body=body,
+        auth_settings=["BearerToken"],
         _preload_content=False,
     )
     try:
@@ -79,6 +89,7 @@ async def open_watch(
         "GET",
         query_params=[("watch", "true"), *query],
         header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
         _preload_content=False,
     )
     try:
