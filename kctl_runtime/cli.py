@@ -1,0 +1,210 @@
+"""Command-line plumbing every controller binary needs: the standard flags, leader election from
+them, and a preflight check that turns "cannot run here" into one clear line.
+
+Contract
+--------
+:func:`add_manager_arguments` adds these options to an :class:`argparse.ArgumentParser`, each a flag
+and a ``KCTL_*`` environment variable (the flag wins; ``--help`` lists them):
+
+=====================  ===========================  =======================================
+flag                   environment                  default
+=====================  ===========================  =======================================
+``--kubeconfig``       ``KCTL_KUBECONFIG``          ``$KUBECONFIG``, in-cluster, ``~/.kube/config``
+``--context``          ``KCTL_CONTEXT``             the kubeconfig's current context
+``--namespace``        ``KCTL_NAMESPACE``           all namespaces
+``--leader-elect``     ``KCTL_LEADER_ELECT``        off
+``--lease-namespace``  ``KCTL_LEASE_NAMESPACE``     the pod's namespace in a cluster
+``--lease-name``       ``KCTL_LEASE_NAME``          the program's lease name
+``--health-bind``      ``KCTL_HEALTH_BIND``         ``127.0.0.1:8081`` (``off`` disables)
+``--metrics-bind``     ``KCTL_METRICS_BIND``        ``127.0.0.1:8080`` (``off`` disables)
+``--log-format``       ``KCTL_LOG_FORMAT``          ``console`` (``json`` for log pipelines)
+``--log-level``        ``KCTL_LOG_LEVEL``           ``info``
+=====================  ===========================  =======================================
+
+A bad value in the environment is reported like a bad flag (argparse's one-line usage error, exit 2).
+:func:`manager_from_args` configures logging, checks that the API server is reachable and serves
+the resources the controller needs (:func:`preflight`), and builds the
+:class:`~kctl_runtime.manager.Manager`; every problem it finds is a
+:class:`~kctl_runtime.config.ConfigError`, which :func:`~kctl_runtime.config.run_cli` prints as one
+``PROG: error: ...`` line with exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kctl_runtime.config import ConfigError, load_config
+from kctl_runtime.errors import ApiError
+from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.logging import configure_logging
+from kctl_runtime.manager import Manager
+from kctl_runtime.resource import Resource, discover
+
+__all__ = [
+    "POD_NAMESPACE_FILE",
+    "add_manager_arguments",
+    "leader_election_from_args",
+    "lease_namespace",
+    "manager_from_args",
+    "positive_seconds",
+    "preflight",
+]
+
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+"""Where a pod finds its own namespace (the service-account mount)."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _bind(value: str) -> str | None:
+    return None if value.strip().lower() in ("off", "none", "0", "") else value
+
+
+def _log_format(value: str) -> str:
+    if value not in ("json", "console"):
+        raise argparse.ArgumentTypeError(f"must be json or console, got {value!r}")
+    return value
+
+
+def positive_seconds(value: str) -> float:
+    """An argparse ``type`` for a duration in seconds that must be > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return number
+
+
+def add_manager_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    lease_name: str,
+    environ: Mapping[str, str] | None = None,
+    namespace_help: str = "serve only this namespace",
+) -> None:
+    """Add the standard manager options (module doc) to ``parser``, defaults from ``environ``."""
+    env = os.environ if environ is None else environ
+    parser.add_argument("--kubeconfig", default=env.get("KCTL_KUBECONFIG"), help="kubeconfig file")
+    parser.add_argument("--context", default=env.get("KCTL_CONTEXT"), help="kubeconfig context")
+    parser.add_argument("--namespace", default=env.get("KCTL_NAMESPACE") or None, help=namespace_help)
+    try:
+        leader_default = _bool(env.get("KCTL_LEADER_ELECT", "false"))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"KCTL_LEADER_ELECT: {exc}")
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=leader_default,
+        help="campaign for a Lease; only the leader reconciles",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=env.get("KCTL_LEASE_NAMESPACE") or None,
+        help="namespace of the leader-election Lease (default: the pod's namespace)",
+    )
+    parser.add_argument("--lease-name", default=env.get("KCTL_LEASE_NAME", lease_name))
+    parser.add_argument(
+        "--health-bind", type=_bind, default=_bind(env.get("KCTL_HEALTH_BIND", "127.0.0.1:8081"))
+    )
+    parser.add_argument(
+        "--metrics-bind", type=_bind, default=_bind(env.get("KCTL_METRICS_BIND", "127.0.0.1:8080"))
+    )
+    # a string default goes through ``type`` too, so a bad KCTL_LOG_FORMAT fails unless the flag is given
+    parser.add_argument(
+        "--log-format",
+        type=_log_format,
+        default=env.get("KCTL_LOG_FORMAT", "console"),
+        help="json or console (default: console)",
+    )
+    parser.add_argument("--log-level", default=env.get("KCTL_LOG_LEVEL", "info"))
+
+
+def lease_namespace(args: argparse.Namespace, pod_namespace_file: Path = POD_NAMESPACE_FILE) -> str:
+    """Where the Lease lives: the flag, else the pod's namespace; outside a cluster it must be given."""
+    if args.lease_namespace:
+        return str(args.lease_namespace)
+    if pod_namespace_file.exists():
+        return pod_namespace_file.read_text().strip()
+    raise ConfigError("--leader-elect needs --lease-namespace (or KCTL_LEASE_NAMESPACE) outside a cluster")
+
+
+def leader_election_from_args(
+    args: argparse.Namespace, pod_namespace_file: Path = POD_NAMESPACE_FILE
+) -> LeaderElectionConfig | None:
+    """The leader-election settings the flags ask for, or ``None`` when it is off."""
+    if not args.leader_elect:
+        return None
+    return LeaderElectionConfig(
+        lease_name=args.lease_name, lease_namespace=lease_namespace(args, pod_namespace_file)
+    )
+
+
+async def preflight(api_client: Any, requires: Sequence[Resource], *, install_hint: str = "") -> None:
+    """Fail with one line if the API server cannot be reached or does not serve ``requires``."""
+    for resource in requires:
+        try:
+            await discover(api_client, resource.api_version, resource.kind)
+        except (ApiError, LookupError) as exc:
+            if getattr(exc, "status", None) in (401, 403):
+                raise ConfigError(f"the API server refused our credentials: {exc}") from None
+            hint = f": {install_hint}" if install_hint else ""
+            raise ConfigError(
+                f"the API server does not serve {resource.api_version} {resource.kind}{hint}"
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            host = getattr(getattr(api_client, "configuration", None), "host", "?")
+            raise ConfigError(f"cannot reach the API server at {host}: {exc or type(exc).__name__}") from None
+
+
+async def manager_from_args(
+    args: argparse.Namespace,
+    *,
+    requires: Sequence[Resource] = (),
+    install_hint: str = "",
+    scope_manager: bool = True,
+    **manager_options: Any,
+) -> Manager:
+    """Configure logging, run :func:`preflight`, and build the manager the flags describe.
+
+    ``scope_manager=False`` leaves the manager cluster-wide whatever ``--namespace`` says, for
+    controllers that apply the namespace to their primary resource only. ``manager_options`` go to
+    :meth:`Manager.from_config` (e.g. ``field_manager``).
+    """
+    try:
+        configure_logging(format=args.log_format, level=args.log_level)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    leader_election = leader_election_from_args(args)
+    probe = await load_config(args.kubeconfig, args.context)
+    try:
+        await preflight(probe, requires, install_hint=install_hint)
+    finally:
+        await probe.close()
+    if scope_manager:
+        manager_options.setdefault("namespace", args.namespace)
+    try:
+        return await Manager.from_config(
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            health_bind=args.health_bind,
+            metrics_bind=args.metrics_bind,
+            leader_election=leader_election,
+            **manager_options,
+        )
+    except ValueError as exc:  # a malformed bind address
+        raise ConfigError(str(exc)) from None
