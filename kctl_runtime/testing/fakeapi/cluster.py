@@ -612,12 +612,13 @@ _STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
 
 
 def _meta_causes(meta: dict[str, Any]) -> list[dict[str, str]]:
-    from .selectors import _go_quote, validate_label_key, validate_label_value
+    from ._values import go_quote
+    from .selectors import validate_label_key, validate_label_value
 
     def bad(field: str, value: str, message: str) -> dict[str, str]:
         return {
             "reason": "FieldValueInvalid",
-            "message": f"Invalid value: {_go_quote(value)}: {message}",
+            "message": f"Invalid value: {go_quote(value)}: {message}",
             "field": field,
         }
 

@@ -49,6 +49,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._values import json_equal
+
 __all__ = [
     "MAX_JSON_PATCH_OPERATIONS",
     "PatchError",
@@ -198,24 +200,12 @@ def create_merge_patch(original: Mapping[str, Any], modified: Mapping[str, Any])
             sub = create_merge_patch(v, modified[k])
             if sub:
                 out[k] = sub
-        elif not _json_equal(v, modified[k]):
+        elif not json_equal(v, modified[k]):
             out[k] = copy.deepcopy(modified[k])
     for k, v in modified.items():
         if k not in original and v is not None:
             out[k] = copy.deepcopy(v)
     return out
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
 
 
 # ============================================================================================
@@ -385,7 +375,7 @@ def _apply_op(doc: dict[str, Any], op: Mapping[str, Any]) -> None:
                 if value is None:
                     return
                 raise _wrap(f"testing value {path} failed", "test failed")
-            if not _json_equal(have, value):
+            if not json_equal(have, value):
                 raise _wrap(f"testing value {path} failed", "test failed")
     except _OpFailed as e:
         msg = str(e)

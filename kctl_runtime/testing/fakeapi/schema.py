@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ._values import go_quote, json_equal
+
 __all__ = ["Cause", "apply_defaults", "format_causes", "prune", "status_invalid", "validate"]
 
 
@@ -68,26 +70,6 @@ class Cause:
 # --------------------------------------------------------------------------------------------
 # Go value formatting (field.Error.ErrorBody)
 # --------------------------------------------------------------------------------------------
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-               "\\": "\\\\", '"': '\\"'}  # fmt: skip
-
-
-def _go_quote(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _go_float(f: float) -> str:
@@ -124,7 +106,7 @@ def _go_value(v: Any) -> str:
     if isinstance(v, float):
         return _go_float(v)
     if isinstance(v, str):
-        return _go_quote(v)
+        return go_quote(v)
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
 
 
@@ -151,7 +133,7 @@ def _invalid(field: str, value: Any, detail: str, reason: str = "FieldValueInval
 
 def _not_supported(field: str, value: Any, allowed: Sequence[Any]) -> Cause:
     values = [a if isinstance(a, str) else json.dumps(a, separators=(",", ":")) for a in allowed]
-    detail = "supported values: " + ", ".join(_go_quote(x) for x in values) if values else ""
+    detail = "supported values: " + ", ".join(go_quote(x) for x in values) if values else ""
     return Cause(
         "FieldValueNotSupported",
         field,
@@ -208,7 +190,7 @@ class _Validator:
         return _err_field(self.root, name)
 
     def type_error(self, name: str, type_name: str, value: str) -> Cause:
-        detail = f"{name} in body must be of type {type_name}: {_go_quote(value)}"
+        detail = f"{name} in body must be of type {type_name}: {go_quote(value)}"
         return _invalid(self.field(name), value, detail, "FieldValueTypeInvalid")
 
     def run(self, data: Any, schema: Any, path: str) -> list[Cause]:
@@ -260,9 +242,7 @@ class _Validator:
         if any_of:
             results = [self.run(data, s, path) for s in any_of]
             if not any(not r for r in results):
-                out.append(
-                    _invalid(where, "", f"{_go_quote(path)} must validate at least one schema (anyOf)")
-                )
+                out.append(_invalid(where, "", f"{go_quote(path)} must validate at least one schema (anyOf)"))
                 out.extend(_fewest(results))
         one_of = schema.get("oneOf") or []
         if one_of:
@@ -272,7 +252,7 @@ class _Validator:
                 extra = "Found none valid" if valid == 0 else f"Found {valid} valid alternatives"
                 out.append(
                     _invalid(
-                        where, "", f"{_go_quote(path)} must validate one and only one schema (oneOf). {extra}"
+                        where, "", f"{go_quote(path)} must validate one and only one schema (oneOf). {extra}"
                     )
                 )
                 if valid == 0:
@@ -286,11 +266,11 @@ class _Validator:
             if ok != len(all_of):
                 extra = ". None validated" if ok == 0 else ""
                 out.append(
-                    _invalid(where, "", f"{_go_quote(path)} must validate all the schemas (allOf){extra}")
+                    _invalid(where, "", f"{go_quote(path)} must validate all the schemas (allOf){extra}")
                 )
         not_schema = schema.get("not")
         if isinstance(not_schema, Mapping) and not self.run(data, not_schema, path):
-            out.append(_invalid(where, "", f"{_go_quote(path)} must not validate the schema (not)"))
+            out.append(_invalid(where, "", f"{go_quote(path)} must not validate the schema (not)"))
         return out
 
     def _string(self, data: str, schema: Mapping[str, Any], path: str) -> list[Cause]:
@@ -317,7 +297,7 @@ class _Validator:
         check = _FORMATS.get(fmt) if isinstance(fmt, str) else None
         if check is None or check(data):
             return []
-        detail = f"{path} in body must be of type {fmt}: {_go_quote(data)}"
+        detail = f"{path} in body must be of type {fmt}: {go_quote(data)}"
         return [_invalid(self.field(path), data, detail, "FieldValueTypeInvalid")]
 
     def _number(self, data: float, schema: Mapping[str, Any], types: list[str], path: str) -> list[Cause]:
@@ -404,7 +384,7 @@ class _Validator:
         if schema.get("uniqueItems"):
             seen: list[Any] = []
             for v in data:
-                if any(_json_equal(v, s) for s in seen):
+                if any(json_equal(v, s) for s in seen):
                     out.append(_invalid(self.field(path), "", f"{path} in body shouldn't contain duplicates"))
                     break
                 seen.append(v)
@@ -414,7 +394,7 @@ class _Validator:
         enum = schema.get("enum")
         if not isinstance(enum, list) or not enum:
             return []
-        if any(_json_equal(data, e) for e in enum):
+        if any(json_equal(data, e) for e in enum):
             return []
         return [_not_supported(self.field(path), data, enum)]
 
@@ -519,18 +499,6 @@ def _fewest(results: list[list[Cause]]) -> list[Cause]:
     return best
 
 
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
 def _is_date_time(s: str) -> bool:
     m = re.fullmatch(
         r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?", s
@@ -628,7 +596,7 @@ def format_causes(causes: Sequence[Cause]) -> str:
 def status_invalid(*, group: str, kind: str, name: str, causes: Sequence[Cause]) -> dict[str, Any]:
     """The ``metav1.Status`` body of ``errors.NewInvalid(GroupKind{group, kind}, name, causes)``."""
     qualified = f"{kind}.{group}" if group else kind
-    message = f"{qualified} {_go_quote(name)} is invalid"
+    message = f"{qualified} {go_quote(name)} is invalid"
     if causes:
         message += ": " + format_causes(causes)
     details: dict[str, Any] = {}

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._values import go_quote
+
 __all__ = [
     "FieldSelector",
     "LabelRequirement",
@@ -59,36 +61,6 @@ class SelectorError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Go-compatible message helpers (apimachinery util/validation)
 # --------------------------------------------------------------------------------------------
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def _go_quote(s: str) -> str:
-    """Render ``s`` as Go's ``%q`` does (strconv.Quote)."""
-    out = ['"']
-    for ch in s:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -183,7 +155,7 @@ def validate_label_value(value: str) -> list[str]:
 
 
 def _invalid(path: str, value: str, detail: str) -> str:
-    return f"{path}: Invalid value: {_go_quote(value)}: {detail}"
+    return f"{path}: Invalid value: {go_quote(value)}: {detail}"
 
 
 def _aggregate(msgs: list[str]) -> str:
@@ -240,8 +212,8 @@ def _new_requirement(key: str, op: str, values: Iterable[str], path: str = "") -
                     _invalid(f"{vpath}[{i}]", v, "for 'Gt', 'Lt' operators, the value must be an integer")
                 )
     else:
-        supported = ", ".join(_go_quote(o) for o in (*_BINARY, *_UNARY))
-        errs.append(f"{child}operator: Unsupported value: {_go_quote(op)}: supported values: {supported}")
+        supported = ", ".join(go_quote(o) for o in (*_BINARY, *_UNARY))
+        errs.append(f"{child}operator: Unsupported value: {go_quote(op)}: supported values: {supported}")
     for i, v in enumerate(vals):
         v_errs = validate_label_value(v)
         if v_errs:
@@ -253,7 +225,7 @@ def _new_requirement(key: str, op: str, values: Iterable[str], path: str = "") -
 
 def _go_string_slice(vals: list[str]) -> str:
     # %#v of []string{"a"} is []string{"a"}; newer apimachinery prints JSON. Use JSON-ish form.
-    return "[" + ",".join(_go_quote(v) for v in vals) + "]"
+    return "[" + ",".join(go_quote(v) for v in vals) + "]"
 
 
 def _parse_int64(s: str) -> int | None:
@@ -524,7 +496,7 @@ def label_selector_from_dict(sel: Mapping[str, Any] | None) -> LabelSelector:
     for expr in exprs:
         op_name = expr.get("operator", "")
         if op_name not in _OPERATOR_WORDS:
-            raise SelectorError(f"{_go_quote(str(op_name))} is not a valid label selector operator")
+            raise SelectorError(f"{go_quote(str(op_name))} is not a valid label selector operator")
         reqs.append(
             _new_requirement(str(expr.get("key", "")), _OPERATOR_WORDS[op_name], expr.get("values") or [])
         )
@@ -779,8 +751,8 @@ def check_supported(
         if fld in allowed:
             continue
         if labels.style == "known":
-            only = ", ".join(_go_quote(f) for f in sorted(allowed))
-            raise SelectorError(f"{_go_quote(fld)} is not a known field selector: only {only}")
+            only = ", ".join(go_quote(f) for f in sorted(allowed))
+            raise SelectorError(f"{go_quote(fld)} is not a known field selector: only {only}")
         if labels.style == "job":
-            raise SelectorError(f"field label {_go_quote(fld)} not supported for {kind or 'Job'}")
+            raise SelectorError(f"field label {go_quote(fld)} not supported for {kind or 'Job'}")
         raise SelectorError(f"field label not supported: {fld}")
