@@ -57,7 +57,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import structlog
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import AlreadyExists, NotFound, is_transient
 from kctl_runtime.ratelimit import BucketRateLimiter

@@ -70,7 +70,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import structlog
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.errors import ApiError, Conflict, Invalid, NotFound
 from kctl_runtime.patch import json_patch, pointer
 from kctl_runtime.reconcile import TerminalError

@@ -65,7 +65,7 @@ import anyio
 import structlog
 from prometheus_client import Gauge
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import AlreadyExists, ApiError, Conflict, NotFound
 from kctl_runtime.metrics import REGISTRY

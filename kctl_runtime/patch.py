@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.resource import Resource
 
 __all__ = [

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.conditions import (
     find_condition,

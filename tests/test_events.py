@@ -13,7 +13,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.events import EventCorrelator, EventRecorder
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name

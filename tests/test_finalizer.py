@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.client import Client
 from kctl_runtime.errors import NotFound
 from kctl_runtime.finalizer import (

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kctl_runtime._api import request_json
+from kctl_runtime._rest import request_json
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.errors import ApiError, NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector, format_micro_time
