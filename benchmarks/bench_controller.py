@@ -41,6 +41,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import ResourceEventHandlerFuncs
 from kctl_runtime.manager import Manager
@@ -197,14 +198,6 @@ class Child:
         self.process.stdin.close()
         self.process.terminate()
         self.process.wait()
-
-
-async def api_client(kubeconfig: str) -> Any:
-    from kubernetes_asyncio import client, config
-
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 class GcPauses:
@@ -374,7 +367,7 @@ async def real_row(args: argparse.Namespace) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> tuple[str, str]:
     child = Child(args.keys)
-    client = await api_client(child.kubeconfig)
+    client = await load_config(child.kubeconfig)
     rows: list[dict[str, Any]] = []
     plans = [
         ("storage", args.events, args.rate, 1),

@@ -42,6 +42,7 @@ import anyio
 import orjson
 
 from kctl_runtime import _http
+from kctl_runtime.config import load_config
 from kctl_runtime.informer import Informer, ResourceEventHandlerFuncs, strip_managed_fields
 from kctl_runtime.resource import CONFIGMAPS
 from kctl_runtime.watcher import WatcherConfig, Watching
@@ -164,14 +165,6 @@ class Child:
         self.process.stdin.close()
         self.process.terminate()
         self.process.wait()
-
-
-async def api_client(kubeconfig: str) -> Any:
-    from kubernetes_asyncio import client, config
-
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 async def floor_list(
@@ -373,7 +366,7 @@ def verdict(ok: bool) -> str:
 
 async def main(args: argparse.Namespace) -> str:
     child = Child(args.objects)
-    client = await api_client(child.kubeconfig)
+    client = await load_config(child.kubeconfig)
     try:
         sync = await bench_sync(child, client, args.repeat, args.objects)
         watch = await bench_watch_end_to_end(child, client, args.events)

@@ -100,11 +100,10 @@ class KubeTarget:
 
 
 async def _api_client_for(kubeconfig: Path) -> ApiClient:
-    from kubernetes_asyncio import client, config
+    from kctl_runtime.config import load_config
 
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return client.ApiClient(configuration)
+    client: ApiClient = await load_config(kubeconfig)
+    return client
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
