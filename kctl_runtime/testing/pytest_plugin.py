@@ -180,9 +180,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     error = config.stash.get(_REAL_ERROR_KEY, None)
     if error:
+        hint = (
+            ""
+            if "KUBEBUILDER_ASSETS" in error
+            else " -- run `make envtest-assets` (needs Go) or set KUBEBUILDER_ASSETS"
+        )
         terminalreporter.write_line(
-            f"REAL TIER SKIPPED: {error} -- run `make envtest-assets` (needs Go) or set "
-            "KUBEBUILDER_ASSETS to enable it",
+            f"REAL TIER SKIPPED: {error}{hint}",
             yellow=True,
             bold=True,
         )
