@@ -36,8 +36,9 @@ from kctl_runtime.client import Client
 from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.logging import configure_logging
 from kctl_runtime.manager import Manager
-from kctl_runtime.resource import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, NAMESPACES, SERVICES, Resource
+from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SERVICES, Resource
 from kctl_runtime.testing.fakeapi import FakeApiServer
+from kctl_runtime.testing.helpers import install_crd
 
 T = TypeVar("T")
 NAMESPACE = "demo"
@@ -149,17 +150,11 @@ async def run_demo(api_client: Any, timeout: float) -> None:
 
     step(1, "install the CRD (examples/website_controller/crd.yaml) and apply a Website")
     crd = yaml.safe_load(CRD_FILE.read_text())
-    await api.create(CUSTOMRESOURCEDEFINITIONS, crd)
+    try:
+        await install_crd(api, crd, timeout=timeout)
+    except TimeoutError as exc:
+        raise DemoTimeout(f"timed out after {timeout:g}s waiting for the CRD to be served") from exc
     say(f"   customresourcedefinition {crd['metadata']['name']} created")
-
-    async def served() -> bool | None:
-        try:
-            await api.list(WEBSITES, namespace="default")
-        except NotFound:
-            return None
-        return True
-
-    await wait_for("the CRD to be served", served, timeout)
     await api.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
 
     manager = Manager(

@@ -12,19 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-import yaml
-
 from examples.website_controller.controller import FIELD_MANAGER, WEBSITES, WebsiteReconciler
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
-from kctl_runtime.errors import AlreadyExists, NotFound
+from kctl_runtime.errors import NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter
-from kctl_runtime.resource import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, PODS, SERVICES, Resource
+from kctl_runtime.resource import DEPLOYMENTS, PODS, SERVICES, Resource
+from kctl_runtime.testing.helpers import install_crd as install_crd_and_wait
+from kctl_runtime.testing.helpers import running_manager
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 CRD_PATH = Path(__file__).resolve().parents[1] / "crd.yaml"
@@ -33,18 +32,7 @@ REPO = "https://github.com/luksa/kubia-website-example.git"
 
 async def install_crd(api: Client) -> None:
     """Create the Website CRD (once per server) and wait until it is established and served."""
-    crd = yaml.safe_load(CRD_PATH.read_text())
-    with contextlib.suppress(AlreadyExists):
-        await api.create(CUSTOMRESOURCEDEFINITIONS, crd)
-
-    async def established() -> bool:
-        current = await api.get(CUSTOMRESOURCEDEFINITIONS, crd["metadata"]["name"])
-        conditions = (current.get("status") or {}).get("conditions") or []
-        assert any(c["type"] == "Established" and c["status"] == "True" for c in conditions), conditions
-        await api.list(WEBSITES, namespace="default")
-        return True
-
-    await eventually(established, timeout=30, message="Website CRD established")
+    await install_crd_and_wait(api, CRD_PATH)
 
 
 @dataclass
@@ -102,18 +90,8 @@ async def running_controller(
         )
     )
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(manager.run)
-            try:
-                if leader_election is None or wait_leading:
-
-                    async def leading() -> bool:
-                        return manager.is_leader
-
-                    await eventually(leading, timeout=30, message="manager running its controllers")
-                yield Running(manager, reconciler)
-            finally:
-                manager.stop()
+        async with running_manager(manager, wait_leading=leader_election is None or wait_leading):
+            yield Running(manager, reconciler)
     finally:
         if kubeconfig is not None:
             await api_client.close()
