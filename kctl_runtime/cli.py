@@ -37,10 +37,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from kctl_runtime.config import ConfigError, load_config
-from kctl_runtime.errors import ApiError
+from kctl_runtime.config import SERVICE_ACCOUNT_DIR, ConfigError, load_config
+from kctl_runtime.errors import TRANSPORT_ERRORS, ApiError
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.logging import configure_logging
 from kctl_runtime.manager import Manager
@@ -56,7 +54,7 @@ __all__ = [
     "preflight",
 ]
 
-POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+POD_NAMESPACE_FILE = SERVICE_ACCOUNT_DIR / "namespace"
 """Where a pod finds its own namespace (the service-account mount)."""
 
 
@@ -166,7 +164,7 @@ async def preflight(api_client: Any, requires: Sequence[Resource], *, install_hi
             raise ConfigError(
                 f"the API server does not serve {resource.api_version} {resource.kind}{hint}"
             ) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             host = getattr(getattr(api_client, "configuration", None), "host", "?")
             raise ConfigError(f"cannot reach the API server at {host}: {exc or type(exc).__name__}") from None
 

@@ -49,6 +49,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from kctl_runtime._rest import request_json
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import Gone, NotFound, is_transient
+from kctl_runtime.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kctl_runtime.predicates import LabelSelector
 from kctl_runtime.resource import Resource
 from kctl_runtime.store import NAMESPACE_INDEX
@@ -59,10 +60,10 @@ _log = structlog.get_logger("kctl_runtime.client")
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 _PATCH_CONTENT_TYPES: Mapping[str, str] = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "apply": "application/apply-patch+yaml",
+    "merge": MERGE_PATCH,
+    "json": JSON_PATCH,
+    "strategic": STRATEGIC_MERGE_PATCH,
+    "apply": APPLY_PATCH,
 }
 _LIST_PAGE = 500
 T = TypeVar("T")

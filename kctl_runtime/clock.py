@@ -10,6 +10,8 @@ tests can run on virtual time with :class:`FakeClock`.
 * :meth:`Clock.now` is wall-clock UTC, used only for timestamps written to the API (Lease
   ``renewTime``, condition ``lastTransitionTime``, Event times). Never compare two hosts' wall
   times to decide anything.
+* :func:`format_time` and :func:`format_micro_time` render such timestamps as the API's
+  ``metav1.Time`` and ``metav1.MicroTime``.
 * :meth:`Clock.sleep` suspends the calling task for the given number of clock seconds.
 
 :class:`FakeClock` only moves when a test calls :meth:`FakeClock.advance`; sleepers whose
@@ -26,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "format_micro_time", "format_time"]
 
 
 @runtime_checkable
@@ -44,6 +46,20 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Sleep for ``seconds`` of this clock's time (returns at once for ``seconds <= 0``)."""
         ...
+
+
+def format_time(when: _dt.datetime) -> str:
+    """``metav1.Time`` format: RFC 3339 in UTC with second precision (``2030-01-01T00:00:00Z``)."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware (use clock.now())")
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(when: _dt.datetime) -> str:
+    """``metav1.MicroTime`` format: ``2030-01-01T00:00:00.000000Z`` (``when`` must be timezone-aware)."""
+    if when.tzinfo is None:
+        raise ValueError("MicroTime needs a timezone-aware timestamp (use clock.now())")
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SystemClock:

@@ -35,6 +35,8 @@ import re
 from collections.abc import Mapping, MutableSequence, Sequence
 from typing import Any, Literal
 
+from kctl_runtime.clock import format_time
+
 __all__ = [
     "ConditionStatus",
     "find_condition",
@@ -52,13 +54,6 @@ _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _STATUSES = ("True", "False", "Unknown")
-
-
-def format_time(when: _dt.datetime) -> str:
-    """``metav1.Time`` format: RFC 3339 in UTC with second precision (``2030-01-01T00:00:00Z``)."""
-    if when.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware (use clock.now())")
-    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _validate_type(type_: str) -> None:

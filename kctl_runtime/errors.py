@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import orjson
 
 __all__ = [
+    "CALL_FAILURES",
+    "TRANSPORT_ERRORS",
     "AlreadyExists",
     "ApiError",
     "Conflict",
@@ -28,6 +31,11 @@ __all__ = [
     "api_error",
     "is_transient",
 ]
+
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
+"""Failures below HTTP (connection refused or reset, TLS, timeouts): the request may or may not have
+reached the server. Catch them together with :class:`ApiError` where any failed call is handled."""
 
 
 class ApiError(Exception):
@@ -88,6 +96,10 @@ class ServerError(ApiError):
     """5xx: the server failed; usually worth retrying."""
 
 
+CALL_FAILURES: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
+"""Everything a failed API call raises: an error ``Status``, or a failure below HTTP."""
+
+
 def api_error(
     status: int, body: bytes | str | Mapping[str, Any] | None, headers: Mapping[str, str] | None = None
 ) -> ApiError:
@@ -142,4 +154,4 @@ def is_transient(error: BaseException) -> bool:
         return True
     if isinstance(error, ApiError):
         return False
-    return isinstance(error, OSError | TimeoutError) or type(error).__module__.startswith("aiohttp")
+    return isinstance(error, TRANSPORT_ERRORS) or type(error).__module__.startswith("aiohttp")

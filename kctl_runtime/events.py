@@ -58,8 +58,9 @@ import anyio
 import structlog
 
 from kctl_runtime._rest import request_json
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, format_time
 from kctl_runtime.errors import AlreadyExists, NotFound, is_transient
+from kctl_runtime.patch import MERGE_PATCH
 from kctl_runtime.ratelimit import BucketRateLimiter
 
 __all__ = ["EVENT_TYPE_NORMAL", "EVENT_TYPE_WARNING", "EventCorrelator", "EventRecorder"]
@@ -68,7 +69,6 @@ EVENT_TYPE_NORMAL = "Normal"
 EVENT_TYPE_WARNING = "Warning"
 _EVENT_TYPES = frozenset({EVENT_TYPE_NORMAL, EVENT_TYPE_WARNING})
 
-_MERGE_PATCH = "application/merge-patch+json"
 _COMBINED_PREFIX = "(combined from similar events): "
 
 _log = structlog.get_logger(__name__)
@@ -98,11 +98,6 @@ class _LRU(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-def _timestamp(moment: _dt.datetime) -> str:
-    """metav1.Time: RFC 3339 in UTC, whole seconds."""
-    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ref(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -244,7 +239,7 @@ class EventCorrelator:
             return event, event_key(event)
         record.messages.pop()  # do not let the set grow past max_events
         ref = _ref(event)
-        stamp = _timestamp(self._clock.now())
+        stamp = format_time(self._clock.now())
         combined: dict[str, Any] = {
             **event,
             "metadata": {
@@ -396,7 +391,7 @@ class EventRecorder:
         ):
             if value:
                 ref[key] = value
-        stamp = _timestamp(self._clock.now())
+        stamp = format_time(self._clock.now())
         source = {"component": self.component}
         if self.host:
             source["host"] = self.host
@@ -565,7 +560,7 @@ class EventRecorder:
                     "PATCH",
                     f"{collection}/{event['metadata']['name']}",
                     body=correlated.patch,
-                    content_type=_MERGE_PATCH,
+                    content_type=MERGE_PATCH,
                 )
             except NotFound:
                 pass  # the Event expired or was deleted: create it again

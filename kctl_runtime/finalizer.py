@@ -67,11 +67,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-import aiohttp
 import structlog
 
 from kctl_runtime._rest import request_json
-from kctl_runtime.errors import ApiError, Conflict, Invalid, NotFound
+from kctl_runtime.errors import CALL_FAILURES, Conflict, Invalid, NotFound
 from kctl_runtime.patch import json_patch, pointer
 from kctl_runtime.reconcile import TerminalError
 from kctl_runtime.resource import Resource
@@ -212,7 +211,7 @@ async def finalizer(
             continue
         except NotFound:
             return None
-        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except CALL_FAILURES as exc:
             raise AddFinalizerFailed("adding the finalizer failed", finalizer=name, object_key=key) from exc
         log.info("added finalizer")
         return None
@@ -266,7 +265,7 @@ async def finalizer(
             continue
         except NotFound:
             return result
-        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except CALL_FAILURES as exc:
             raise RemoveFinalizerFailed(
                 "removing the finalizer failed", finalizer=name, object_key=key
             ) from exc
@@ -282,5 +281,5 @@ async def _reread_or_fail(
 ) -> dict[str, Any] | None:
     try:
         return await reread()
-    except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except CALL_FAILURES as exc:
         raise error("re-reading the object after a conflict failed", finalizer=name, object_key=key) from exc

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import math
 import random
 import re
@@ -60,16 +59,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import aiohttp
 import anyio
 import structlog
 from prometheus_client import Gauge
 
 from kctl_runtime._rest import request_json
-from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.errors import AlreadyExists, ApiError, Conflict, NotFound
+from kctl_runtime.clock import Clock, SystemClock, format_micro_time
+from kctl_runtime.errors import CALL_FAILURES, AlreadyExists, Conflict, NotFound
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import LEASES
+
+_CALL_FAILURES_OR_BAD_LEASE: tuple[type[BaseException], ...] = (*CALL_FAILURES, ValueError)
 
 __all__ = ["LeaderElectionConfig", "LeaderElector", "Leadership", "default_identity", "format_micro_time"]
 
@@ -90,13 +90,6 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 def default_identity() -> str:
     """``<hostname>_<uuid4>``, like controller-runtime: unique even for two processes on one host."""
     return f"{socket.gethostname()}_{uuid.uuid4()}"
-
-
-def format_micro_time(when: _dt.datetime) -> str:
-    """``metav1.MicroTime`` format: ``2030-01-01T00:00:00.000000Z`` (``when`` must be timezone-aware)."""
-    if when.tzinfo is None:
-        raise ValueError("MicroTime needs a timezone-aware timestamp (use clock.now())")
-    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +440,7 @@ class LeaderElector:
                 with scope:
                     try:
                         outcome.append(await self._try_acquire_or_renew(deadline))
-                    except (ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                    except _CALL_FAILURES_OR_BAD_LEASE as exc:
                         errors.append(exc)
                     except _Lost as exc:
                         errors.append(exc)
@@ -572,7 +565,7 @@ class LeaderElector:
                 released = await self._put({**lease, "spec": spec}, deadline)
                 self._observe(released)
                 self._log.info("released the lease")
-        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except CALL_FAILURES as exc:
             # A conflict means someone else wrote the lease since: it is not ours to release.
             self._log.warning("could not release the lease", error=repr(exc))
         finally:

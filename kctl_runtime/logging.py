@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging as _stdlib_logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -174,8 +174,3 @@ def get_logger(name: str | None = None, **initial: Any) -> Any:
     if name is not None:
         initial = {"logger": name, **initial}
     return log.bind(**initial) if initial else log
-
-
-def _bound_context() -> MutableMapping[str, Any]:
-    """The structlog contextvars currently bound (for tests and diagnostics)."""
-    return structlog.contextvars.get_contextvars()

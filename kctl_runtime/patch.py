@@ -46,6 +46,7 @@ __all__ = [
     "APPLY_PATCH",
     "JSON_PATCH",
     "MERGE_PATCH",
+    "STRATEGIC_MERGE_PATCH",
     "apply",
     "apply_merge_patch",
     "diff_merge_patch",
@@ -57,6 +58,7 @@ __all__ = [
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 

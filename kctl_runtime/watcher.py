@@ -48,7 +48,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import anyio
 import orjson
 import structlog
@@ -88,7 +87,7 @@ from kctl_runtime._watchmachine import (
 )
 from kctl_runtime.backoff import Backoff
 from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.errors import ApiError, Gone, TooManyRequests
+from kctl_runtime.errors import TRANSPORT_ERRORS, ApiError, Gone, TooManyRequests
 from kctl_runtime.resource import Resource
 
 __all__ = [
@@ -214,7 +213,6 @@ class WatcherConfig:
 
 
 _Sink = Callable[[WatcherEvent], None]
-_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 _OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
@@ -384,7 +382,7 @@ class Watcher:
                         response.release()
                 except ApiError as exc:
                     outcome = self._api_failure(exc)
-                except _TRANSPORT_ERRORS as exc:
+                except TRANSPORT_ERRORS as exc:
                     outcome = Failed(message=f"{type(exc).__name__}: {exc}")
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught:
@@ -425,7 +423,7 @@ class Watcher:
                     response = await self._open(params, accept)
                 except ApiError as exc:
                     action = self._apply(self._api_failure(exc), sink)
-                except _TRANSPORT_ERRORS as exc:
+                except TRANSPORT_ERRORS as exc:
                     action = self._apply(Failed(message=f"{type(exc).__name__}: {exc}"), sink)
                 else:
                     try:
@@ -458,7 +456,7 @@ class Watcher:
                     if not isinstance(action, KeepWatching):
                         return action
                     self.backoff.mark_healthy(self.clock.monotonic())
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             _log.info("watch connection dropped; resuming", resource=str(self.resource), error=str(exc))
         return KEEP_WATCHING
 
