@@ -42,7 +42,6 @@ from .builtins import Defaulter, builtin_types, fold_string_data
 from .discovery import Registry, ResourceType
 from .errors import (
     MODIFIED,
-    ApiError,
     already_exists,
     bad_request,
     conflict,
@@ -51,7 +50,6 @@ from .errors import (
     not_found,
     options_invalid,
     query_bool,
-    status_body,
 )
 from .storage import Storage, Stored
 from .watch import WatchHub
@@ -603,9 +601,6 @@ class Cluster:
             self.storage.remove(rt.storage_key, existing, final=new)
             return new
         return self.storage.replace(rt.storage_key, new, existing).obj
-
-    def error(self, code: int, reason: str, message: str) -> ApiError:
-        return ApiError(status_body(code, reason, message))
 
 
 _STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})

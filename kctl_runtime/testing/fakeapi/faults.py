@@ -127,6 +127,11 @@ class FaultInjector:
     def expire_history(self) -> None:
         self._expire_history()
 
+    @property
+    def armed(self) -> bool:
+        """Whether any failure or delay rule is pending (otherwise requests need no matching)."""
+        return bool(self._failures or self._delays)
+
     def clear(self) -> None:
         self._failures.clear()
         self._delays.clear()

@@ -34,7 +34,7 @@ from . import tables
 from .cluster import Cluster
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, expired, not_found, options_invalid, query_bool, status_body
-from .storage import Stored
+from .storage import Stored, sort_key
 from .watch import Watcher, line, serve_watch
 
 if TYPE_CHECKING:
@@ -181,10 +181,6 @@ def _parse_rv(raw: str) -> int:
         raise ApiError(body) from None
 
 
-def _key(item: Stored) -> str:
-    return f"{item.namespace}/{item.name}"
-
-
 class ReadHandlers:
     """Reads against a :class:`Cluster`; :class:`~.handlers.ResourceHandler` adds the writes."""
 
@@ -320,7 +316,7 @@ class ReadHandlers:
             if token:
                 raise expired(_EXPIRED_CONTINUE) from None
             raise expired(f"too old resource version: {at_rv} ({storage.compacted_rv})") from None
-        index = bisect.bisect_left(items, start, key=_key) if start else 0
+        index = bisect.bisect_left(items, start, key=sort_key) if start else 0
         selected: list[Stored] = []
         next_token = ""
         remaining: int | None = None
@@ -331,7 +327,7 @@ class ReadHandlers:
             selected.append(item)
             if limit and len(selected) >= limit:
                 if position + 1 < len(items):
-                    next_token = _encode_continue(at_rv, _key(item) + "\x00")
+                    next_token = _encode_continue(at_rv, sort_key(item) + "\x00")
                     if matches is None:
                         remaining = len(items) - position - 1
                 break

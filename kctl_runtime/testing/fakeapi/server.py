@@ -35,14 +35,14 @@ import orjson
 import structlog
 from aiohttp import web
 
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, format_time
 
 from . import openapi
 from .cluster import Cluster
 from .errors import ApiError, query_bool, status_body
 from .faults import FaultInjector
 from .gc import Controllers
-from .handlers import ResourceHandler, Target, not_found_path, resolve
+from .handlers import ResourceHandler, not_found_path, resolve
 from .kubeconfig import write_kubeconfig
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class FakeApiServer:
         self.url = ""
 
     def _timestamp(self) -> str:
-        return self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_time(self.clock.now())
 
     def _expire(self) -> None:
         self.cluster.storage.expire()
@@ -206,7 +206,8 @@ class FakeApiServer:
 
     # ---- HTTP ----
 
-    def _classify(self, request: web.Request) -> tuple[str, str, Target | None]:
+    def _classify(self, request: web.Request) -> tuple[str, str]:
+        """The Kubernetes verb and resource (``plural[/subresource]``) a request addresses."""
         segments = [s for s in request.path.split("/") if s]
         watch = query_bool(request.query.get("watch"))
         try:
@@ -217,22 +218,24 @@ class FakeApiServer:
                 rest = segments[3:]
                 group, version = segments[1], segments[2]
             else:
-                return "get", "", None
+                return "get", ""
             if not rest:
-                return "get", "", None
+                return "get", ""
             target = resolve(self.cluster, group, version, rest, request.method, watch=watch)
         except ApiError:
-            return _http_verb(request.method), "", None
+            return _http_verb(request.method), ""
         resource = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
-        return target.verb, resource, target
+        return target.verb, resource
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        verb, resource, _ = self._classify(request)
-        delay = self.faults.delay_for(verb, resource, request.path)
-        if delay:
-            await asyncio.sleep(delay)
-        failure = self.faults.failure_for(verb, resource, request.path)
+        failure: ApiError | None = None
+        if self.faults.armed:  # resolving the path is only needed to match fault rules
+            verb, resource = self._classify(request)
+            delay = self.faults.delay_for(verb, resource, request.path)
+            if delay:
+                await asyncio.sleep(delay)
+            failure = self.faults.failure_for(verb, resource, request.path)
         try:
             if failure is not None:
                 raise failure

@@ -95,7 +95,8 @@ class Event:
 Key = tuple[str, str]  # (namespace, name)
 
 
-def _sort_key(item: Stored) -> str:
+def sort_key(item: Stored) -> str:
+    """The order lists are served in (and continue tokens resume from): ``namespace/name``."""
     return f"{item.namespace}/{item.name}"
 
 
@@ -158,7 +159,7 @@ class Storage:
             if cached is not None:
                 self._snapshots.move_to_end(cache_key)
                 return cached
-            items = sorted(self.iter(storage_key, namespace), key=_sort_key)
+            items = sorted(self.iter(storage_key, namespace), key=sort_key)
             self._remember(cache_key, items)
             return items
         if at_rv < self.compacted_rv:
@@ -176,7 +177,7 @@ class Storage:
                 state.pop(key, None)
             else:
                 state[key] = event.prev
-        return sorted(state.values(), key=_sort_key)
+        return sorted(state.values(), key=sort_key)
 
     def _remember(self, key: tuple[str, str | None, int], items: list[Stored]) -> None:
         self._snapshots[key] = items

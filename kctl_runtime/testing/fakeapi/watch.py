@@ -61,7 +61,6 @@ class Watcher:
         self.variant = variant
         self.render = render
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.last_rv = 0
         #: the newest resourceVersion this client has been sent (events or bookmarks)
         self.sent_rv = 0
 
@@ -108,7 +107,6 @@ class Watcher:
         return cached
 
     def offer(self, event: Event) -> None:
-        self.last_rv = event.rv
         data = self.convert(event)
         if data is not None:
             self.sent_rv = event.rv
@@ -137,7 +135,6 @@ class WatchHub:
         """
         backlog = self._storage.events_since(since_rv) if since_rv is not None else []
         backlog = [e for e in backlog if e.storage_key == watcher.storage_key]
-        watcher.last_rv = self._storage.rv
         watcher.sent_rv = since_rv if since_rv is not None else self._storage.rv
         self._watchers.setdefault(watcher.storage_key, set()).add(watcher)
         return backlog
