@@ -38,7 +38,7 @@ from kctl_runtime.logging import configure_logging
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SERVICES, Resource
 from kctl_runtime.testing.fakeapi import FakeApiServer
-from kctl_runtime.testing.helpers import install_crd
+from kctl_runtime.testing.helpers import install_crd, running_manager
 
 T = TypeVar("T")
 NAMESPACE = "demo"
@@ -166,12 +166,8 @@ async def run_demo(api_client: Any, timeout: float) -> None:
         field_manager=FIELD_MANAGER,
     )
     manager.add(website_controller(manager.client, manager.event_recorder("website-controller")))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(manager.run)
-        try:
-            await scenario(api, manager, timeout)
-        finally:
-            manager.stop()
+    async with running_manager(manager, wait_leading=False):  # the demo waits itself, with DemoTimeout
+        await scenario(api, manager, timeout)
 
 
 async def scenario(api: Client, manager: Manager, timeout: float) -> None:

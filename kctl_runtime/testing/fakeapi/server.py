@@ -163,13 +163,10 @@ class FakeApiServer:
 
     async def api_client(self) -> ApiClient:
         """A kubernetes-asyncio ``ApiClient`` for this server; close it when done."""
-        from kubernetes_asyncio import client, config
+        from kctl_runtime.config import load_config
 
-        configuration = client.Configuration()
-        await config.load_kube_config(
-            config_file=str(self.kubeconfig_path), client_configuration=configuration
-        )
-        return client.ApiClient(configuration)
+        api: ApiClient = await load_config(self.kubeconfig_path)
+        return api
 
     def seed(self, api_version: str, kind: str, objects: list[dict[str, Any]]) -> None:
         """Bulk-load ``objects`` of one kind straight into storage (no events, no admission).
