@@ -36,7 +36,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.logging import configure_logging
 from kctl_runtime.manager import Manager
-from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SERVICES, Resource
+from kctl_runtime.resource import CORE_EVENTS, DEPLOYMENTS, NAMESPACES, SERVICES, Resource
 from kctl_runtime.testing.fakeapi import FakeApiServer
 from kctl_runtime.testing.helpers import install_crd, running_manager
 
@@ -45,7 +45,6 @@ NAMESPACE = "demo"
 WEBSITE = "kubia"
 CHILD = f"{WEBSITE}-website"
 CRD_FILE = Path(__file__).resolve().parent / "website_controller" / "crd.yaml"
-CORE_EVENTS = Resource("", "v1", "events", "Event")
 
 
 class DemoTimeout(Exception):

@@ -140,6 +140,7 @@ from kctl_runtime.reconcile import (
 )
 from kctl_runtime.resource import (
     CONFIGMAPS,
+    CORE_EVENTS,
     CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
     EVENTS,
@@ -175,6 +176,7 @@ __all__ = [
     "ALL_NAMESPACES",
     "APPLY_PATCH",
     "CONFIGMAPS",
+    "CORE_EVENTS",
     "CUSTOMRESOURCEDEFINITIONS",
     "DEPLOYMENTS",
     "EVENTS",

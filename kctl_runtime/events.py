@@ -62,6 +62,7 @@ from kctl_runtime.clock import Clock, SystemClock, format_time
 from kctl_runtime.errors import AlreadyExists, NotFound, is_transient
 from kctl_runtime.patch import MERGE_PATCH
 from kctl_runtime.ratelimit import BucketRateLimiter
+from kctl_runtime.resource import CORE_EVENTS
 
 __all__ = ["EVENT_TYPE_NORMAL", "EVENT_TYPE_WARNING", "EventCorrelator", "EventRecorder"]
 
@@ -552,16 +553,15 @@ class EventRecorder:
     async def _write(self, correlated: Correlated) -> Any:
         event = correlated.event
         namespace = event["metadata"]["namespace"]
-        collection = f"/api/v1/namespaces/{namespace}/events"
         if correlated.patch is not None:
             try:
                 return await request_json(
                     self._api,
                     "PATCH",
-                    f"{collection}/{event['metadata']['name']}",
+                    CORE_EVENTS.path(namespace, event["metadata"]["name"]),
                     body=correlated.patch,
                     content_type=MERGE_PATCH,
                 )
             except NotFound:
                 pass  # the Event expired or was deleted: create it again
-        return await request_json(self._api, "POST", collection, body=event)
+        return await request_json(self._api, "POST", CORE_EVENTS.path(namespace), body=event)

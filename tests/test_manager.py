@@ -22,7 +22,7 @@ from kctl_runtime.errors import Forbidden
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import CacheSyncTimeout, ForcedShutdown, LeaderElectionLost, Manager
 from kctl_runtime.reconcile import Request, Result
-from kctl_runtime.resource import CONFIGMAPS, LEASES, SECRETS, Resource
+from kctl_runtime.resource import CONFIGMAPS, CORE_EVENTS, LEASES, SECRETS, Resource
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 MINE = "suite=manager"
@@ -562,8 +562,6 @@ def test_binds_are_validated_at_construction() -> None:
 
 
 # ------------------------------------------------------------------------------------------ events
-
-CORE_EVENTS = Resource("", "v1", "events", "Event")
 
 
 async def test_event_recorders_run_with_the_manager_and_are_flushed_on_stop(kube: KubeTarget) -> None:

@@ -21,7 +21,7 @@ from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter
-from kctl_runtime.resource import DEPLOYMENTS, PODS, SERVICES, Resource
+from kctl_runtime.resource import CORE_EVENTS, DEPLOYMENTS, PODS, SERVICES, Resource
 from kctl_runtime.testing.helpers import install_crd as install_crd_and_wait
 from kctl_runtime.testing.helpers import running_manager
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
@@ -135,10 +135,9 @@ def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
 async def events_for(api: Client, namespace: str, name: str) -> list[dict[str, Any]]:
     """core/v1 Events about the object ``name`` in ``namespace`` (what the recorder writes; the
     real server also serves each of them as an events.k8s.io/v1 Event: do not count those twice)."""
-    core = Resource("", "v1", "events", "Event")
     return [
         e
-        for e in await api.list(core, namespace=namespace)
+        for e in await api.list(CORE_EVENTS, namespace=namespace)
         if (e.get("involvedObject") or {}).get("name") == name
     ]
 
