@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kctl_runtime.config import SERVICE_ACCOUNT_DIR, ConfigError, load_config
+from kctl_runtime.config import SERVICE_ACCOUNT_DIR, ConfigError
 from kctl_runtime.errors import TRANSPORT_ERRORS, ApiError
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.logging import configure_logging
@@ -188,11 +188,10 @@ async def manager_from_args(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     leader_election = leader_election_from_args(args)
-    probe = await load_config(args.kubeconfig, args.context)
-    try:
-        await preflight(probe, requires, install_hint=install_hint)
-    finally:
-        await probe.close()
+
+    async def check(api_client: Any) -> None:
+        await preflight(api_client, requires, install_hint=install_hint)
+
     if scope_manager:
         manager_options.setdefault("namespace", args.namespace)
     try:
@@ -202,6 +201,7 @@ async def manager_from_args(
             health_bind=args.health_bind,
             metrics_bind=args.metrics_bind,
             leader_election=leader_election,
+            preflight=check,
             **manager_options,
         )
     except ValueError as exc:  # a malformed bind address

@@ -235,19 +235,28 @@ class Manager:
 
     @classmethod
     async def from_config(
-        cls, *, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        preflight: Callable[[Any], Awaitable[None]] | None = None,
+        **kwargs: Any,
     ) -> Manager:
         """A manager over :func:`kctl_runtime.config.load_config`'s client (closed when run ends).
 
-        With ``leader_election`` and no ``leader_election_api_client``, a second client is loaded
-        for Lease traffic so renewals never queue behind controller requests.
+        ``preflight(api_client)``, if given, runs first on that client (e.g.
+        :func:`kctl_runtime.cli.preflight`); if it raises, the client is closed and the error
+        propagates. With ``leader_election`` and no ``leader_election_api_client``, a second client
+        is loaded for Lease traffic so renewals never queue behind controller requests.
         """
         api_client = await load_config(kubeconfig, context)
         owned = [api_client]
-        if kwargs.get("leader_election") is not None and kwargs.get("leader_election_api_client") is None:
-            kwargs["leader_election_api_client"] = await load_config(kubeconfig, context)
-            owned.append(kwargs["leader_election_api_client"])
         try:
+            if preflight is not None:
+                await preflight(api_client)
+            if kwargs.get("leader_election") is not None and kwargs.get("leader_election_api_client") is None:
+                kwargs["leader_election_api_client"] = await load_config(kubeconfig, context)
+                owned.append(kwargs["leader_election_api_client"])
             manager = cls(api_client, **kwargs)
         except BaseException:
             for client in owned:
