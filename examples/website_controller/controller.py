@@ -615,6 +615,7 @@ def website_controller(
     namespace: str | None = None,
     clock: Clock | None = None,
     max_concurrent_reconciles: int = 2,
+    conflict_retry_seconds: float = 60.0,
 ) -> Controller:
     """The Website controller, ready for ``manager.add``.
 
@@ -625,7 +626,9 @@ def website_controller(
     return Controller(
         "website",
         for_=WEBSITES,
-        reconciler=WebsiteReconciler(client, events, clock=clock),
+        reconciler=WebsiteReconciler(
+            client, events, clock=clock, conflict_retry_seconds=conflict_retry_seconds
+        ),
         owns=[DEPLOYMENTS, SERVICES],
         predicates=[generation_changed()],
         max_concurrent_reconciles=max_concurrent_reconciles,

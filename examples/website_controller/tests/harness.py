@@ -12,16 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from examples.website_controller.controller import FIELD_MANAGER, WEBSITES, WebsiteReconciler
+from examples.website_controller.controller import (
+    FIELD_MANAGER,
+    WEBSITES,
+    WebsiteReconciler,
+    website_controller,
+)
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
-from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter
-from kctl_runtime.resource import CORE_EVENTS, DEPLOYMENTS, PODS, SERVICES, Resource
+from kctl_runtime.resource import CORE_EVENTS, DEPLOYMENTS, PODS, Resource
 from kctl_runtime.testing.helpers import install_crd as install_crd_and_wait
 from kctl_runtime.testing.helpers import running_manager
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
@@ -78,15 +82,17 @@ async def running_controller(
         field_manager=FIELD_MANAGER,
     )
     recorder = manager.event_recorder("website-controller")
-    reconciler = CountingReconciler(WebsiteReconciler(manager.client, recorder, conflict_retry_seconds=0.5))
-    manager.add(
+    shipped = website_controller(manager.client, recorder, conflict_retry_seconds=0.5)
+    assert isinstance(shipped.reconciler, WebsiteReconciler)
+    reconciler = CountingReconciler(shipped.reconciler)
+    manager.add(  # the shipped controller, with a counting reconciler
         Controller(
-            "website",
-            for_=WEBSITES,
+            shipped.name,
+            for_=shipped.for_,
             reconciler=reconciler,
-            owns=[DEPLOYMENTS, SERVICES],
-            predicates=[generation_changed()],
-            max_concurrent_reconciles=2,
+            owns=shipped.owns,
+            predicates=shipped.predicates,
+            max_concurrent_reconciles=shipped.max_concurrent_reconciles,
         )
     )
     try:
