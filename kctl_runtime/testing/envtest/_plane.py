@@ -111,6 +111,7 @@ class ControlPlane:
         self._processes: list[Process] = []
         self._token = ""
         self._ca_pem = b""
+        self._ssl: ssl.SSLContext | None = None  # for self._ca_pem; built once per start
         self._port = 0
         self._running = False
         #: Seconds from :meth:`start` until ready (including the default ServiceAccount with the
@@ -327,6 +328,7 @@ class ControlPlane:
         work = self._work_dir = self._prepare_work_dir()
         pki = write_pki(work / "pki", admin_user=ADMIN_USER)
         self._ca_pem = pki.ca_pem
+        self._ssl = None
         self._token = secrets.token_hex(24)
         tokens = work / "tokens.csv"
         fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -436,7 +438,9 @@ class ControlPlane:
         ]
 
     def _ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cadata=self._ca_pem.decode())
+        if self._ssl is None:  # readiness polls every 50 ms: parse the CA once
+            self._ssl = ssl.create_default_context(cadata=self._ca_pem.decode())
+        return self._ssl
 
     def _get(self, path: str) -> tuple[int, bytes]:
         conn = http.client.HTTPSConnection("127.0.0.1", self._port, context=self._ssl_context(), timeout=5)
