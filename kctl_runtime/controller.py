@@ -33,6 +33,11 @@ Guarantees:
   :class:`~kctl_runtime.reconcile.RequeueAfter` forgets them and re-adds the key after the delay;
   an exception re-adds it through the rate limiter (5 ms, 10 ms, 20 ms, ... by default);
   :class:`~kctl_runtime.reconcile.TerminalError` is logged and counted, and the key is forgotten.
+* **Error logs** -- one line per failed reconcile. Expected failures carry no traceback: a
+  :class:`~kctl_runtime.reconcile.TerminalError` (a user's mistake) is a warning; a failed API call
+  is logged at :func:`~kctl_runtime.errors.expected_failure_level` (info for 409, 404 and a
+  terminating namespace, warning for 422, 429, 5xx and connection failures, error for other API
+  answers). Any other exception is a bug: logged at error level with its traceback.
 * **Context** -- each reconcile runs with structlog contextvars ``controller``, ``namespace``,
   ``name``, ``reconcile_id`` (a fresh UUID) and ``trigger`` bound, so every log line the
   reconciler writes carries them.
@@ -58,6 +63,7 @@ forever (there is no per-reconcile timeout; add one inside the reconciler if you
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,6 +75,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.errors import expected_failure_level
 from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.predicates import Predicate
@@ -88,6 +95,7 @@ from kctl_runtime.resource import Resource
 __all__ = ["ALL_NAMESPACES", "Controller", "Owns", "Watch", "enqueue_owner", "owner_requests"]
 
 _log = structlog.get_logger("kctl_runtime.controller")
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _RESULTS = ("success", "error", "requeue", "requeue_after")
 # controller-runtime's reconcile_time_seconds buckets
@@ -570,17 +578,21 @@ class Controller:
                 self._m_terminal.inc()
                 self._m_errors.inc()
                 self._m_total["error"].inc()
-                self._log.error("terminal reconcile error; not retrying", error=str(exc), exc_info=exc)
+                # a user's mistake (the reconciler reports it on the object): no traceback
+                self._log.warning("terminal reconcile error; not retrying", error=str(exc))
             except Exception as exc:
                 self._delayed_triggers[request] = "retry"
                 self.queue.add_rate_limited(request)
                 self._m_errors.inc()
                 self._m_total["error"].inc()
-                self._log.error(
+                level = expected_failure_level(exc)
+                self._log.log(
+                    _LEVELS[level or "error"],
                     "reconcile failed; will retry",
                     error=str(exc) or type(exc).__name__,
+                    error_type=type(exc).__name__,
                     retries=self.queue.num_requeues(request),
-                    exc_info=exc,
+                    exc_info=exc if level is None else None,
                 )
             else:
                 self.queue.forget(request)

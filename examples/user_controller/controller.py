@@ -530,7 +530,8 @@ class UserReconciler:
         await self.client.patch(
             USERS,
             meta["name"],
-            {"status": patch},
+            # Conditional on the resourceVersion read: a stale (ex-leader's) write gets a 409.
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             namespace=meta["namespace"],
             subresource="status",
             field_manager=FIELD_MANAGER,

@@ -51,22 +51,19 @@ CONTROLLER_CALLS: dict[Call, str] = {
     ("apps", "deployments", "list"): "informer (owns)",
     ("apps", "deployments", "watch"): "informer (owns)",
     ("apps", "deployments", "get"): "client.get before the cache has synced",
-    ("apps", "deployments", "patch"): "server-side apply",
-    ("apps", "deployments", "create"): "server-side apply of an object that does not exist yet",
+    ("apps", "deployments", "patch"): "server-side apply onto a Deployment it controls",
+    ("apps", "deployments", "create"): "create of a missing Deployment (never an apply: no takeover)",
     ("", "services", "list"): "informer (owns)",
     ("", "services", "watch"): "informer (owns)",
     ("", "services", "get"): "client.get before the cache has synced",
-    ("", "services", "patch"): "server-side apply",
-    ("", "services", "create"): "server-side apply of an object that does not exist yet",
+    ("", "services", "patch"): "server-side apply onto a Service it controls",
+    ("", "services", "create"): "create of a missing Service (never an apply: no takeover)",
     ("", "events", "create"): "event recorder: a new event",
     ("", "events", "patch"): "event recorder: a repeated event (count)",
 }
-# Calls a recording proxy cannot see made, though the server authorizes them: the API server checks
-# `create` for an apply that creates; gets are served from the cache once it has synced; an event is
-# only patched when it repeats.
+# Calls a recording proxy cannot see made, though the server authorizes them: gets are served from
+# the cache once it has synced; an event is only patched when it repeats.
 NOT_OBSERVABLE: set[Call] = {
-    ("apps", "deployments", "create"),
-    ("", "services", "create"),
     ("extensions.example.com", "websites", "get"),
     ("apps", "deployments", "get"),
     ("", "services", "get"),
@@ -219,6 +216,14 @@ async def exercise(api: Client, namespace: str) -> None:
         return True
 
     await eventually(updated, message="update applied")
+    await api.patch(SERVICES, "kubia-website", {"spec": {"selector": {"website": "x"}}}, namespace=namespace)
+
+    async def repaired() -> bool:
+        service = await api.get(SERVICES, "kubia-website", namespace)
+        assert service["spec"]["selector"]["website"] == "kubia"
+        return True
+
+    await eventually(repaired, message="service drift repaired")
     old = await api.get(SERVICES, "kubia-website", namespace)
     await api.delete(SERVICES, "kubia-website", namespace=namespace)
 

@@ -17,7 +17,8 @@ Contract
   main-resource writes ignore ``status`` and status writes change only ``status``, ``generation``
   bumped on spec change only (Deployments: also on annotation change), a PUT body's ``uid`` is a
   precondition (409), no-op updates do not write, an object being deleted is removed when its last
-  finalizer goes, and new finalizers cannot be added to it (422).
+  finalizer goes, and new finalizers cannot be added to it (422); an apps/v1 Deployment's
+  ``spec.selector`` is immutable (422).
 * delete: preconditions (409, the registry's wording), propagation policies (``Orphan`` /
   ``Foreground`` add the ``orphan`` / ``foregroundDeletion`` finalizers that the garbage collector in
   :mod:`.gc` honours), finalizers keep the object with ``deletionTimestamp`` set, namespaces go
@@ -458,6 +459,15 @@ class Cluster:
             )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(new, old)
+        elif rt.plural == "deployments" and rt.group == "apps":
+            selector = (new.get("spec") or {}).get("selector")
+            if selector != (old.get("spec") or {}).get("selector"):  # apps/v1 strategy validation
+                immutable = {
+                    "reason": "FieldValueInvalid",
+                    "message": "Invalid value: field is immutable",
+                    "field": "spec.selector",
+                }
+                raise invalid(rt.kind, rt.group, name, [immutable])
         return new
 
     def _write_update(
