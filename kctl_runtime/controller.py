@@ -74,7 +74,7 @@ import anyio
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.errors import expected_failure_level
 from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory
 from kctl_runtime.metrics import REGISTRY
@@ -521,28 +521,22 @@ class Controller:
         if not pending:
             return
         self._log.info("waiting for caches to sync", informers=[i.name for i in pending])
-        timed_out = False
-
-        async def expire(scope: anyio.CancelScope, after: float) -> None:
-            nonlocal timed_out
-            await self._clock.sleep(after)
-            timed_out = True
-            scope.cancel()
 
         async def stopped(scope: anyio.CancelScope, event: anyio.Event) -> None:
             # stop() during the wait ends it; run() then returns without starting workers
             await event.wait()
             scope.cancel()
 
-        async with anyio.create_task_group() as tg:
-            if self.cache_sync_timeout is not None:
-                tg.start_soon(expire, tg.cancel_scope, self.cache_sync_timeout)
+        async with (
+            move_on_after(self._clock, self.cache_sync_timeout) as waited,
+            anyio.create_task_group() as tg,
+        ):
             if self._stop_requested is not None:
                 tg.start_soon(stopped, tg.cancel_scope, self._stop_requested)
             for informer in pending:
                 await informer.wait_synced()
             tg.cancel_scope.cancel()
-        if timed_out:
+        if waited.expired:
             names = [i.name for i in watched if not i.has_synced]
             if names:
                 raise TimeoutError(

@@ -44,7 +44,7 @@ import anyio
 import structlog
 from prometheus_client import Counter, Gauge
 
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import Resource, object_key
 from kctl_runtime.store import Store
@@ -489,21 +489,10 @@ class InformerFactory:
         Raises :class:`TimeoutError` naming the informers that have not, after ``timeout`` seconds
         of the factory's clock.
         """
-        timed_out = False
-
-        async def expire(scope: anyio.CancelScope, after: float) -> None:
-            nonlocal timed_out
-            await self.clock.sleep(after)
-            timed_out = True
-            scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            if timeout is not None:
-                tg.start_soon(expire, tg.cancel_scope, timeout)
+        async with move_on_after(self.clock, timeout) as waited:
             while pending := [i for i in self._informers.values() if not i.has_synced]:
                 await pending[0].wait_synced()
-            tg.cancel_scope.cancel()
-        if timed_out:
+        if waited.expired:
             names = [i.name for i in self._informers.values() if not i.has_synced]
             if names:
                 raise TimeoutError(f"informers not synced after {timeout}s: {', '.join(names)}")

@@ -54,7 +54,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.config import FatalError, load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import Informer, InformerFactory
@@ -489,7 +489,7 @@ class Manager:
     async def _run_controllers(self) -> None:
         assert self._stop_event is not None
         stop_event = self._stop_event
-        timed_out = False
+        finished = anyio.Event()
         async with anyio.create_task_group() as outer:
 
             async def controllers() -> None:
@@ -497,7 +497,7 @@ class Manager:
                     for controller in self._controllers:
                         cg.start_soon(controller.run, self.informers, name=f"controller {controller.name}")
                 await stop_event.wait()
-                outer.cancel_scope.cancel()
+                finished.set()
 
             outer.start_soon(controllers, name="controllers")
             await stop_event.wait()
@@ -505,11 +505,12 @@ class Manager:
             _log.info("stopping controllers; waiting for in-flight reconciles", in_flight=in_flight)
             for controller in self._controllers:
                 controller.stop()
-            await self.clock.sleep(self.graceful_shutdown_timeout)
-            timed_out = True
-            outer.cancel_scope.cancel()
-        if timed_out:
+            async with move_on_after(self.clock, self.graceful_shutdown_timeout) as grace:
+                await finished.wait()
+            # counted before cancelling: once cancelled, their queues no longer hold them
             left = sum(c.queue.processing() for c in self._controllers)
+            outer.cancel_scope.cancel()
+        if grace.expired:
             _log.warning(
                 "graceful_shutdown_timeout passed; cancelled in-flight reconciles",
                 timeout=self.graceful_shutdown_timeout,
@@ -520,23 +521,15 @@ class Manager:
         if not self._recorders:
             return
 
-        async def flush_all(scope: anyio.CancelScope) -> None:
-            for recorder in self._recorders.values():
-                try:
-                    await recorder.flush()
-                except Exception as exc:  # pragma: no cover - best effort on the way out
-                    _log.warning("flushing events failed", error=str(exc))
-            scope.cancel()
-
-        async def expire(scope: anyio.CancelScope) -> None:
-            await self.clock.sleep(_FLUSH_TIMEOUT)
-            _log.warning("event flush did not finish in time; dropping the rest", timeout=_FLUSH_TIMEOUT)
-            scope.cancel()
-
         with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flush_all, tg.cancel_scope)
-                tg.start_soon(expire, tg.cancel_scope)
+            async with move_on_after(self.clock, _FLUSH_TIMEOUT) as timeout:
+                for recorder in self._recorders.values():
+                    try:
+                        await recorder.flush()
+                    except Exception as exc:  # pragma: no cover - best effort on the way out
+                        _log.warning("flushing events failed", error=str(exc))
+            if timeout.expired:
+                _log.warning("event flush did not finish in time; dropping the rest", timeout=_FLUSH_TIMEOUT)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+import structlog
 
 from kctl_runtime.client import Client
 from kctl_runtime.clock import FakeClock
@@ -310,19 +311,23 @@ async def test_reconciles_still_running_after_the_graceful_timeout_are_cancelled
             label_selector=MINE,
         )
     )
-    async with managing(manager) as done:
-        with anyio.fail_after(10):
-            await started.wait()
-        stopped_at = clock.monotonic()
-        manager.stop()
-        await anyio.sleep(0.05)  # let the manager start its graceful timer
-        while not cancelled.is_set() and clock.monotonic() - stopped_at < 60:
-            await clock.advance(0.5)
-            await anyio.sleep(0.01)
-        with anyio.fail_after(10):
-            await done.wait()
+    with structlog.testing.capture_logs() as logs:
+        async with managing(manager) as done:
+            with anyio.fail_after(10):
+                await started.wait()
+            stopped_at = clock.monotonic()
+            manager.stop()
+            await anyio.sleep(0.05)  # let the manager start its graceful timer
+            while not cancelled.is_set() and clock.monotonic() - stopped_at < 60:
+                await clock.advance(0.5)
+                await anyio.sleep(0.01)
+            with anyio.fail_after(10):
+                await done.wait()
     assert cancelled_at, "the stuck reconcile was never cancelled"
     assert 5.0 <= cancelled_at[0] - stopped_at <= 5.5
+    # Regression (issue 10 item 8): the warning said cancelled=0, counted after the cancellation.
+    (warning,) = [e for e in logs if e["event"].startswith("graceful_shutdown_timeout passed")]
+    assert (warning["log_level"], warning["cancelled"]) == ("warning", 1)
 
 
 @pytest.mark.fake_only
