@@ -76,7 +76,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.errors import expected_failure_level
-from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory
+from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory, _unsynced
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.predicates import Predicate
 from kctl_runtime.queue import ShutDown, WorkQueue
@@ -537,7 +537,7 @@ class Controller:
                 await informer.wait_synced()
             tg.cancel_scope.cancel()
         if waited.expired:
-            names = [i.name for i in watched if not i.has_synced]
+            names = [_unsynced(i) for i in watched if not i.has_synced]
             if names:
                 raise TimeoutError(
                     f"controller {self.name}: caches not synced after {self.cache_sync_timeout}s: "

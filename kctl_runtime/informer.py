@@ -493,6 +493,12 @@ class InformerFactory:
             while pending := [i for i in self._informers.values() if not i.has_synced]:
                 await pending[0].wait_synced()
         if waited.expired:
-            names = [i.name for i in self._informers.values() if not i.has_synced]
+            names = [_unsynced(i) for i in self._informers.values() if not i.has_synced]
             if names:
                 raise TimeoutError(f"informers not synced after {timeout}s: {', '.join(names)}")
+
+
+def _unsynced(informer: Informer) -> str:
+    """The informer's name, with the last list-watch failure (a 403 names RBAC) when there was one."""
+    failure = informer.watcher.last_failure
+    return f"{informer.name} (last error: {failure})" if failure else informer.name

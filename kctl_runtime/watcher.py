@@ -270,6 +270,8 @@ class Watcher:
         self._meta_accept = self.config.metadata_only
         self._streaming = self.config.streaming_list
         self._on_restart = on_restart or (lambda _reason: None)
+        self.last_failure: str | None = None
+        """Why the list-watch last backed off (e.g. ``403 Forbidden: ...``); for timeout messages."""
 
     # -- query building -------------------------------------------------------------------
 
@@ -307,6 +309,7 @@ class Watcher:
                 delay = self.backoff.next_delay()
                 if action.retry_after is not None:
                     delay = max(delay, action.retry_after)
+                self.last_failure = action.reason
                 log = _log.info if action.relist else _log.warning
                 log(
                     "list-watch backing off",

@@ -8,6 +8,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -633,3 +634,33 @@ async def test_events_recorded_by_the_last_in_flight_reconcile_are_sent_before_r
             await done.wait()
     events = await Client(fake_kube.api_client).list(CORE_EVENTS, ns)
     assert [e["reason"] for e in events if e.get("reason") == "LastWords"] == ["LastWords"]
+
+
+async def test_missing_rbac_is_a_cache_sync_timeout_naming_the_resource_and_the_403(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    """Issue 10 item 4: with no RBAC for its resource the manager must not wait forever, silently."""
+    from examples.website_controller.tests.rbac_tools import as_service_account
+    from kctl_runtime.config import load_config
+
+    async with contextlib.AsyncExitStack() as stack:
+        if kube.fake is not None:  # the fake has no RBAC: it answers as kube-apiserver does without it
+            kube.fake.faults.fail_next(10_000, status=403, verb="list", resource="secrets")
+            api_client = kube.api_client
+        else:  # a ServiceAccount bound to nothing
+            kubeconfig = await stack.enter_async_context(
+                as_service_account(kube, [], service_account="no-rbac", tmp_path=tmp_path)
+            )
+            api_client = await load_config(kubeconfig)
+            stack.push_async_callback(api_client.close)
+        manager = local_manager(api_client, cache_sync_timeout=4, metrics_bind=None)
+        manager.add(
+            Controller(unique_controller(), for_=SECRETS, reconciler=Counting(), namespace=kube.namespace)
+        )
+        with anyio.fail_after(60), pytest.raises(CacheSyncTimeout) as caught:
+            await manager.run()
+    message = str(caught.value)
+    assert f"secrets,ns={kube.namespace}" in message, message
+    assert "last error: " in message, message
+    assert "403" in message, message
+    assert "\n" not in message
