@@ -75,7 +75,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from kctl_runtime.clock import Clock, SystemClock, move_on_after
-from kctl_runtime.errors import expected_failure_level
+from kctl_runtime.errors import ApiError, expected_failure_level
 from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory, _unsynced
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.predicates import Predicate
@@ -383,6 +383,9 @@ class Controller:
         self._stopped = False
         self._stop_requested: anyio.Event | None = None
         self._log = _log.bind(controller=name)
+        self.unauthorized = False
+        """Whether the last reconcile failed with 401 (credentials revoked); the manager's
+        ``/healthz`` fails while it holds, so the pod is restarted instead of enforcing nothing."""
         # label children looked up once: the per-reconcile path only increments
         self._m_total = {result: RECONCILE_TOTAL.labels(name, result) for result in _RESULTS}
         self._m_errors = RECONCILE_ERRORS.labels(name)
@@ -575,6 +578,7 @@ class Controller:
                 # a user's mistake (the reconciler reports it on the object): no traceback
                 self._log.warning("terminal reconcile error; not retrying", error=str(exc))
             except Exception as exc:
+                self.unauthorized = _is_unauthorized(exc)
                 self._delayed_triggers[request] = "retry"
                 self.queue.add_rate_limited(request)
                 self._m_errors.inc()
@@ -589,6 +593,7 @@ class Controller:
                     exc_info=exc if level is None else None,
                 )
             else:
+                self.unauthorized = False
                 self.queue.forget(request)
                 if result is None:
                     self._m_total["success"].inc()
@@ -608,3 +613,10 @@ class Controller:
                 "or raise to retry"
             )
         return result
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    """A 401 answer, also when wrapped (``wraps_cause``, as the finalizer helper's errors are)."""
+    while getattr(type(exc), "wraps_cause", False) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, ApiError) and exc.status == 401

@@ -9,7 +9,9 @@ Contract
    default registry unless ``serve_default_metrics=False``) start on their binds
    (``127.0.0.1`` by default; port 0 picks a free port, see :attr:`Manager.health_port` /
    :attr:`Manager.metrics_port`; ``None`` disables a server). ``/healthz`` answers 200 while the
-   manager runs (and, under leader election, while the elector is not stuck).
+   manager runs (and, under leader election, while the elector is not stuck), and 500 while a
+   controller's last reconcile was refused with 401: revoked credentials make the kubelet restart
+   the pod (which reloads them) instead of leaving a "healthy" controller that enforces nothing.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
    manager waits up to ``cache_sync_timeout`` seconds for every informer to sync; on timeout
@@ -336,9 +338,12 @@ class Manager:
 
     @property
     def healthy(self) -> bool:
-        """Running, and the leader elector (if any) is not stuck (``/healthz`` before extra checks)."""
+        """Running, the leader elector (if any) is not stuck, and no controller's last reconcile was
+        refused with 401 (``/healthz`` before extra checks)."""
         if not self._running:
             return False
+        if any(c.unauthorized for c in self._controllers):
+            return False  # credentials revoked: restart (and reload them) rather than enforce nothing
         return self.elector is None or self.elector.healthy()
 
     @property

@@ -664,3 +664,46 @@ async def test_missing_rbac_is_a_cache_sync_timeout_naming_the_resource_and_the_
     assert "last error: " in message, message
     assert "403" in message, message
     assert "\n" not in message
+
+
+@pytest.mark.fake_only
+async def test_healthz_fails_while_credentials_are_refused_and_recovers_when_they_work(
+    fake_kube: KubeTarget,
+) -> None:
+    """Regression (issue 10 item 3): with every write refused 401 the manager stayed "healthy"
+    while enforcing nothing. Now /healthz fails, so the kubelet restarts the pod (reloading them)."""
+    assert fake_kube.fake is not None
+    ns = fake_kube.namespace
+    client = Client(fake_kube.api_client)
+    await client.create(CONFIGMAPS, cm("guarded", ns))
+    attempts: list[int] = []
+
+    async def reconcile(request: Request) -> Result:
+        attempts.append(1)
+        await client.patch(CONFIGMAPS, request.name, {"data": {"seen": "yes"}}, namespace=ns)
+        return None
+
+    manager = local_manager(fake_kube.api_client, metrics_bind=None)
+    manager.add(
+        Controller(
+            unique_controller(), for_=CONFIGMAPS, reconciler=reconcile, namespace=ns, label_selector=MINE
+        )
+    )
+    fake_kube.fake.faults.fail_next(10_000, status=401, verb="patch", resource="configmaps")
+    with structlog.testing.capture_logs() as logs:
+        async with managing(manager):
+            await until(lambda: len(attempts) >= 2, "retried under 401")
+            status, body = await http_get(manager.health_port, "/healthz")
+            assert status == 500, body
+            fake_kube.fake.faults.clear()  # credentials work again
+
+            async def healthy() -> bool:
+                status, body = await http_get(manager.health_port, "/healthz")
+                assert status == 200, body
+                return True
+
+            await eventually(healthy, timeout=30, message="healthy once a reconcile succeeds")
+    refused = [e for e in logs if e["event"] == "reconcile failed; will retry"]
+    assert refused
+    assert refused[0]["log_level"] == "error"
+    assert "401" in refused[0]["error"]
