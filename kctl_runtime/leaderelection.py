@@ -230,6 +230,12 @@ class LeaderElector:
         return (self._observed[0] or None) if self._observed is not None else None
 
     @property
+    def observed_at(self) -> float | None:
+        """Clock time at which this elector first saw the current Lease record (its expiry counts
+        from here: wall times of two hosts are never compared)."""
+        return self._observed_time if self._observed is not None else None
+
+    @property
     def last_renewal(self) -> float | None:
         """Monotonic clock time at which the last successful acquire/renew attempt started."""
         return self._renewed_at
@@ -383,10 +389,12 @@ class LeaderElector:
             expiry = self._held_by_other_until()
             if expiry is not None:
                 # Wake up close to the moment the holder's lease runs out instead of up to a whole
-                # jittered period after it; the extra random part keeps standbys apart.
+                # jittered period after it; the extra random part (at most half a retry period,
+                # leaving the other half for the GET and PUT) keeps standbys apart, so a takeover
+                # lands within lease_duration + retry_period of the renewal we observed.
                 until = expiry - self._clock.monotonic()
                 if until > 0:
-                    delay = min(delay, until + self._rng.random() * cfg.retry_period)
+                    delay = min(delay, until + self._rng.random() * cfg.retry_period / 2)
             await self._clock.sleep(delay)
 
     async def _renew_loop(self) -> None:
