@@ -483,6 +483,10 @@ class InformerFactory:
         finally:
             self._task_group = None
 
+    def unauthorized(self) -> bool:
+        """Whether any informer's last list or watch was refused with 401 (credentials revoked)."""
+        return any(i.watcher.unauthorized for i in self._informers.values())
+
     async def wait_for_sync(self, timeout: float | None = None) -> None:
         """Wait until every informer requested so far has synced.
 

@@ -10,8 +10,9 @@ Contract
    (``127.0.0.1`` by default; port 0 picks a free port, see :attr:`Manager.health_port` /
    :attr:`Manager.metrics_port`; ``None`` disables a server). ``/healthz`` answers 200 while the
    manager runs (and, under leader election, while the elector is not stuck), and 500 while a
-   controller's last reconcile was refused with 401: revoked credentials make the kubelet restart
-   the pod (which reloads them) instead of leaving a "healthy" controller that enforces nothing.
+   controller's last reconcile or an informer's last list/watch was refused with 401: revoked
+   credentials make the kubelet restart the pod (which reloads them) instead of leaving a
+   "healthy" controller that enforces nothing.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
    manager waits up to ``cache_sync_timeout`` seconds for every informer to sync; on timeout
@@ -342,7 +343,7 @@ class Manager:
         refused with 401 (``/healthz`` before extra checks)."""
         if not self._running:
             return False
-        if any(c.unauthorized for c in self._controllers):
+        if any(c.unauthorized for c in self._controllers) or self.informers.unauthorized():
             return False  # credentials revoked: restart (and reload them) rather than enforce nothing
         return self.elector is None or self.elector.healthy()
 

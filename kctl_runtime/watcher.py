@@ -271,6 +271,8 @@ class Watcher:
         self._streaming = self.config.streaming_list
         self._on_restart = on_restart or (lambda _reason: None)
         self.last_failure: str | None = None
+        self.unauthorized = False
+        """Whether the last answer was a 401 (credentials revoked); cleared by any other answer."""
         """Why the list-watch last backed off (e.g. ``403 Forbidden: ...``); for timeout messages."""
 
     # -- query building -------------------------------------------------------------------
@@ -331,6 +333,7 @@ class Watcher:
                 raise TypeError(action)
 
     def _apply(self, received: Input, sink: _Sink) -> Action:
+        self.unauthorized = isinstance(received, Failed) and received.status == 401
         result = step(self.state, received, streaming=self._streaming)
         if self._streaming and isinstance(self.state, Empty) and isinstance(result.action, ListPage):
             _log.warning(

@@ -707,3 +707,75 @@ async def test_healthz_fails_while_credentials_are_refused_and_recovers_when_the
     assert refused
     assert refused[0]["log_level"] == "error"
     assert "401" in refused[0]["error"]
+
+
+@pytest.mark.real_only
+async def test_healthz_fails_once_the_service_accounts_credentials_are_revoked(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    """Issue 10 item 3 on kube-apiserver: the ServiceAccount is deleted, so its token gets 401."""
+    from examples.website_controller.tests.rbac_tools import as_service_account
+    from kctl_runtime.config import load_config
+    from kctl_runtime.resource import SERVICEACCOUNTS
+
+    ns = kube.namespace
+    admin = Client(kube.api_client)
+    await admin.create(CONFIGMAPS, cm("guarded", ns))
+    rbac = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "configmap-writer"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "patch"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "configmap-writer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmap-writer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "revoked", "namespace": ns}],
+        },
+    ]
+    async with as_service_account(kube, rbac, service_account="revoked", tmp_path=tmp_path) as kubeconfig:
+        api_client = await load_config(kubeconfig)
+        try:
+            restricted = Client(api_client)
+            seen: list[str] = []
+
+            async def reconcile(request: Request) -> Result:
+                current = await restricted.get(CONFIGMAPS, request.name, ns)
+                seen.append(current["data"].get("k", ""))
+                await restricted.patch(CONFIGMAPS, request.name, {"data": {"seen": "yes"}}, namespace=ns)
+                return None
+
+            manager = local_manager(api_client, metrics_bind=None)
+            manager.add(
+                Controller(
+                    unique_controller(),
+                    for_=CONFIGMAPS,
+                    reconciler=reconcile,
+                    namespace=ns,
+                    label_selector=MINE,
+                )
+            )
+            async with managing(manager):
+                await until(lambda: bool(seen), "reconciled with valid credentials", timeout=30)
+                status, _ = await http_get(manager.health_port, "/healthz")
+                assert status == 200
+                await admin.delete(SERVICEACCOUNTS, "revoked", namespace=ns)  # its token is now refused
+                edits = iter(range(1000))
+
+                async def unhealthy() -> bool:
+                    # each edit is a reconcile (the server may honour the token a little longer)
+                    data = {"data": {"k": f"edit-{next(edits)}"}}
+                    await admin.patch(CONFIGMAPS, "guarded", data, namespace=ns)
+                    await anyio.sleep(0.5)
+                    status, body = await http_get(manager.health_port, "/healthz")
+                    assert status == 500, body
+                    return True
+
+                await eventually(unhealthy, timeout=60, message="/healthz failing under 401")
+        finally:
+            await api_client.close()
