@@ -315,15 +315,17 @@ class LoopGaps:
 
     def __init__(self) -> None:
         self.longest = 0.0
+        self.longest_cpu = 0.0  # this thread's CPU time in the longest-CPU gap (preemption excluded)
 
     async def run(self) -> None:
         while True:
-            before = time.perf_counter()
+            before, cpu = time.perf_counter(), time.thread_time()
             await asyncio.sleep(0)
             self.longest = max(self.longest, time.perf_counter() - before)
+            self.longest_cpu = max(self.longest_cpu, time.thread_time() - cpu)
 
 
-async def bench_pause(client: Any, repeat: int, size: int, namespace: str) -> list[float]:
+async def bench_pause(client: Any, repeat: int, size: int, namespace: str) -> list[tuple[float, float]]:
     """Longest loop gap (ms) from an informer's start until the manager's post-sync GC freeze is done.
 
     The cyclic GC is on, as in a controller process; a no-op handler stands in for the controller's
@@ -348,7 +350,7 @@ async def bench_pause(client: Any, repeat: int, size: int, namespace: str) -> li
             await asyncio.sleep(0.05)
             tg.cancel_scope.cancel()
         assert len(informer.store) == size
-        gaps.append(ticker.longest * 1000)
+        gaps.append((ticker.longest * 1000, ticker.longest_cpu * 1000))
         del informer
     gc.unfreeze()
     return gaps
@@ -537,7 +539,8 @@ async def main(args: argparse.Namespace) -> str:
     fair_rows = []
     for size, f in fair.items():
         median = statistics.median(f["ratios"])
-        pause = max(f["pauses"])
+        pause = max(p for p, _ in f["pauses"])
+        pause_cpu = max(c for _, c in f["pauses"])
         fair_rows.append(
             (
                 f"initial sync of {size:,}, fair floor (same pages, orjson, GC off): wall",
@@ -556,9 +559,17 @@ async def main(args: argparse.Namespace) -> str:
             )
         )
         fair_rows.append(
-            (f"cache sync of {size:,} (GC on, then the manager's GC freeze): longest event-loop pause",
-             f"{pause:.1f} ms", "runs " + " / ".join(f"{g:.1f}" for g in f["pauses"]) + " ms",
-             f"{verdict(pause <= TARGET_PAUSE_MS)} (target <= {TARGET_PAUSE_MS:g} ms)"))  # fmt: skip
+            (
+                f"cache sync of {size:,} (GC on, then the manager's GC freeze): longest event-loop pause",
+                f"{pause:.1f} ms",
+                "runs " + " / ".join(f"{g:.1f}" for g, _ in f["pauses"]) + " ms",
+                f"{verdict(pause <= TARGET_PAUSE_MS)} (target <= {TARGET_PAUSE_MS:g} ms)",
+            )
+        )
+        fair_rows.append(
+            (f"cache sync of {size:,}: longest pause in this thread's CPU time (preemption excluded)",
+             f"{pause_cpu:.1f} ms", "runs " + " / ".join(f"{c:.1f}" for _, c in f["pauses"]) + " ms",
+             f"{verdict(pause_cpu <= TARGET_PAUSE_MS)} (target <= {TARGET_PAUSE_MS:g} ms)"))  # fmt: skip
     table = ["| Measurement | Time / size | Rate | Verdict |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in fair_rows + rows]
     header = (
