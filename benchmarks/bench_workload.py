@@ -57,7 +57,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.informer import Informer
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICEACCOUNTS, SERVICES, Resource
-from kctl_runtime.testing.envtest import ControlPlane
+from kctl_runtime.testing.envtest import ControlPlane, EnvtestUnavailable
 from kctl_runtime.testing.envtest._plane import _free_ports
 from kctl_runtime.testing.helpers import install_crd
 from kctl_runtime.watcher import WatcherConfig
@@ -213,11 +213,23 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def control_plane() -> Iterator[ControlPlane]:
+def control_plane(attempts: int = 3) -> Iterator[ControlPlane]:
+    """A fresh plane; on a loaded machine kube-controller-manager can give up on a slow
+    kube-apiserver at start, so a failed start is retried (a benchmark, not a test of envtest)."""
     with tempfile.TemporaryDirectory(prefix="bench-workload-") as work:
-        plane = ControlPlane.from_environment(work_dir=Path(work), controller_manager=True)
-        with plane:
+        for attempt in range(attempts):
+            plane = ControlPlane.from_environment(work_dir=Path(work), controller_manager=True)
+            try:
+                plane.start()
+                break
+            except EnvtestUnavailable as exc:
+                if attempt == attempts - 1:
+                    raise
+                print(f"  control plane did not start ({str(exc)[:120]}...); retrying", flush=True)
+        try:
             yield plane
+        finally:
+            plane.stop()
 
 
 class ControllerProcess:
