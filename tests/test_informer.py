@@ -576,6 +576,10 @@ async def test_wait_for_sync_names_the_informers_that_did_not_sync(kube: KubeTar
         tg.cancel_scope.cancel()
 
 
+def _synced(informer: Informer) -> bool:
+    return informer.has_synced
+
+
 def _cm(name: str, rv: str, uid: str = "u") -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv, "uid": f"{uid}-{name}"}}
 
@@ -599,16 +603,16 @@ def test_the_first_list_reaches_the_store_and_handlers_as_it_arrives_and_a_resta
     informer.process(InitApply(_cm("a", "1")))
     assert seen == [("add", "a", True)]
     assert informer.store.get_object("ns", "a") is not None
-    assert not informer.has_synced
+    assert not _synced(informer)
     informer.process(InitApply(_cm("b", "1")))
     # the list restarts (an expired continue token): the next complete list is compared with what
     # the handlers were told, so they still see add -> update -> delete per object, nothing twice
     informer.process(Init())
     informer.process(InitApply(_cm("a", "2")))
     informer.process(InitApply(_cm("c", "1")))
-    assert not informer.has_synced
+    assert not _synced(informer)
     informer.process(InitDone("9"))
-    assert informer.has_synced
+    assert _synced(informer)
     assert seen == [
         ("add", "a", True),
         ("add", "b", True),
@@ -631,6 +635,6 @@ def test_a_first_list_without_restart_is_delivered_once_and_leaves_exactly_the_l
     for i in range(5):
         informer.process(InitApply(_cm(f"o{i}", "1")))
     informer.process(InitDone("5"))
-    assert informer.has_synced
+    assert _synced(informer)
     assert added == [f"o{i}" for i in range(5)]
     assert len(informer.store) == 5

@@ -19,9 +19,10 @@ import anyio
 import yaml
 from aiohttp import web
 
-from examples.website_controller.controller import DEPLOYMENTS, SERVICES, WEBSITES, child_name
+from examples.website_controller.controller import WEBSITES, child_name
 from examples.website_controller.tests.harness import install_crd, running_controller, website
 from kctl_runtime.client import Client
+from kctl_runtime.resource import DEPLOYMENTS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
