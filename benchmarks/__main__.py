@@ -2,7 +2,8 @@
 
 Each benchmark runs in a fresh interpreter so one's memory and garbage do not disturb the next.
 ``python -m benchmarks fakeapi queue`` runs a subset. ``workload`` needs envtest binaries
-(``KUBEBUILDER_ASSETS``) and takes the longest (N = 300 and 3,000, three rounds). Exits non-zero if any benchmark failed.
+(``KUBEBUILDER_ASSETS``) and takes the longest (N = 300 and 3,000, three rounds).
+Exits non-zero if any benchmark failed.
 """
 
 from __future__ import annotations
