@@ -349,7 +349,8 @@ def _website_goal(n: int, version: int) -> dict[Key, Check]:
 
 
 def _groups(n: int) -> int:
-    return max(1, n // 10)
+    """N/10 groups, and at least two so that a move always changes the group."""
+    return max(2, n // 10)
 
 
 def _user(i: int, n: int) -> Obj:
