@@ -79,6 +79,7 @@ def builtin_types() -> list[ResourceType]:
             "ServiceAccount",
             True,
             short_names=("sa",),
+            return_deleted_object=True,
             printer_columns=(),
         ),
         ResourceType(
@@ -91,6 +92,7 @@ def builtin_types() -> list[ResourceType]:
             short_names=("svc",),
             categories=("all",),
             status_subresource=True,
+            return_deleted_object=True,
             printer_columns=(
                 _col("Type", ".spec.type"),
                 _col("Cluster-IP", ".spec.clusterIP"),

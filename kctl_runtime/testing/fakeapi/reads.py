@@ -33,7 +33,15 @@ from aiohttp import web
 from . import tables
 from .cluster import Cluster
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, expired, not_found, options_invalid, query_bool, status_body
+from .errors import (
+    ApiError,
+    bad_request,
+    expired,
+    invalid,
+    not_found,
+    query_bool,
+    status_body,
+)
 from .storage import Stored, sort_key
 from .watch import Watcher, line, serve_watch
 
@@ -297,13 +305,27 @@ class ReadHandlers:
             at_rv = storage.rv
             rv_param = query.get("resourceVersion", "")
             match = query.get("resourceVersionMatch", "")
+            causes = []
             if match and not rv_param:
-                raise options_invalid(
-                    "ListOptions",
-                    "resourceVersionMatch",
-                    "FieldValueForbidden",
-                    "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                causes.append(
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                        "is provided",
+                        "field": "resourceVersionMatch",
+                    }
                 )
+            if match not in ("", "Exact", "NotOlderThan"):
+                causes.append(
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{match}": supported values: '
+                        '"Exact", "NotOlderThan", ""',
+                        "field": "resourceVersionMatch",
+                    }
+                )
+            if causes:
+                raise invalid("ListOptions", "meta.k8s.io", "", causes)
             if rv_param:
                 requested = _parse_rv(rv_param)
                 if requested > storage.rv:
