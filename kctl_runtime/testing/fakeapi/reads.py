@@ -277,7 +277,10 @@ class ReadHandlers:
                 message = (
                     f"Timeout: Too large resource version: {requested}, current: {self.cluster.storage.rv}"
                 )
-                raise ApiError(status_body(504, "Timeout", message, details={"retryAfterSeconds": 1}))
+                # client-go's IsTooLargeResourceVersion reads this cause (reflectors relist on it)
+                cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                details = {"causes": [cause], "retryAfterSeconds": 1}
+                raise ApiError(status_body(504, "Timeout", message, details=details))
             await asyncio.sleep(0.05)
 
     # ---- list ----
@@ -446,6 +449,11 @@ class ReadHandlers:
             meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
             if initial_end:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            if variant == "partial":  # metadata-only watches get metadata-only bookmarks
+                return line(
+                    "BOOKMARK",
+                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
+                )
             return line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
 
         def bookmark_line(w: Watcher) -> bytes | None:
