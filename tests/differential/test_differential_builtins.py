@@ -241,6 +241,7 @@ VALIDATION = [
     ),
 ]
 
+# --8<-- [start:scenario]
 SCALE = [
     Scenario(
         "the Deployment scale subresource reports status.selector and credits the writer",
@@ -265,6 +266,9 @@ SCALE = [
         ),
     ),
 ]
+
+
+# --8<-- [end:scenario]
 
 
 @pytest.mark.parametrize("scenario", DELETE_BODIES + VALIDATION + SCALE, ids=lambda s: s.name)

@@ -73,7 +73,6 @@ _QUERIES: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
     ("a garbage field selector", "GET", (("fieldSelector", "metadata.name"),)),
     ("an unknown resourceVersionMatch", "GET", (("resourceVersionMatch", "Sometimes"),)),
     ("resourceVersionMatch without resourceVersion", "GET", (("resourceVersionMatch", "Exact"),)),
-    ("watch=maybe", "GET", (("watch", "maybe"),)),
     ("an unknown parameter is ignored", "GET", (("frobnicate", "1"),)),
     ("a bad dryRun", "POST", (("dryRun", "Some"),)),
     ("a bad fieldValidation", "POST", (("fieldValidation", "Loose"),)),
