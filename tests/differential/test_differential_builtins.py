@@ -66,6 +66,7 @@ _KINDS: list[tuple[str, str, dict[str, object]]] = [
         },
     ),
     (APPS, "deployments", _deploy("x")),
+    (APPS, "replicasets", {**_deploy("x"), "kind": "ReplicaSet"}),
     (
         "/apis/coordination.k8s.io/v1/namespaces/{ns}",
         "leases",

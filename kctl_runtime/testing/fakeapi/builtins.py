@@ -173,6 +173,28 @@ def builtin_types() -> list[ResourceType]:
             ),
         ),
         ResourceType(
+            "apps",
+            "v1",
+            "replicasets",
+            "replicaset",
+            "ReplicaSet",
+            True,
+            short_names=("rs",),
+            categories=("all",),
+            status_subresource=True,
+            tracks_generation=True,
+            scale_subresource={
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+            printer_columns=(
+                _col("Desired", ".spec.replicas", "integer"),
+                _col("Current", ".status.replicas", "integer"),
+                _col("Ready", ".status.readyReplicas", "integer"),
+            ),
+        ),
+        ResourceType(
             "coordination.k8s.io",
             "v1",
             "leases",
