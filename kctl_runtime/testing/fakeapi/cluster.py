@@ -13,7 +13,10 @@ Contract
   custom-resource defaulting / pruning / validation (422; unknown fields per ``fieldValidation``),
   ``managedFields`` for the request's field manager, ``AlreadyExists`` (409).
 * update: optimistic concurrency on ``metadata.resourceVersion`` (409 with the real message; an
-  update without resourceVersion is unconditional), system metadata kept from the stored object,
+  update without resourceVersion is unconditional for built-ins, a 422 for custom resources),
+  custom-resource status writes defaulted, pruned and validated against the schema, built-in
+  field types, immutability and sizes checked by :mod:`.validation`, system metadata kept from
+  the stored object,
   main-resource writes ignore ``status`` and status writes change only ``status``, ``generation``
   bumped on spec change only (Deployments: also on annotation change), a PUT body's ``uid`` is a
   precondition (409), no-op updates do not write, an object being deleted is removed when its last

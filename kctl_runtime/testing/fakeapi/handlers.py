@@ -12,7 +12,11 @@ verb, parses the body and query, calls :class:`~.cluster.Cluster` and encodes th
   the User-Agent up to its first ``/``, as the real server does); dropped unknown fields of custom
   resources come back as ``Warning`` headers.
 * PATCH accepts JSON merge, JSON patch and (built-ins only; 415 for custom resources) strategic merge;
-  ``application/apply-patch+yaml`` is server-side apply (:mod:`.apply`, conflicts are 409).
+  ``application/apply-patch+yaml`` is server-side apply (:mod:`.apply`, conflicts are 409; a body
+  without ``apiVersion`` or ``kind`` is a 400).
+* Bodies: JSON (invalid UTF-8 replaced as Go's decoder does), YAML read as go-yaml v2 reads it
+  (``y``/``n`` are booleans) with alias bombs refused before expansion (400), protobuf for a few core
+  kinds; any other create/update content type is a 415.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Contract
   resourceVersion; an expired token is 410. ``remainingItemCount`` is set when no selector is used.
 * ``Accept: ...;as=Table`` renders server-side tables; ``as=PartialObjectMetadata(List)`` returns
   metadata only (for lists, single objects and watches).
-* Watches are served by :func:`~.watch.serve_watch`; a too-old resourceVersion produces a 200 stream
+* Watches are served by :func:`~.watch.serve_watch` (metadata-only watches send
+  ``PartialObjectMetadata`` bookmarks); a too-old resourceVersion produces a 200 stream
   with a single ``ERROR`` event carrying a 410 ``Expired`` Status, as the real watch cache does.
   Without a resourceVersion (or with ``0``, or ``sendInitialEvents=true``) the stream starts with
   synthetic ``ADDED`` events for the current objects.
