@@ -81,7 +81,7 @@ async def test_while_the_server_is_down_delays_stay_short_and_the_410_relist_doe
         await synced(informer)
         errors, relisted = restarts(informer, "error"), restarts(informer, "relist")
         await server.stop()
-        delays = []
+        delays: list[float] = []
         for attempt in range(1, 7):
             if delays:
                 await clock.advance(delays[-1])
@@ -106,7 +106,7 @@ async def _present(informer: Informer, key: str) -> bool:
     return informer.store.get(key) is not None
 
 
-async def _parked(clock: FakeClock, informer: Informer, reason: str, count: int) -> float:
+async def _parked(clock: FakeClock, informer: Informer, reason: str, count: float) -> float:
     """Wait until the informer's ``count``-th ``reason`` restart sleeps on the clock; its delay."""
 
     async def sleeping() -> float:
