@@ -39,6 +39,7 @@ killed process's would.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,7 +143,8 @@ def _draw(rng: random.Random, kind: str, duration: float, cap: float) -> Fault:
 
 
 class FaultApi(Protocol):
-    """What :func:`run_schedule` uses of the fake's :class:`~kctl_runtime.testing.fakeapi.faults.FaultInjector`."""
+    """What :func:`run_schedule` uses of the fake's
+    :class:`~kctl_runtime.testing.fakeapi.faults.FaultInjector`."""
 
     def fail_next(self, n: int = 1, *, status: int = 500, retry_after: int | None = None) -> None: ...
 
@@ -170,15 +172,11 @@ class ChaosTarget:
 
     def missing(self, kinds: Iterable[str]) -> list[str]:
         """The kinds among ``kinds`` this target cannot apply."""
-        out = []
-        for kind in sorted(set(kinds)):
-            if kind in REQUEST_FAULTS and self.faults is None:
-                out.append(kind)
-            elif kind == "restart_api_server" and self.restart_api_server is None:
-                out.append(kind)
-            elif kind == "restart_controller" and self.restart_controller is None:
-                out.append(kind)
-        return out
+        able = {
+            "restart_api_server": self.restart_api_server is not None,
+            "restart_controller": self.restart_controller is not None,
+        }
+        return [k for k in sorted(set(kinds)) if not able.get(k, self.faults is not None)]
 
 
 async def run_schedule(schedule: Schedule, target: ChaosTarget, *, clock: Clock | None = None) -> None:
@@ -292,7 +290,7 @@ def overlapping_reconciles(records: Iterable[ReconcileRecord]) -> list[str]:
     out = []
     for key, spans in sorted(by_key.items()):
         spans.sort(key=lambda r: r.began)
-        for earlier, later in zip(spans, spans[1:], strict=False):
+        for earlier, later in itertools.pairwise(spans):
             if later.began < earlier.ended:
                 out.append(
                     f"{key}: reconcile in incarnation {later.incarnation} began at {later.began:.3f} "
