@@ -280,6 +280,7 @@ async def run_under_chaos(
 # --------------------------------------------------------------------------- the Website example
 
 
+# --8<-- [start:build]
 def build_website(manager: Manager, log: ReconcileLog, incarnation: str) -> None:
     recorder = manager.event_recorder("website-controller")
     shipped = website_controller(manager.client, recorder, conflict_retry_seconds=0.5)
@@ -293,6 +294,9 @@ def build_website(manager: Manager, log: ReconcileLog, incarnation: str) -> None
             max_concurrent_reconciles=shipped.max_concurrent_reconciles,
         )
     )
+
+
+# --8<-- [end:build]
 
 
 def website_workload(namespace: str) -> Callable[[Client], Coroutine[Any, Any, None]]:
@@ -348,6 +352,7 @@ def website_decoys() -> list[tuple[Resource, dict[str, Any]]]:
     ]
 
 
+# --8<-- [start:website]
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_the_website_example_holds_every_invariant_under_a_seeded_schedule(
     fake_kube: KubeTarget, seed: int
@@ -364,6 +369,9 @@ async def test_the_website_example_holds_every_invariant_under_a_seeded_schedule
         decoys=website_decoys(),
     )
     assert process.log.keys() >= {f"{ns}/site{i}" for i in range(4)}
+
+
+# --8<-- [end:website]
 
 
 @pytest.mark.real_only
