@@ -18,6 +18,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from examples.user_controller import controller as users
+from examples.user_controller.tests.harness import install_crd as install_user_crd
+from examples.user_controller.tests.harness import user as user_body
 from examples.website_controller.controller import (
     FIELD_MANAGER,
     WEBSITES,
@@ -35,7 +38,7 @@ from kctl_runtime.config import load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import CALL_FAILURES, AlreadyExists, NotFound
 from kctl_runtime.manager import Manager
-from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, SERVICES, Resource, object_key
+from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource, object_key
 from kctl_runtime.testing.chaos import (
     FAULT_KINDS,
     REQUEST_FAULTS,
@@ -138,6 +141,7 @@ class ControllerProcess:
 
     kube: KubeTarget
     build: Callable[[Manager, ReconcileLog, str], None]
+    namespaced: bool = True
     log: ReconcileLog = field(default_factory=ReconcileLog)
     incarnations: int = 0
     manager: Manager | None = None
@@ -150,7 +154,7 @@ class ControllerProcess:
         api_client = await load_config(self.kube.kubeconfig)
         manager = Manager(
             api_client,
-            namespace=self.kube.namespace,
+            namespace=self.kube.namespace if self.namespaced else None,
             health_bind="127.0.0.1:0",
             metrics_bind=None,
             handle_signals=False,
@@ -186,10 +190,10 @@ class ControllerProcess:
 
 @contextlib.asynccontextmanager
 async def controller_process(
-    kube: KubeTarget, build: Callable[[Manager, ReconcileLog, str], None]
+    kube: KubeTarget, build: Callable[[Manager, ReconcileLog, str], None], *, namespaced: bool
 ) -> AsyncIterator[ControllerProcess]:
     async with anyio.create_task_group() as tg:
-        process = ControllerProcess(kube, build)
+        process = ControllerProcess(kube, build, namespaced)
         process._tg = tg
         await process.start()
         try:
@@ -241,6 +245,7 @@ async def run_under_chaos(
     workload: Callable[[Client], Coroutine[Any, Any, None]],
     desired: Callable[[Client], Awaitable[list[str]]],
     decoys: list[tuple[Resource, dict[str, Any]]],
+    namespaced: bool = True,
 ) -> ControllerProcess:
     api = Client(kube.api_client)
     for resource, obj in decoys:
@@ -251,7 +256,7 @@ async def run_under_chaos(
     async def restart_api_server(down: float) -> None:
         await kube.restart_api_server(down_seconds=down)
 
-    async with controller_process(kube, build) as process:
+    async with controller_process(kube, build, namespaced=namespaced) as process:
         target = ChaosTarget(
             faults=kube.fake.faults if kube.fake is not None else None,
             restart_api_server=restart_api_server,
@@ -390,4 +395,91 @@ async def test_the_website_example_survives_an_apiserver_restart_and_a_controlle
         workload=website_workload(ns),
         desired=website_desired(ns),
         decoys=website_decoys(),
+    )
+
+
+# --------------------------------------------------------------------------- the User example
+
+
+def build_user(kube: KubeTarget) -> Callable[[Manager, ReconcileLog, str], None]:
+    def build(manager: Manager, log: ReconcileLog, incarnation: str) -> None:
+        user, namespaces = users.user_controllers(
+            manager.client,
+            manager.informers.api_client,
+            manager.event_recorder("user-controller"),
+            namespace=kube.namespace,
+            resync_seconds=1.0,
+        )
+        for shipped in (user, namespaces):
+            manager.add(
+                Controller(
+                    shipped.name,
+                    for_=shipped.for_,
+                    reconciler=log.wrap(shipped.reconciler, incarnation=incarnation),
+                    owns=shipped.owns,
+                    watches=shipped.watches,
+                    predicates=shipped.predicates,
+                    max_concurrent_reconciles=shipped.max_concurrent_reconciles,
+                )
+            )
+
+    return build
+
+
+def user_workload(namespace: str) -> Callable[[Client], Coroutine[Any, Any, None]]:
+    async def run(api: Client) -> None:
+        for i in range(4):
+            body = user_body(f"user{i}", namespace, group=f"team{i % 2}")
+            await retried(functools.partial(api.create, users.USERS, body, namespace=namespace))
+            await anyio.sleep(0.3)
+        change = {"spec": {"email": "moved@kiamol.net"}}
+        await retried(functools.partial(api.patch, users.USERS, "user0", change, namespace=namespace))
+        await retried(functools.partial(api.delete, users.USERS, "user3", namespace=namespace))
+
+    return run
+
+
+def user_desired(namespace: str) -> Callable[[Client], Awaitable[list[str]]]:
+    async def check_all(api: Client) -> list[str]:
+        problems = []
+        found = await api.list(users.USERS, namespace)
+        if sorted(u["metadata"]["name"] for u in found) != ["user0", "user1", "user2"]:
+            problems.append(f"users: {sorted(u['metadata']['name'] for u in found)}")
+        for item in found:
+            name = item["metadata"]["name"]
+            if users.FINALIZER not in (item["metadata"].get("finalizers") or []):
+                problems.append(f"{name}: no finalizer")
+            want = users.desired_service_account(item)
+            try:
+                account = await api.get(SERVICEACCOUNTS, name, want["metadata"]["namespace"])
+            except NotFound:
+                problems.append(f"{name}: no ServiceAccount")
+                continue
+            annotations = account["metadata"].get("annotations") or {}
+            if annotations.get(users.EMAIL_ANNOTATION) != item["spec"]["email"]:
+                problems.append(f"{name}: ServiceAccount email {annotations.get(users.EMAIL_ANNOTATION)}")
+        with contextlib.suppress(NotFound):
+            await api.get(SERVICEACCOUNTS, "user3", users.group_namespace("team1"))
+            problems.append("user3: deleted, but its ServiceAccount remains")
+        return problems
+
+    return check_all
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+async def test_the_user_example_holds_every_invariant_under_a_seeded_schedule(
+    fake_kube: KubeTarget, seed: int
+) -> None:
+    await install_user_crd(Client(fake_kube.api_client))
+    schedule = Schedule.from_seed(seed, duration=5.0, faults=8)
+    ns = fake_kube.namespace
+    decoy = {"metadata": {"name": "decoy", "labels": {"chaos-decoy": "true"}}, "data": {"a": "b"}}
+    await run_under_chaos(
+        fake_kube,
+        schedule,
+        build=build_user(fake_kube),
+        workload=user_workload(ns),
+        desired=user_desired(ns),
+        decoys=[(CONFIGMAPS, decoy)],
+        namespaced=False,
     )
