@@ -6,7 +6,8 @@ Everything here is public and stable for users testing their own controllers:
 :class:`~kctl_runtime.testing.fakeapi.FakeApiServer` (with its
 :class:`~kctl_runtime.testing.fakeapi.FaultInjector`), the helpers :func:`install_crd` and
 :func:`running_manager` (:mod:`kctl_runtime.testing.helpers`), and the pytest plugin
-``kctl_runtime.testing.pytest_plugin`` providing the ``kube`` / ``fake_kube`` fixtures.
+``kctl_runtime.testing.pytest_plugin`` providing the ``kube`` / ``fake_kube`` fixtures, and the
+seeded fault harness :mod:`kctl_runtime.testing.chaos` (imported on its own).
 """
 
 from .fakeapi import FakeApiServer, FaultInjector

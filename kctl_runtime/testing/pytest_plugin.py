@@ -11,6 +11,9 @@ Contract
   (``kube.namespace``) and a fresh kubernetes-asyncio ``ApiClient`` (``kube.api_client``).
   Cluster-scoped objects a test creates must have unique names (:func:`unique_name`) because the
   real control plane is shared by the whole session.
+* :meth:`KubeTarget.restart_api_server` restarts the API server under a test: the fake's
+  ``stop()`` / ``start()`` (same port, same objects) or the real kube-apiserver (same port, same
+  etcd; the whole session shares it, so other tests see the restart only as a past event).
 * ``fake_kube`` — the same, fake backend only (for fault injection and timing control).
 * ``kube_pair`` — a fake target and, when the real backend is enabled and available, a real one (else
   ``None``), each with its own namespace: for differential tests that send the same requests to both
@@ -89,11 +92,24 @@ class KubeTarget:
     api_client: ApiClient
     namespace: str
     fake: FakeApiServer | None = None
+    plane: ControlPlane | None = None
     _clients: list[ApiClient] = field(default_factory=list, repr=False)
 
     @property
     def is_fake(self) -> bool:
         return self.backend == "fake"
+
+    async def restart_api_server(self, *, down_seconds: float = 0.0) -> float:
+        """Stop the API server, keep it down ``down_seconds``, start it again; seconds until ready."""
+        loop_time = anyio.current_time()
+        if self.fake is not None:
+            await self.fake.stop()
+            await anyio.sleep(down_seconds)
+            await self.fake.start()
+            return anyio.current_time() - loop_time
+        assert self.plane is not None
+        plane = self.plane
+        return await anyio.to_thread.run_sync(lambda: plane.restart_apiserver(down_seconds=down_seconds))
 
     async def new_api_client(self) -> ApiClient:
         """Another independent ``ApiClient`` for the same server (closed after the test)."""
@@ -241,7 +257,7 @@ async def _target(config: pytest.Config, backend: str) -> AsyncIterator[KubeTarg
     if plane is None:
         pytest.skip(f"real control plane unavailable: {config.stash[_REAL_ERROR_KEY]}")
     api = await _api_client_for(plane.kubeconfig_path)
-    target = KubeTarget("real", plane.kubeconfig_path, api, "")
+    target = KubeTarget("real", plane.kubeconfig_path, api, "", plane=plane)
     async with _namespace(target, client):
         yield target
 
