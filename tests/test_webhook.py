@@ -14,6 +14,7 @@ import pytest
 
 from kctl_runtime.metrics import sample_value
 from kctl_runtime.testing.fakeapi.patch import json_patch
+from kctl_runtime.testing.pytest_plugin import eventually
 from kctl_runtime.webhook import WebhookServer
 from kctl_runtime.webhook_admission import AdmissionRequest, AdmissionResponse, json_patch_diff
 from kctl_runtime.webhook_certs import self_signed
@@ -242,7 +243,7 @@ async def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path)
     from kctl_runtime.clock import FakeClock
 
     clock = FakeClock()
-    async with serving(tmp_path, clock=clock, cert_reload_interval=5) as (server, session):
+    async with serving(tmp_path, clock=clock, cert_reload_interval=5) as (server, _session):
         assert server.certs is not None
         new_ca = self_signed(tmp_path / "certs")  # a new CA: the old one no longer verifies
         await clock.advance(5)
@@ -285,11 +286,13 @@ async def test_the_manager_serves_webhooks_before_cache_sync_and_readyz_includes
         try:
             manager = Manager(api, health_bind="127.0.0.1:0", metrics_bind=None, handle_signals=False)
             manager.add_webhook_server(server)
+
+            async def manager_ready() -> bool:
+                return manager.ready
+
             async with anyio.create_task_group() as tg:
                 tg.start_soon(manager.run)
-                with anyio.fail_after(10):
-                    while not manager.ready:
-                        await anyio.sleep(0.02)
+                await eventually(manager_ready, timeout=30, message="manager not ready")
                 assert server.ready()
                 async with (
                     aiohttp.ClientSession() as session,
