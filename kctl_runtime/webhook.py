@@ -145,6 +145,7 @@ class WebhookServer:
         self._routes: dict[str, _Route] = {}
         self._serving = False
         self._started = False
+        self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ registration
 
@@ -210,7 +211,16 @@ class WebhookServer:
     # ------------------------------------------------------------------ serving
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen and serve until cancelled (module doc)."""
+        """Listen and serve until cancelled, polling ``cert_dir`` for rotation (module doc)."""
+        async with self:
+            task_status.started()
+            if self.certs is not None:
+                await self.certs.run()
+            else:
+                await anyio.sleep_forever()
+
+    async def __aenter__(self) -> WebhookServer:
+        """Listen until the block exits (no rotation polling here: :meth:`serve` does that)."""
         if self._started:
             raise RuntimeError("a WebhookServer serves once")
         self._started = True
@@ -220,26 +230,25 @@ class WebhookServer:
         app.router.add_get("/readyz", self._readyz)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl_context)
         try:
-            site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl_context)
-            try:
-                await site.start()
-            except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot serve webhooks on {self.host}:{self._port}: {exc.strerror}"
-                ) from exc
-            self._port = runner.addresses[-1][1]
-            self._serving = True
-            _log.info("serving webhooks", paths=self.paths, address=f"{self.host}:{self._port}")
-            task_status.started()
-            if self.certs is not None:
-                await self.certs.run()
-            else:
-                await anyio.sleep_forever()
-        finally:
-            self._serving = False
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(
+                exc.errno, f"cannot serve webhooks on {self.host}:{self._port}: {exc.strerror}"
+            ) from exc
+        self._port = runner.addresses[-1][1]
+        self._serving = True
+        _log.info("serving webhooks", paths=self.paths, address=f"{self.host}:{self._port}")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._serving = False
+        if self._runner is not None:
             with anyio.CancelScope(shield=True):
-                await runner.cleanup()
+                await self._runner.cleanup()
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         return web.Response(
