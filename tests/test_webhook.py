@@ -41,6 +41,7 @@ def lt(**spec: Any) -> dict[str, Any]:
     return {"apiVersion": "beta.kuar.com/v1", "kind": "LoadTest", "metadata": {"name": "lt"}, "spec": spec}
 
 
+# --8<-- [start:handlers]
 async def validate(request: AdmissionRequest) -> AdmissionResponse:
     assert request.object is not None
     rps = request.object["spec"].get("requestsPerSecond", 0)
@@ -55,6 +56,9 @@ async def default_scheme(request: AdmissionRequest, obj: dict[str, Any]) -> Admi
     obj["spec"].setdefault("scheme", "http")
     obj.setdefault("metadata", {}).setdefault("annotations", {})["example.com/defaulted"] = "true"
     return None
+
+
+# --8<-- [end:handlers]
 
 
 async def explode(request: AdmissionRequest) -> AdmissionResponse:
@@ -279,13 +283,16 @@ async def test_the_manager_serves_webhooks_before_cache_sync_and_readyz_includes
     from kctl_runtime.testing.fakeapi import FakeApiServer
 
     self_signed(tmp_path)
-    server = WebhookServer(bind="127.0.0.1:0", cert_dir=tmp_path)
-    server.validating("/validate", validate)
     async with FakeApiServer() as fake:
         api = await fake.api_client()
         try:
+            # --8<-- [start:manager]
+            server = WebhookServer(bind="127.0.0.1:0", cert_dir=tmp_path)
+            server.validating("/validate", validate)
+            server.mutating("/mutate", default_scheme)
             manager = Manager(api, health_bind="127.0.0.1:0", metrics_bind=None, handle_signals=False)
             manager.add_webhook_server(server)
+            # --8<-- [end:manager]
 
             async def manager_ready() -> bool:
                 return manager.ready
