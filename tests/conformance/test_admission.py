@@ -361,3 +361,91 @@ async def test_delete_sends_the_old_object_and_can_be_denied(kube: KubeTarget, h
         assert request.options.get("kind") == "DeleteOptions"
         await core.delete_namespaced_config_map("drop", kube.namespace)
         assert hooks.seen["/protect"][-1].name == "drop"
+
+
+def _convert_widget(obj: dict[str, Any], desired: str) -> dict[str, Any]:
+    """v1 ``spec.service`` <-> v2 ``spec.target.service``."""
+    spec = dict(obj.get("spec") or {})
+    if desired.endswith("/v2"):
+        spec["target"] = {"service": spec.pop("service", "")}
+    else:
+        spec["service"] = (spec.pop("target", None) or {}).get("service", "")
+    obj["spec"] = spec
+    return obj
+
+
+@pytest.mark.real_only  # the fake converts between versions by rewriting apiVersion only
+async def test_a_conversion_webhook_round_trips_objects_between_versions(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    from kctl_runtime.testing.envtest.webhooks import local_client_config
+
+    ca = self_signed(tmp_path / "certs")
+    server = WebhookServer(bind="127.0.0.1:0", cert_dir=tmp_path / "certs")
+    server.conversion("/convert", _convert_widget)
+    group = f"{unique_name('conv')}.kctl.example.com"
+    name = f"widgets.{group}"
+    open_schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [
+                {"name": "v1", "served": True, "storage": True, "schema": open_schema},
+                {"name": "v2", "served": True, "storage": False, "schema": open_schema},
+            ],
+            "conversion": {
+                "strategy": "Webhook",
+                "webhook": {
+                    "conversionReviewVersions": ["v1"],
+                    "clientConfig": {"service": {"name": "x", "namespace": "default", "path": "/convert"}},
+                },
+            },
+        },
+    }
+    async with server:
+        crd["spec"]["conversion"]["webhook"]["clientConfig"] = local_client_config(  # type: ignore[index]
+            server, ca, {"service": {"path": "/convert"}}
+        )
+        await raw(
+            kube.api_client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd
+        )
+        base = f"/apis/{group}/{{version}}/namespaces/{kube.namespace}/widgets"
+        try:
+
+            async def served() -> bool:
+                status, _, _ = await raw(kube.api_client, "GET", base.format(version="v2"))
+                return status == 200
+
+            await eventually(served, timeout=30, message="v2 served")
+            v1 = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "a"}}
+            status, _, body = await raw(
+                kube.api_client, "POST", base.format(version="v1"), body={**v1, "spec": {"service": "web"}}
+            )
+            assert status == 201, body
+            status, _, as_v2 = await raw(kube.api_client, "GET", base.format(version="v2") + "/a")
+            assert status == 200, as_v2
+            assert as_v2["apiVersion"] == f"{group}/v2"
+            assert as_v2["spec"] == {"target": {"service": "web"}}
+            # written as v2, stored as v1, read back as both
+            v2 = {"apiVersion": f"{group}/v2", "kind": "Widget", "metadata": {"name": "b"}}
+            status, _, body = await raw(
+                kube.api_client,
+                "POST",
+                base.format(version="v2"),
+                body={**v2, "spec": {"target": {"service": "api"}}},
+            )
+            assert status == 201, body
+            assert body["spec"] == {"target": {"service": "api"}}
+            status, _, as_v1 = await raw(kube.api_client, "GET", base.format(version="v1") + "/b")
+            assert as_v1["spec"] == {"service": "api"}
+            status, _, listed = await raw(kube.api_client, "GET", base.format(version="v2"))
+            assert sorted(i["spec"]["target"]["service"] for i in listed["items"]) == ["api", "web"]
+        finally:
+            await raw(
+                kube.api_client, "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
