@@ -329,6 +329,16 @@ async def test_dry_run_requests_reach_webhooks_with_dry_run_set(kube: KubeTarget
         'webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", "NoneOnDryRun"'
         in str(refused.value)
     )
+    missing = webhook(kube, "/protect")
+    del missing["sideEffects"]
+    with pytest.raises(Invalid) as required:
+        async with install_webhooks(
+            kube.api_client, hooks.server, hooks.ca, validating=[configuration(missing)]
+        ):
+            pass
+    assert "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun" in str(
+        required.value
+    )
 
 
 async def test_delete_sends_the_old_object_and_can_be_denied(kube: KubeTarget, hooks: Hooks) -> None:
