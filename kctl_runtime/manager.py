@@ -12,7 +12,8 @@ Contract
    manager runs (and, under leader election, while the elector is not stuck), and 500 while a
    controller's last reconcile or an informer's last list/watch was refused with 401: revoked
    credentials make the kubelet restart the pod (which reloads them) instead of leaving a
-   "healthy" controller that enforces nothing.
+   "healthy" controller that enforces nothing. Webhook servers (:meth:`Manager.add_webhook_server`)
+   start here too, on every replica, and join ``/readyz``.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
    manager waits up to ``cache_sync_timeout`` seconds for every informer to sync; on timeout
@@ -67,6 +68,7 @@ from kctl_runtime.resource import Resource
 
 if TYPE_CHECKING:
     from kctl_runtime.events import EventRecorder
+    from kctl_runtime.webhook import WebhookServer
 
 __all__ = ["CacheSyncTimeout", "ForcedShutdown", "LeaderElectionLost", "Manager", "freeze_gc"]
 
@@ -235,6 +237,7 @@ class Manager:
         self._sync_scope: anyio.CancelScope | None = None
         self._root: anyio.abc.TaskGroup | None = None
         self._runners: list[web.AppRunner] = []
+        self._webhook_servers: list[WebhookServer] = []
 
     @classmethod
     async def from_config(
@@ -317,6 +320,13 @@ class Manager:
                 self._root.start_soon(recorder.run, name=f"event recorder {component}")
         return recorder
 
+    def add_webhook_server(self, server: WebhookServer) -> None:
+        """Serve ``server`` on every replica, from before the caches sync; ``/readyz`` includes it."""
+        if self._started:
+            raise RuntimeError("add webhook servers before Manager.run()")
+        self._webhook_servers.append(server)
+        self.add_readyz_check(f"webhook-{len(self._webhook_servers)}", server.ready)
+
     def add_healthz_check(self, name: str, check: HealthCheck) -> None:
         """Extra liveness check for ``/healthz`` (sync or async, returning ``True`` when healthy)."""
         self._health_checks[name] = check
@@ -387,6 +397,8 @@ class Manager:
                 if self.handle_signals and threading.current_thread() is threading.main_thread():
                     root.start_soon(self._watch_signals, name="manager signals")
                 await self._start_servers()
+                for server in self._webhook_servers:  # before cache sync: conversion may need them
+                    await root.start(server.serve, name="webhook server")
                 self._running = True
                 root.start_soon(self.informers.run, name="informers")
                 for component, recorder in self._recorders.items():

@@ -33,11 +33,13 @@ __all__ = [
     "DEPLOYMENTS",
     "EVENTS",
     "LEASES",
+    "MUTATINGWEBHOOKCONFIGURATIONS",
     "NAMESPACES",
     "PODS",
     "SECRETS",
     "SERVICEACCOUNTS",
     "SERVICES",
+    "VALIDATINGWEBHOOKCONFIGURATIONS",
     "Resource",
     "discover",
     "forget_discovery",
@@ -107,6 +109,20 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 CUSTOMRESOURCEDEFINITIONS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False
+)
+VALIDATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration",
+    namespaced=False,
+)
+MUTATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingwebhookconfigurations",
+    "MutatingWebhookConfiguration",
+    namespaced=False,
 )
 
 

@@ -3,7 +3,8 @@
 Contract
 --------
 :func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1,
-coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1) with the discovery facts of
+coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, admissionregistration.k8s.io/v1
+webhook configurations) with the discovery facts of
 kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 
 :class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
@@ -214,6 +215,26 @@ def builtin_types() -> list[ResourceType]:
             printer_columns=(_col("Reason", ".reason"), _col("Note", ".note")),
         ),
         ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
+        ),
+        ResourceType(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",
@@ -310,6 +331,10 @@ class Defaulter:
             obj.setdefault("type", "Opaque")
         elif rt.plural == "pods":
             _pod_defaults(obj)
+        elif rt.group == "admissionregistration.k8s.io":
+            from .admission import default_webhook_configuration
+
+            default_webhook_configuration(obj, mutating=rt.plural.startswith("mutating"))
 
     def _service(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
