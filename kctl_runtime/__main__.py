@@ -84,7 +84,7 @@ def _run_crd(args: argparse.Namespace) -> int:
 
 def _run_rbac(args: argparse.Namespace) -> int:
     found = load_object(args.factory)
-    if not isinstance(found, Permissions) and callable(found):
+    if not isinstance(found, Permissions | type) and callable(found):
         found = found()
     if not isinstance(found, Permissions):
         raise UsageError(f"{args.factory} is neither Permissions nor a function returning Permissions")
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except (UsageError, StructuralSchemaError, ValueError, TypeError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return status
 
