@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("fakeapi", "informer", "queue", "controller")
+BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "typed")
 
 
 def main(argv: list[str]) -> int:

@@ -92,6 +92,7 @@ async def test_typed_reads_and_writes_through_the_client(kube: KubeTarget) -> No
     client = Client(kube.api_client)
     await install_crd(client, crd(Gadget))
     name = unique_name("g")
+    # --8<-- [start:typed]
     created = await client.create(
         Gadget, Gadget(metadata=ObjectMeta(name=name, namespace=kube.namespace), spec=GadgetSpec(size=3))
     )
@@ -105,6 +106,7 @@ async def test_typed_reads_and_writes_through_the_client(kube: KubeTarget) -> No
     assert written.status.conditions[0].type == "Ready"
     (listed,) = await client.list(Gadget, kube.namespace)
     assert listed.status.replicas == 2
+    # --8<-- [end:typed]
     assert built_in_kinds_stay_dicts(await client.list(CONFIGMAPS, kube.namespace))
 
 
