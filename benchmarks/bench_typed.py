@@ -1,4 +1,4 @@
-"""Typed reads: ``client.get(Website, ...)`` (parsed into the pydantic model) vs ``client.get(WEBSITES, ...)``.
+"""Typed reads: ``client.get(Website, ...)`` (parsed into the model) vs ``client.get(WEBSITES, ...)``.
 
 Run: ``python -m benchmarks.bench_typed [--objects N] [--repeat R]``. Prints a markdown table and writes
 ``docs/benchmarks/typed.md``.
@@ -22,7 +22,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ def website(i: int) -> dict[str, Any]:
     }
 
 
-def _cpu_time(fn: Callable[[], Awaitable[None]]) -> float:
+def _cpu_time(fn: Callable[[], Coroutine[Any, Any, None]]) -> float:
     gc.collect()
     gc.disable()
     try:
@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
         for name in names:
             await client.get(Website, name, "web")
 
-    scenarios: dict[str, Callable[[], Awaitable[None]]] = {
+    scenarios: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "floor: orjson round trip": floor,
         "client.get(WEBSITES) -> dict": dict_read,
         "client.get(Website) -> model": typed_read,
