@@ -56,7 +56,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     manager = await manager_from_args(
         args,
         requires=[USERS],
-        install_hint="install the CRD (kubectl apply -f examples/user_controller/crd.yaml)",
+        install_hint="install the CRD (kubectl apply -f examples/user_controller/manifests/crd.yaml)",
         scope_manager=False,
         field_manager=FIELD_MANAGER,
     )
