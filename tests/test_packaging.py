@@ -119,6 +119,7 @@ def test_a_fresh_project_installs_the_wheel_and_its_tests_pass_with_the_shipped_
     ).split()
     assert bare[0].startswith(str(venv)), bare
     assert bare[1] == "False"
+    assert "usage:" in run([python, "-m", "kctl_runtime.testing.fakeapi", "--help"], cwd=tmp_path)
     printed = run([python, "-m", "kctl_runtime.testing.envtest", "build", "--print-dir"], cwd=tmp_path)
     assert printed.strip().endswith(envtest.KUBERNETES_VERSION)
     installed = f"{wheel}[test]"
