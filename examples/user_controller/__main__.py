@@ -43,7 +43,8 @@ def parse_args(
         "--resync-seconds",
         type=positive_seconds,
         default=env.get("KCTL_RESYNC_SECONDS", "300"),
-        help="re-check every User this often (Secrets are not watched)",
+        help="re-check every User this often, in seconds; Secrets are not watched "
+        "(env KCTL_RESYNC_SECONDS; default: 300)",
     )
     return parser.parse_args(argv)
 

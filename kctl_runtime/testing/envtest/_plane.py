@@ -99,7 +99,8 @@ class ControlPlane:
         if controller_manager and binaries.kube_controller_manager is None:
             raise EnvtestUnavailable(
                 f"kube-controller-manager requested but not found in {binaries.source}: "
-                "run `bash hack/envtest/build.sh` or set KCTL_ENVTEST_CONTROLLER_MANAGER=0"
+                "run `python -m kctl_runtime.testing.envtest build` (needs Go 1.26) or set "
+                "KCTL_ENVTEST_CONTROLLER_MANAGER=0"
             )
         self.binaries = binaries
         self.controller_manager = (
