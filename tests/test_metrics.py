@@ -16,6 +16,10 @@ from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 from kctl_runtime.watcher import WatcherConfig
 
 
+def host_of(kube: KubeTarget) -> str:
+    return api_host(str(kube.api_client.configuration.host))
+
+
 def requests(code: str, method: str, host: str) -> float:
     return sample_value("rest_client_requests_total", {"code": code, "method": method, "host": host}) or 0.0
 
@@ -30,7 +34,7 @@ def test_the_host_label_is_the_api_servers_host_and_port() -> None:
 
 
 async def test_every_request_is_counted_by_status_method_and_host(kube: KubeTarget) -> None:
-    host = api_host(kube.api_client.configuration.host)
+    host = host_of(kube)
     client = Client(kube.api_client)
     before = {
         "post": requests("201", "POST", host),
@@ -63,7 +67,7 @@ async def test_every_request_is_counted_by_status_method_and_host(kube: KubeTarg
 
 
 async def test_list_and_watch_requests_of_an_informer_are_counted(kube: KubeTarget) -> None:
-    host = api_host(kube.api_client.configuration.host)
+    host = host_of(kube)
     before = requests("200", "GET", host)
     informer = Informer(kube.api_client, CONFIGMAPS, config=WatcherConfig(namespace=kube.namespace))
     async with anyio.create_task_group() as tg:
@@ -81,7 +85,7 @@ async def test_list_and_watch_requests_of_an_informer_are_counted(kube: KubeTarg
 @pytest.mark.fake_only
 async def test_a_request_that_fails_in_transport_is_counted_as_error(fake_kube: KubeTarget) -> None:
     assert fake_kube.fake is not None
-    host = api_host(fake_kube.api_client.configuration.host)
+    host = host_of(fake_kube)
     before = requests("<error>", "GET", host)
     fake_kube.fake.faults.delay(seconds=2.0, verb="get", resource="configmaps", count=1)
     with pytest.raises(TimeoutError):
