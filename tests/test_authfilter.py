@@ -14,18 +14,27 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from kctl_runtime._rest import request_json
 from kctl_runtime.authfilter import AuthFilter
 from kctl_runtime.cli import add_manager_arguments
 from kctl_runtime.client import Client
 from kctl_runtime.clock import FakeClock
+from kctl_runtime.config import load_config
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import SERVICEACCOUNTS, Resource
 from kctl_runtime.servingcert import CERT_FILE, KEY_FILE, server_ssl_context
 from kctl_runtime.testing.envtest._pki import write_pki
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 from tests.test_manager import local_manager, managing
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = ("website", "user")
+REVIEWS_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+]
 
 CLUSTER_ROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 CLUSTER_ROLE_BINDINGS = Resource(
@@ -141,6 +150,69 @@ async def test_metrics_answer_only_tokens_the_api_server_authorizes(
                 session.get(f"http://127.0.0.1:{manager.health_port}/healthz") as response,
             ):
                 assert response.status == 200
+
+
+def example_rbac(example: str) -> dict[str, dict[str, Any]]:
+    path = REPO / "examples" / f"{example}_controller" / "manifests" / "metrics-auth.yaml"
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(path.read_text()) if d}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_the_examples_grant_the_reviews_and_ship_a_metrics_reader_role(example: str) -> None:
+    docs = example_rbac(example)
+    auth = docs[f"ClusterRole/{example}-controller-metrics-auth"]
+    assert auth["rules"] == REVIEWS_RULES
+    binding = docs[f"ClusterRoleBinding/{example}-controller-metrics-auth"]
+    assert binding["roleRef"]["name"] == f"{example}-controller-metrics-auth"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{example}-controller", "namespace": f"{example}-system"}
+    ]
+    reader = docs[f"ClusterRole/{example}-controller-metrics-reader"]
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
+async def token_client(kube: KubeTarget, token: str, folder: Path) -> Any:
+    """An ``ApiClient`` for the same server that authenticates with ``token`` only."""
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+    context["user"] = "token"
+    config["contexts"] = [{"name": config["current-context"], "context": context}]
+    config["users"] = [{"name": "token", "user": {"token": token}}]
+    path = folder / "token-kubeconfig.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return await load_config(path)
+
+
+@pytest.mark.real_only
+async def test_the_examples_metrics_auth_role_is_all_the_filter_needs(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    controller = await service_account_token(kube, "controller")
+    reader = await service_account_token(kube, "scraper")
+    client = Client(kube.api_client)
+    name = unique_name("metrics-auth")
+    await client.create(CLUSTER_ROLES, {"metadata": {"name": name}, "rules": REVIEWS_RULES})
+    binding = {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "controller", "namespace": kube.namespace}],
+    }
+    api = await token_client(kube, controller, tmp_path)
+    try:
+        unprivileged = AuthFilter(api)  # before the binding: the TokenReview is refused, 401
+        assert (await unprivileged.decide(f"Bearer {reader}", "/metrics", "get")).status == 401
+        await client.create(CLUSTER_ROLE_BINDINGS, binding)
+        async with metrics_reader(kube, "scraper"):
+
+            async def allowed() -> bool:
+                return (await AuthFilter(api).decide(f"Bearer {reader}", "/metrics", "get")).allowed
+
+            await eventually(allowed, timeout=20, message="the controller's reviews allow the reader")
+    finally:
+        await api.close()
+        with contextlib.suppress(Exception):
+            await client.delete(CLUSTER_ROLE_BINDINGS, name)
+        await client.delete(CLUSTER_ROLES, name)
 
 
 @pytest.mark.real_only
