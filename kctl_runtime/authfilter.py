@@ -157,9 +157,7 @@ class AuthFilter:
         self.deny_ttl = deny_ttl
         self.review_timeout = review_timeout
         self._tokens: _TtlCache[str, UserInfo | None] = _TtlCache(self.clock, max_entries)
-        self._decisions: _TtlCache[tuple[UserInfo, str, str], str | None] = _TtlCache(
-            self.clock, max_entries
-        )
+        self._decisions: _TtlCache[tuple[UserInfo, str, str], str | None] = _TtlCache(self.clock, max_entries)
         self.reviews = 0
         """How many reviews (TokenReview + SubjectAccessReview) were sent; for tests and diagnostics."""
 

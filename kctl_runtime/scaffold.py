@@ -53,7 +53,7 @@ _PACKAGE_DIR = "__package__"
 _MIN_KCTL_VERSION = "0.1"
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
-_KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,19}$")
 _GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 _VERSION = re.compile(r"^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$")
 _RESERVED = frozenset({"kctl_runtime", "kubernetes_asyncio", "tests", "test", "conftest", "setup"})
@@ -118,7 +118,9 @@ def project_names(
         raise ValueError(f"project name {name!r} would make the Python package {package!r}, which is taken")
     kind = kind or "".join(part.capitalize() for part in name.split("-"))
     if not _KIND.match(kind):
-        raise ValueError(f"--kind {kind!r} must be UpperCamelCase letters and digits, e.g. Guestbook")
+        raise ValueError(
+            f"--kind {kind!r} must be UpperCamelCase letters and digits (at most 20), e.g. Guestbook"
+        )
     singular = kind.lower()
     if keyword.iskeyword(singular) or not singular.isidentifier():
         raise ValueError(
