@@ -8,6 +8,8 @@ Contract
 * ``rbac MODULE:FACTORY`` prints the RBAC manifests for the :class:`~kctl_runtime.rbac.Permissions`
   at ``MODULE:FACTORY`` (the object, or a zero-argument callable returning one); ``--watch-namespace
   NS`` gives the namespace-scoped variant. ``-o`` and ``--check`` as above.
+* ``init NAME`` creates a controller project to start from (:mod:`kctl_runtime.scaffold`; its
+  options are ``python -m kctl_runtime init --help``).
 * A user mistake (a target that does not import, a model that is not structural, a bad declaration)
   is one ``python -m kctl_runtime <cmd>: error: ...`` line on stderr and exit status 2, never a
   traceback.
@@ -112,17 +114,27 @@ def add_rbac(subparsers: Any) -> None:
     parser.set_defaults(run=_run_rbac)
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_crd, add_rbac]
+def add_init(subparsers: Any) -> None:
+    # Listed here for --help; main() hands ``init ...`` to the scaffold's own parser unparsed.
+    subparsers.add_parser("init", help="create a controller project (init --help lists the options)")
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_crd, add_rbac, add_init]
 """Each registers one sub-command (module doc)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["init"]:
+        from kctl_runtime.scaffold import main as init
+
+        return init(args_list[1:], prog=f"{PROG} init")
     parser = argparse.ArgumentParser(prog=PROG, description="kctl-runtime developer commands")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(subparsers)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         status: int = args.run(args)
     except (UsageError, StructuralSchemaError, ValueError, TypeError) as exc:

@@ -141,7 +141,7 @@ def test_help_shows_every_flags_help_environment_variable_and_default(program: s
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout
     options = " ".join(shown.split("options:", 1)[1].split())  # one line; each option starts "--name"
-    blocks = re.split(r" (?=--[a-z][a-z-]* [A-Z_]+ |--leader-elect, )", options)[1:]
+    blocks = re.split(r" (?=--[a-z][a-z-]* [A-Z_]+ |--[a-z][a-z-]*, --no-)", options)[1:]
     assert len(blocks) >= len(parser._actions) - 1, blocks
     for block in blocks:
         assert re.search(r"\(env KCTL_[A-Z_]+; default: [^)]+\)$", block), block
