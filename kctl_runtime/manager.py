@@ -14,9 +14,10 @@ Contract
    credentials make the kubelet restart the pod (which reloads them) instead of leaving a
    "healthy" controller that enforces nothing. Webhook servers (:meth:`Manager.add_webhook_server`)
    start here too, on every replica, and join ``/readyz``.
-   With ``metrics_secure``, ``/metrics`` is served over HTTPS (certificate from ``metrics_cert_dir``,
-   :mod:`kctl_runtime.servingcert`) behind :class:`kctl_runtime.authfilter.AuthFilter`: a bearer
-   token checked with a TokenReview and a SubjectAccessReview, 401/403 otherwise.
+   With ``metrics_secure``, ``/metrics`` is served over HTTPS (certificate from ``metrics_cert_dir``
+   through :class:`kctl_runtime.servingcert.CertWatcher`, reloaded on rotation) behind
+   :class:`kctl_runtime.authfilter.AuthFilter`: a bearer token checked with a TokenReview and a
+   SubjectAccessReview, 401/403 otherwise.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
    manager waits up to ``cache_sync_timeout`` seconds for every informer to sync; on timeout
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import gc
 import signal
-import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,7 +70,7 @@ from kctl_runtime.informer import Informer, InformerFactory
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import Resource
-from kctl_runtime.servingcert import server_ssl_context
+from kctl_runtime.servingcert import CertWatcher
 
 if TYPE_CHECKING:
     from kctl_runtime.events import EventRecorder
@@ -227,7 +227,7 @@ class Manager:
         self.freeze_gc = freeze_gc
         self.serve_default_metrics = serve_default_metrics
         self._metrics_filter: AuthFilter | None = None
-        self._metrics_ssl: ssl.SSLContext | None = None
+        self._metrics_certs: CertWatcher | None = None
         if metrics_secure and self._metrics_addr is not None:
             if self._metrics_addr == self._health_addr:
                 raise ValueError("metrics_secure needs a metrics_bind apart from health_bind")
@@ -235,7 +235,7 @@ class Manager:
                 raise ValueError(
                     "metrics_secure needs metrics_cert_dir (a directory with tls.crt and tls.key)"
                 )
-            self._metrics_ssl = server_ssl_context(metrics_cert_dir)
+            self._metrics_certs = CertWatcher(metrics_cert_dir, what="metrics", clock=self.clock)
             self._metrics_filter = AuthFilter(api_client, clock=self.clock)
         self.informers = InformerFactory(api_client, clock=self.clock, default_resync=default_resync)
         self.cache = Cache()
@@ -421,6 +421,8 @@ class Manager:
                 if self.handle_signals and threading.current_thread() is threading.main_thread():
                     root.start_soon(self._watch_signals, name="manager signals")
                 await self._start_servers()
+                if self._metrics_certs is not None:
+                    root.start_soon(self._metrics_certs.run, name="metrics certificate reload")
                 for server in self._webhook_servers:  # before cache sync: conversion may need them
                     await root.start(server.serve, name="webhook server")
                 self._running = True
@@ -634,9 +636,8 @@ class Manager:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             self._runners.append(runner)
-            site = web.TCPSite(
-                runner, host, port, ssl_context=self._metrics_ssl if role == "metrics" else None
-            )
+            certs = self._metrics_certs if role == "metrics" else None
+            site = web.TCPSite(runner, host, port, ssl_context=certs.context if certs else None)
             try:
                 await site.start()
             except OSError as exc:
