@@ -20,8 +20,14 @@ Contract
   what a newer one wrote. :meth:`CustomResource.from_object` raises :class:`InvalidObject` (a
   :class:`~kctl_runtime.reconcile.TerminalError`: retrying cannot fix the object) naming every field
   that does not parse; a controller worker logs it in one line and goes on with other keys.
-* Parsing happens at the edge (``client.get(Website, ...)``); informer caches keep the dicts the API
-  sent. Built-in kinds (Deployment, Service, ...) stay dicts.
+* Parsing happens at the edge (``client.get(Website, ...)``, or :meth:`CustomResource.from_object` on
+  a dict the reconciler read); informer caches keep the dicts the API sent. Built-in kinds
+  (Deployment, Service, ...) stay dicts.
+* Typed status writes: :meth:`CustomResource.status_patch` turns a changed copy of the status into
+  the smallest JSON merge patch for the status subresource (``{}`` when nothing changed, so a
+  reconciler writes only when it must), conditional on the ``resourceVersion`` read.
+  :func:`set_condition` is :func:`kctl_runtime.conditions.set_condition` for a list of
+  :class:`Condition` models (same semantics: it delegates).
 
 Not supported (generation fails naming the field, see :mod:`kctl_runtime.crdgen`): recursive models,
 unions other than ``X | None`` and ``int | str``, tuples, discriminated unions.
@@ -29,6 +35,7 @@ unions other than ``X | None`` and ``int | str``, tuples, discriminated unions.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -44,6 +51,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from kctl_runtime import conditions as _conditions
+from kctl_runtime.patch import diff_merge_patch
 from kctl_runtime.reconcile import TerminalError
 from kctl_runtime.resource import Resource
 
@@ -67,6 +76,7 @@ __all__ = [
     "Rule",
     "Scale",
     "WebhookConversion",
+    "set_condition",
 ]
 
 
@@ -229,6 +239,36 @@ class Condition(Model):
 
 Conditions = Annotated[list[Condition], ListType("map", keys=("type",))]
 """A list of :class:`Condition` merged by ``type`` (``x-kubernetes-list-type: map``)."""
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: _conditions.ConditionStatus | bool,
+    reason: str,
+    message: str = "",
+    observed_generation: int | None = None,
+    now: _dt.datetime,
+) -> bool:
+    """:func:`kctl_runtime.conditions.set_condition` on a list of :class:`Condition` models, in place.
+
+    Same arguments, validation and semantics (``lastTransitionTime`` moves only when ``status``
+    does; returns whether anything changed): it delegates, converting the list to dicts and back.
+    """
+    raw = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
+    changed = _conditions.set_condition(
+        raw,
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=observed_generation,
+        now=now,
+    )
+    if changed:
+        conditions[:] = [Condition.model_validate(c) for c in raw]
+    return changed
 
 
 # ------------------------------------------------------------------------------------- declarations
@@ -429,6 +469,26 @@ class CustomResource(Model):
                 f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
             )
             raise InvalidObject(cls.resource.kind, key, _problems(exc)) from None
+
+    def status_patch(self, status: Model) -> dict[str, Any]:
+        """The JSON merge patch that turns this object's ``status`` into ``status``; ``{}`` when equal.
+
+        Send it to the status subresource (``client.patch(cls.resource, name, patch,
+        namespace=ns, subresource="status")``). Only changed fields are sent (a field now unset or
+        ``None`` as ``null``, lists whole), with this object's ``metadata.resourceVersion`` as a
+        precondition: the write fails with 409 Conflict if the object changed since it was read.
+        Change a copy (``website.status.model_copy(deep=True)``), not this object's status.
+        """
+        old = getattr(self, "status", None)
+        before = old.model_dump(mode="json", by_alias=True, exclude_none=True) if old is not None else {}
+        after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        changed = diff_merge_patch(before, after)
+        if not changed:
+            return {}
+        patch: dict[str, Any] = {"status": changed}
+        if self.metadata.resource_version:
+            patch["metadata"] = {"resourceVersion": self.metadata.resource_version}
+        return patch
 
     def to_object(self) -> dict[str, Any]:
         """The object as the API takes it: camelCase, holding what was read or set (defaults left unset

@@ -12,6 +12,7 @@ import anyio
 import pytest
 import structlog
 
+from examples.website_controller.api import Website
 from examples.website_controller.controller import WEBSITES, WebsiteReconciler
 from examples.website_controller.tests.harness import (
     events_for,
@@ -196,6 +197,8 @@ async def test_a_late_status_write_from_an_ex_leader_is_refused(kube: KubeTarget
 
     ex_leader = WebsiteReconciler(api, ListSink())
     with pytest.raises(Conflict):
-        await ex_leader._not_ready(seen_by_old_leader, "InvalidSpec", "a verdict on a stale read")
+        await ex_leader._not_ready(
+            Website.from_object(seen_by_old_leader), "InvalidSpec", "a verdict on a stale read"
+        )
     after = await api.get(WEBSITES, "kubia", ns)
     assert after["status"] == written["status"], "the stale write replaced the new leader's status"
