@@ -23,11 +23,12 @@ Contract
 * Parsing happens at the edge (``client.get(Website, ...)``, or :meth:`CustomResource.from_object` on
   a dict the reconciler read); informer caches keep the dicts the API sent. Built-in kinds
   (Deployment, Service, ...) stay dicts.
-* Typed status writes: :meth:`CustomResource.status_patch` turns a changed copy of the status into
-  the smallest JSON merge patch for the status subresource (``{}`` when nothing changed, so a
-  reconciler writes only when it must), conditional on the ``resourceVersion`` read.
-  :func:`set_condition` is :func:`kctl_runtime.conditions.set_condition` for a list of
-  :class:`Condition` models (same semantics: it delegates).
+* Typed status writes: change ``obj.status`` in place, then :meth:`CustomResource.status_patch`
+  gives the smallest JSON merge patch from the status as :meth:`~CustomResource.from_object` read it
+  to the status now (``{}`` when nothing changed, so a reconciler writes only when it must),
+  conditional on the ``resourceVersion`` read. :func:`set_condition` is
+  :func:`kctl_runtime.conditions.set_condition` for a list of :class:`Condition` models (same
+  semantics: it delegates).
 
 Not supported (generation fails naming the field, see :mod:`kctl_runtime.crdgen`): recursive models,
 unions other than ``X | None`` and ``int | str``, tuples, discriminated unions.
@@ -45,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PrivateAttr,
     ValidationError,
 )
 from pydantic.alias_generators import to_camel
@@ -254,9 +256,15 @@ def set_condition(
     """:func:`kctl_runtime.conditions.set_condition` on a list of :class:`Condition` models, in place.
 
     Same arguments, validation and semantics (``lastTransitionTime`` moves only when ``status``
-    does; returns whether anything changed): it delegates, converting the list to dicts and back.
+    does; returns whether anything changed): it delegates, converting the condition of that ``type``
+    (the first one) to a dict and back. A changed condition is replaced in the list by a new model.
     """
-    raw = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
+    index = next((i for i, c in enumerate(conditions) if c.type == type), len(conditions))
+    raw = (
+        [conditions[index].model_dump(mode="json", by_alias=True, exclude_none=True)]
+        if conditions[index:]
+        else []
+    )
     changed = _conditions.set_condition(
         raw,
         type=type,
@@ -267,7 +275,7 @@ def set_condition(
         now=now,
     )
     if changed:
-        conditions[:] = [Condition.model_validate(c) for c in raw]
+        conditions[index : index + 1] = [Condition.model_validate(raw[0])]
     return changed
 
 
@@ -432,6 +440,9 @@ class CustomResource(Model):
     kind: str = ""
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
+    # the ``status`` of the object from_object parsed (a reference, not a copy): status_patch's baseline
+    _status_as_read: Any = PrivateAttr(default=None)
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -459,9 +470,13 @@ class CustomResource(Model):
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Self:
-        """Parse an object the API sent; raises :class:`InvalidObject` naming every bad field."""
+        """Parse an object the API sent; raises :class:`InvalidObject` naming every bad field.
+
+        The object's ``status`` is remembered (by reference: do not change ``obj`` afterwards) as
+        the baseline of :meth:`status_patch`.
+        """
         try:
-            return cls.model_validate(obj)
+            parsed = cls.model_validate(obj)
         except ValidationError as exc:
             meta = obj.get("metadata") if isinstance(obj, Mapping) else None
             meta = meta if isinstance(meta, Mapping) else {}
@@ -469,18 +484,25 @@ class CustomResource(Model):
                 f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
             )
             raise InvalidObject(cls.resource.kind, key, _problems(exc)) from None
+        parsed._status_as_read = obj.get("status")
+        return parsed
 
-    def status_patch(self, status: Model) -> dict[str, Any]:
-        """The JSON merge patch that turns this object's ``status`` into ``status``; ``{}`` when equal.
+    def status_patch(self) -> dict[str, Any]:
+        """The JSON merge patch from the status as read to ``self.status`` now; ``{}`` when equal.
 
-        Send it to the status subresource (``client.patch(cls.resource, name, patch,
-        namespace=ns, subresource="status")``). Only changed fields are sent (a field now unset or
-        ``None`` as ``null``, lists whole), with this object's ``metadata.resourceVersion`` as a
-        precondition: the write fails with 409 Conflict if the object changed since it was read.
-        Change a copy (``website.status.model_copy(deep=True)``), not this object's status.
+        The baseline is the ``status`` of the object :meth:`from_object` parsed (an object built in
+        Python, or read without a status, has the status model's defaults as its baseline). Change
+        ``self.status`` in place, then send the patch to the status subresource
+        (``client.patch(Kind.resource, name, patch, namespace=ns, subresource="status")``). Only
+        changed fields are sent (a field now ``None`` as ``null``, lists whole), with
+        ``metadata.resourceVersion`` as a precondition: the write fails with 409 Conflict if the
+        object changed since it was read.
         """
-        old = getattr(self, "status", None)
-        before = old.model_dump(mode="json", by_alias=True, exclude_none=True) if old is not None else {}
+        status = getattr(self, "status", None)
+        if not isinstance(status, BaseModel):
+            raise TypeError(f"{type(self).__name__} has no status model")
+        baseline = type(status).model_validate(self._status_as_read or {})
+        before = baseline.model_dump(mode="json", by_alias=True, exclude_none=True)
         after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
         changed = diff_merge_patch(before, after)
         if not changed:

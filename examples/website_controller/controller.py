@@ -81,7 +81,7 @@ from typing import Any, NamedTuple, Protocol
 
 import structlog
 
-from examples.website_controller.api import Website, WebsiteStatus
+from examples.website_controller.api import Website
 from kctl_runtime import conditions
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
@@ -501,6 +501,7 @@ class WebsiteReconciler:
         self.clock: Clock = clock or SystemClock()
         self.conflict_retry_seconds = conflict_retry_seconds
 
+    # --8<-- [start:reconcile]
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         try:
             obj = await self.client.get(WEBSITES, request.name, request.namespace)  # a dict, from the cache
@@ -517,6 +518,7 @@ class WebsiteReconciler:
         if problems:
             await self._not_ready(website, "InvalidSpec", "; ".join(problems))
             raise TerminalError(f"invalid Website: {'; '.join(problems)}")
+        # --8<-- [end:reconcile]
         uid = str(website.metadata.uid)
         children = [
             (DEPLOYMENTS, desired_deployment(website)),
@@ -608,7 +610,7 @@ class WebsiteReconciler:
     async def _not_ready(self, website: Website, reason: str, message: str) -> None:
         """Ready=False with ``reason``; one Warning event per generation (not per retry or resync)."""
         generation = website.metadata.generation
-        status = website.status.model_copy(deep=True)
+        status = website.status
         status.observed_generation = generation
         changed = set_condition(
             status.conditions,
@@ -619,10 +621,11 @@ class WebsiteReconciler:
             observed_generation=generation,
             now=self.clock.now(),
         )
-        await self._patch_status(website, status)
+        await self._patch_status(website)
         if changed:
             self.events.event(website.to_object(), "Warning", reason, message)
 
+    # --8<-- [start:status]
     async def _write_status(
         self,
         website: Website,
@@ -630,7 +633,7 @@ class WebsiteReconciler:
         service: Mapping[str, Any] | None,
     ) -> None:
         generation = website.metadata.generation
-        status = website.status.model_copy(deep=True)
+        status = website.status
         ready, reason, message = readiness(website, deployment)
         set_condition(
             status.conditions,
@@ -646,15 +649,15 @@ class WebsiteReconciler:
             ((deployment or {}).get("status") or {}).get("availableReplicas") or 0
         )
         status.cluster_ip, status.node_port, status.url = service_address(service)
-        await self._patch_status(website, status)
+        await self._patch_status(website)
 
-    async def _patch_status(self, website: Website, status: WebsiteStatus) -> None:
-        """Merge-patch the status subresource when something in it changed.
+    async def _patch_status(self, website: Website) -> None:
+        """Merge-patch the status subresource when something in it changed since it was read.
 
         The resourceVersion read is a precondition (409 when stale): a late write from an ex-leader,
         or one based on an old cache, never replaces a newer status.
         """
-        patch = website.status_patch(status)
+        patch = website.status_patch()
         if patch:
             await self.client.patch(
                 WEBSITES,
@@ -664,6 +667,8 @@ class WebsiteReconciler:
                 subresource="status",
                 field_manager=FIELD_MANAGER,
             )
+
+    # --8<-- [end:status]
 
     async def _unparseable(self, obj: Mapping[str, Any], error: InvalidObject) -> None:
         """Report a Website that does not parse into the model: Ready=False, one Warning event.
