@@ -491,7 +491,7 @@ async def website_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controll
 
 async def user_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controller: bool) -> RunResult:
     client, n = bench.client, bench.n
-    await install_crd(client, ROOT / "examples/user_controller/crd.yaml", timeout=60)
+    await install_crd(client, ROOT / "examples/user_controller/manifests/crd.yaml", timeout=60)
     await client.create(NAMESPACES, {"metadata": {"name": NS}})
     created: dict[str, Obj] = {}
 
