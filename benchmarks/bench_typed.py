@@ -17,7 +17,7 @@ cache of N converged Websites with their Deployments and Services (status up to 
 reads three objects from the cache, parses the Website, builds the desired children, compares, and
 sends nothing (the client has no API connection: a request would fail the run). ``--before REV``
 also times the reconciler of ``examples/website_controller/controller.py`` at git revision REV (the
-dict-based one before the typed model, ``0ce6d36``) on the same cache, interleaved.
+dict-based one before the typed model, ``a1020cd``) on the same cache, interleaved.
 """
 
 from __future__ import annotations

@@ -501,9 +501,12 @@ class CustomResource(Model):
         status = getattr(self, "status", None)
         if not isinstance(status, BaseModel):
             raise TypeError(f"{type(self).__name__} has no status model")
+        after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if after == self._status_as_read:
+            return {}  # the steady state: what the server holds already (no second parse and dump)
+        # normalised through the model, so defaults the server never stored are no change
         baseline = type(status).model_validate(self._status_as_read or {})
         before = baseline.model_dump(mode="json", by_alias=True, exclude_none=True)
-        after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
         changed = diff_merge_patch(before, after)
         if not changed:
             return {}
