@@ -20,18 +20,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kctl_runtime._rest import request_json
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.errors import Forbidden, NotFound
 from kctl_runtime.resource import CERTIFICATESIGNINGREQUESTS as CSRS
-from kctl_runtime.servingcert import (
-    KUBELET_SERVING,
-    CertificateRequestFailed,
-    CertWatcher,
-    request_certificate,
-)
+from kctl_runtime.servingcert import KUBELET_SERVING, CertificateRequestFailed, CertWatcher
 from kctl_runtime.testing.envtest.webhooks import install_webhooks
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 from kctl_runtime.webhook import WebhookServer
@@ -110,47 +106,55 @@ def _hook(kube: KubeTarget) -> dict[str, Any]:
     }
 
 
+# --8<-- [start:csr]
+from kctl_runtime.servingcert import request_certificate  # noqa: E402
+
+
+async def cluster_signed(api_client: ApiClient, cert_dir: Path, namespace: str, *ips: str) -> bytes:
+    """Before the WebhookServer starts: tls.key/tls.crt signed by the cluster; returns the caBundle."""
+    issued = await request_certificate(
+        api_client,
+        cert_dir,
+        name="loadtest-webhook",
+        dns_names=[f"loadtest-webhook.{namespace}.svc"],  # the webhook Service's DNS name
+        ip_addresses=ips,
+        approve=True,  # needs the RBAC below; without it an administrator approves the CSR
+        root_ca_namespace=namespace,  # kube-root-ca.crt, when the client trusts no CA file
+    )
+    if issued.ca_pem is None:
+        raise RuntimeError(f"cannot tell which CA {issued.signer_name} signs with: pass ca_bundle=")
+    return issued.ca_pem
+
+
+# --8<-- [end:csr]
+
+
 async def test_an_approved_request_is_issued_served_and_called_by_the_api_server(
     kube: KubeTarget, tmp_path: Path
 ) -> None:
-    prefix = unique_name("wh")
     certs = tmp_path / "certs"
-    issued = await request_certificate(
-        kube.api_client,
-        certs,
-        name=prefix,
-        dns_names=["webhook.example.svc"],
-        ip_addresses=["127.0.0.1"],
-        approve=True,
-        root_ca_namespace=kube.namespace,
-        timeout=30,
-    )
-    assert issued.signer_name == KUBELET_SERVING
-    assert issued.csr_name.startswith(f"{prefix}-")
-    assert issued.ca_pem is not None
+    ca = await cluster_signed(kube.api_client, certs, kube.namespace, "127.0.0.1")
     if kube.fake is not None:
-        assert issued.ca_pem == kube.fake.ca_pem
+        assert ca == kube.fake.ca_pem
     else:
         assert kube.plane is not None
-        assert issued.ca_pem == (kube.plane.work_dir / "pki" / "ca.crt").read_bytes()
+        assert ca == (kube.plane.work_dir / "pki" / "ca.crt").read_bytes()
     cert = x509.load_pem_x509_certificate((certs / "tls.crt").read_bytes())
-    assert (certs / "tls.crt").read_bytes() == issued.cert_pem
-    assert (certs / "ca.crt").read_bytes() == issued.ca_pem
-    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(issued.ca_pem))
-    assert _sans(cert) == (["webhook.example.svc"], ["127.0.0.1"])
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == f"system:node:{prefix}"
-    assert cert.not_valid_after_utc == issued.not_after
+    assert (certs / "ca.crt").read_bytes() == ca
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
+    assert _sans(cert) == ([f"loadtest-webhook.{kube.namespace}.svc"], ["127.0.0.1"])
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:node:loadtest-webhook"
     key = serialization.load_pem_private_key((certs / "tls.key").read_bytes(), None)
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     pem = serialization.Encoding.PEM
     assert key.public_key().public_bytes(pem, spki) == cert.public_key().public_bytes(pem, spki)
-    assert await _ours(kube, prefix) == []  # cleaned up after issuing
+    assert await _ours(kube, "loadtest-webhook") == []  # cleaned up after issuing
 
     server = WebhookServer(bind="127.0.0.1:0", cert_dir=certs)
     server.validating("/deny", _deny_forbidden)
     async with (
         server,
-        install_webhooks(kube.api_client, server, issued.ca_pem, validating=[_hook(kube)]),
+        install_webhooks(kube.api_client, server, ca, validating=[_hook(kube)]),
     ):
 
         async def denied() -> bool:
@@ -165,6 +169,7 @@ async def test_an_approved_request_is_issued_served_and_called_by_the_api_server
         await eventually(denied, timeout=30, interval=0.2, message="the API server never called the webhook")
 
         # a renewal lands in the same directory; the server's watcher loads it without a restart
+        prefix = unique_name("renew")
         watcher = CertWatcher(certs)
         renewed = await request_certificate(
             kube.api_client,
@@ -172,13 +177,24 @@ async def test_an_approved_request_is_issued_served_and_called_by_the_api_server
             name=prefix,
             ip_addresses=["127.0.0.1"],
             approve=True,
+            expiration_seconds=3600,
             root_ca_namespace=kube.namespace,
             timeout=30,
         )
-        assert renewed.cert_pem != issued.cert_pem
+        assert renewed.signer_name == KUBELET_SERVING
+        assert renewed.csr_name.startswith(f"{prefix}-")
+        assert renewed.cert_pem == (certs / "tls.crt").read_bytes() != cert.public_bytes(pem)
+        assert renewed.ca_pem == ca
         assert watcher.reload()
         assert watcher.loads == 2
-        assert _sans(x509.load_pem_x509_certificate(renewed.cert_pem)) == ([], ["127.0.0.1"])
+        again = x509.load_pem_x509_certificate(renewed.cert_pem)
+        assert again.not_valid_after_utc == renewed.not_after
+        lifetime = again.not_valid_after_utc - again.not_valid_before_utc
+        # expiration_seconds from now; the signer backdates the start 5 minutes (kube-controller-
+        # manager's policy: under 8 hours the end is not moved back with it)
+        assert lifetime.total_seconds() == 3600 + 300
+        assert _sans(again) == ([], ["127.0.0.1"])
+        assert await _ours(kube, prefix) == []
 
 
 async def test_a_denied_request_raises_with_the_reason_and_is_deleted(

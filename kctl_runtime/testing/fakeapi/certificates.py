@@ -26,7 +26,8 @@ the fake's controllers (:mod:`.gc`): an approved (not denied, not failed) reques
 certificate that passes the signer's checks (same messages as the real signer) gets
 ``status.certificate`` from the fake server's CA
 (:attr:`~kctl_runtime.testing.fakeapi.FakeApiServer.ca_pem`), valid from 5 minutes ago (real time)
-for ``expirationSeconds`` or one year, capped by the CA's validity; one that fails them gets a
+until ``expirationSeconds`` (or one year) from now, less those 5 minutes unless it is under 8 hours
+(the real signer's policy), capped by the CA's validity; one that fails them gets a
 ``Failed`` condition with reason ``SignerValidationFailure``. Other signer names are signed by nobody.
 
 Not modelled: authorization (``approve`` / ``sign`` on ``signers``), the CertificateSubjectRestriction
@@ -81,8 +82,10 @@ _KIND = "CertificateSigningRequest"
 _GROUP = "certificates.k8s.io"
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
 _TRUE_ONLY = ("Approved", "Denied")
-#: kube-controller-manager's signer backdates certificates (clock skew) and counts the lifetime from there
+#: kube-controller-manager's signer backdates certificates 5 minutes (clock skew) and takes the
+#: backdate off the end too, except for short-lived ones (under 8 hours)
 _BACKDATE = datetime.timedelta(minutes=5)
+_SHORT = datetime.timedelta(hours=8)
 
 
 def is_csr(rt: Any) -> bool:
@@ -413,11 +416,11 @@ def sign(obj: dict[str, Any], ca: Any, now: datetime.datetime, stamp: str) -> di
             "lastTransitionTime": stamp,
         }
         return {**status, "conditions": [*(status.get("conditions") or ()), failed]}
-    seconds = spec.get("expirationSeconds") or 365 * 24 * 3600
+    ttl = datetime.timedelta(seconds=int(spec.get("expirationSeconds") or 365 * 24 * 3600))
     pem = ca.sign_request(
         request,
         usages=sorted(usages),
         not_before=now - _BACKDATE,
-        not_after=now - _BACKDATE + datetime.timedelta(seconds=int(seconds)),
+        not_after=now + ttl - (_BACKDATE if ttl >= _SHORT else datetime.timedelta(0)),
     )
     return {**status, "certificate": base64.b64encode(pem).decode()}
