@@ -53,6 +53,7 @@ from kctl_runtime.errors import (
     NotFound,
     ServerError,
     TooManyRequests,
+    expected_failure_level,
     is_transient,
 )
 from kctl_runtime.events import (
@@ -280,6 +281,7 @@ __all__ = [
     "diff_merge_patch",
     "discover",
     "enqueue_owner",
+    "expected_failure_level",
     "finalizer",
     "find_condition",
     "forget_discovery",

@@ -50,8 +50,8 @@ from kctl_runtime._rest import request_json
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import Gone, NotFound, is_transient
 from kctl_runtime.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
-from kctl_runtime.predicates import LabelSelector
 from kctl_runtime.resource import Resource
+from kctl_runtime.selectors import LabelSelector, SelectorError, parse_field_selector
 from kctl_runtime.store import NAMESPACE_INDEX
 
 __all__ = ["Cache", "CachedInformer", "Client", "PatchType", "RetryPolicy"]
@@ -180,27 +180,18 @@ def _not_found(resource: Resource, name: str, namespace: str | None) -> NotFound
 
 
 def _field_filter(field_selector: str | None) -> Callable[[Mapping[str, Any]], bool] | None:
-    """A cache-side filter for ``metadata.name``/``metadata.namespace`` equality, else ``None``."""
+    """A cache-side filter for ``metadata.name``/``metadata.namespace`` terms, else ``None`` (ask
+    the server). Parsed by :func:`kctl_runtime.selectors.parse_field_selector`: escaped commas
+    (``\\,``) and other escapes in values are honoured."""
     if not field_selector:
         return lambda _obj: True
-    wanted: list[tuple[str, str, bool]] = []
-    for raw in field_selector.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        negate = "!=" in part
-        key, _, value = part.partition("!=" if negate else "=")
-        key = key.rstrip("=").strip()
-        value = value.lstrip("=").strip()
-        if key not in ("metadata.name", "metadata.namespace"):
-            return None
-        wanted.append((key.split(".", 1)[1], value, negate))
-
-    def match(obj: Mapping[str, Any]) -> bool:
-        meta = obj.get("metadata") or {}
-        return all((str(meta.get(k) or "") == v) != neg for k, v, neg in wanted)
-
-    return match
+    try:
+        selector = parse_field_selector(field_selector)
+    except SelectorError:
+        return None  # the server words the error
+    if not selector.fields <= {"metadata.name", "metadata.namespace"}:
+        return None
+    return selector.matches
 
 
 class Client:

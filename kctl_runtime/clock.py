@@ -16,19 +16,39 @@ tests can run on virtual time with :class:`FakeClock`.
 
 :class:`FakeClock` only moves when a test calls :meth:`FakeClock.advance`; sleepers whose
 deadline has been reached are woken in deadline order (FIFO among equal deadlines).
+
+Timeouts on a clock -- the one home for them (never ``anyio.move_on_after``, which is real time):
+
+* ``async with move_on_after(clock, seconds) as timeout:`` cancels its body once ``seconds`` of
+  ``clock`` time have passed and carries on after the block; ``timeout.expired`` says whether that
+  happened. ``seconds=None`` never expires. An exception from the body propagates unchanged.
+* ``async with fail_after(clock, seconds, message):`` is the same, then raises
+  :class:`TimeoutError` (``message``) if the time ran out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import heapq
 import itertools
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "format_micro_time", "format_time"]
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "SystemClock",
+    "Timeout",
+    "fail_after",
+    "format_micro_time",
+    "format_time",
+    "move_on_after",
+]
 
 
 @runtime_checkable
@@ -150,3 +170,48 @@ async def _settle(rounds: int = 5) -> None:
     """Let woken tasks run a little before the clock moves again."""
     for _ in range(rounds):
         await anyio.lowlevel.checkpoint()
+
+
+@dataclass
+class Timeout:
+    """What :func:`move_on_after` yields: ``expired`` is ``True`` once the time ran out."""
+
+    seconds: float | None
+    expired: bool = False
+
+
+@contextlib.asynccontextmanager
+async def move_on_after(clock: Clock, seconds: float | None) -> AsyncIterator[Timeout]:
+    """Cancel the body after ``seconds`` of ``clock`` time (``None``: never); see the module doc."""
+    timeout = Timeout(seconds)
+    body = anyio.CancelScope()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watchdog(after: float) -> None:
+                await clock.sleep(after)
+                body.cancel()
+
+            if seconds is not None:
+                tg.start_soon(watchdog, seconds, name="clock timeout")
+            try:
+                with body:
+                    yield timeout
+            finally:
+                # only the watchdog cancels ``body``; a cancellation from outside is not an expiry
+                timeout.expired = body.cancelled_caught
+                tg.cancel_scope.cancel()  # the watchdog, when the body finished first
+    except BaseExceptionGroup as group:
+        # The watchdog only sleeps: anything in the group came from the body. Hand it on unwrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+@contextlib.asynccontextmanager
+async def fail_after(clock: Clock, seconds: float | None, message: str = "") -> AsyncIterator[Timeout]:
+    """:func:`move_on_after`, then :class:`TimeoutError` (``message``) if the time ran out."""
+    async with move_on_after(clock, seconds) as timeout:
+        yield timeout
+    if timeout.expired:
+        raise TimeoutError(message or f"timed out after {seconds}s")

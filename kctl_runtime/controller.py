@@ -33,6 +33,11 @@ Guarantees:
   :class:`~kctl_runtime.reconcile.RequeueAfter` forgets them and re-adds the key after the delay;
   an exception re-adds it through the rate limiter (5 ms, 10 ms, 20 ms, ... by default);
   :class:`~kctl_runtime.reconcile.TerminalError` is logged and counted, and the key is forgotten.
+* **Error logs** -- one line per failed reconcile. Expected failures carry no traceback: a
+  :class:`~kctl_runtime.reconcile.TerminalError` (a user's mistake) is a warning; a failed API call
+  is logged at :func:`~kctl_runtime.errors.expected_failure_level` (info for 409, 404 and a
+  terminating namespace, warning for 422, 429, 5xx and connection failures, error for other API
+  answers). Any other exception is a bug: logged at error level with its traceback.
 * **Context** -- each reconcile runs with structlog contextvars ``controller``, ``namespace``,
   ``name``, ``reconcile_id`` (a fresh UUID) and ``trigger`` bound, so every log line the
   reconciler writes carries them.
@@ -58,6 +63,7 @@ forever (there is no per-reconcile timeout; add one inside the reconciler if you
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,8 +74,9 @@ import anyio
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory
+from kctl_runtime.clock import Clock, SystemClock, move_on_after
+from kctl_runtime.errors import ApiError, expected_failure_level
+from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory, _unsynced
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.predicates import Predicate
 from kctl_runtime.queue import ShutDown, WorkQueue
@@ -88,6 +95,7 @@ from kctl_runtime.resource import Resource
 __all__ = ["ALL_NAMESPACES", "Controller", "Owns", "Watch", "enqueue_owner", "owner_requests"]
 
 _log = structlog.get_logger("kctl_runtime.controller")
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _RESULTS = ("success", "error", "requeue", "requeue_after")
 # controller-runtime's reconcile_time_seconds buckets
@@ -375,6 +383,9 @@ class Controller:
         self._stopped = False
         self._stop_requested: anyio.Event | None = None
         self._log = _log.bind(controller=name)
+        self.unauthorized = False
+        """Whether the last reconcile failed with 401 (credentials revoked); the manager's
+        ``/healthz`` fails while it holds, so the pod is restarted instead of enforcing nothing."""
         # label children looked up once: the per-reconcile path only increments
         self._m_total = {result: RECONCILE_TOTAL.labels(name, result) for result in _RESULTS}
         self._m_errors = RECONCILE_ERRORS.labels(name)
@@ -513,29 +524,23 @@ class Controller:
         if not pending:
             return
         self._log.info("waiting for caches to sync", informers=[i.name for i in pending])
-        timed_out = False
-
-        async def expire(scope: anyio.CancelScope, after: float) -> None:
-            nonlocal timed_out
-            await self._clock.sleep(after)
-            timed_out = True
-            scope.cancel()
 
         async def stopped(scope: anyio.CancelScope, event: anyio.Event) -> None:
             # stop() during the wait ends it; run() then returns without starting workers
             await event.wait()
             scope.cancel()
 
-        async with anyio.create_task_group() as tg:
-            if self.cache_sync_timeout is not None:
-                tg.start_soon(expire, tg.cancel_scope, self.cache_sync_timeout)
+        async with (
+            move_on_after(self._clock, self.cache_sync_timeout) as waited,
+            anyio.create_task_group() as tg,
+        ):
             if self._stop_requested is not None:
                 tg.start_soon(stopped, tg.cancel_scope, self._stop_requested)
             for informer in pending:
                 await informer.wait_synced()
             tg.cancel_scope.cancel()
-        if timed_out:
-            names = [i.name for i in watched if not i.has_synced]
+        if waited.expired:
+            names = [_unsynced(i) for i in watched if not i.has_synced]
             if names:
                 raise TimeoutError(
                     f"controller {self.name}: caches not synced after {self.cache_sync_timeout}s: "
@@ -570,19 +575,25 @@ class Controller:
                 self._m_terminal.inc()
                 self._m_errors.inc()
                 self._m_total["error"].inc()
-                self._log.error("terminal reconcile error; not retrying", error=str(exc), exc_info=exc)
+                # a user's mistake (the reconciler reports it on the object): no traceback
+                self._log.warning("terminal reconcile error; not retrying", error=str(exc))
             except Exception as exc:
+                self.unauthorized = _is_unauthorized(exc)
                 self._delayed_triggers[request] = "retry"
                 self.queue.add_rate_limited(request)
                 self._m_errors.inc()
                 self._m_total["error"].inc()
-                self._log.error(
+                level = expected_failure_level(exc)
+                self._log.log(
+                    _LEVELS[level or "error"],
                     "reconcile failed; will retry",
                     error=str(exc) or type(exc).__name__,
+                    error_type=type(exc).__name__,
                     retries=self.queue.num_requeues(request),
-                    exc_info=exc,
+                    exc_info=exc if level is None else None,
                 )
             else:
+                self.unauthorized = False
                 self.queue.forget(request)
                 if result is None:
                     self._m_total["success"].inc()
@@ -602,3 +613,10 @@ class Controller:
                 "or raise to retry"
             )
         return result
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    """A 401 answer, also when wrapped (``wraps_cause``, as the finalizer helper's errors are)."""
+    while getattr(type(exc), "wraps_cause", False) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, ApiError) and exc.status == 401

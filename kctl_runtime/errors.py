@@ -5,7 +5,8 @@ Contract
 Every non-2xx answer from the API server becomes an :class:`ApiError` (or a subclass chosen by
 HTTP status and the ``Status.reason``), carrying the decoded ``Status`` body when the server sent
 one. Callers branch on the type (``except NotFound``) rather than on numbers. Which errors are worth
-retrying is decided in one place, :func:`is_transient`.
+retrying is decided in one place, :func:`is_transient`; how loudly a failure is worth logging in
+one other, :func:`expected_failure_level`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = [
     "ServerError",
     "TooManyRequests",
     "api_error",
+    "expected_failure_level",
+    "is_namespace_terminating",
     "is_transient",
 ]
 
@@ -155,3 +158,39 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, ApiError):
         return False
     return isinstance(error, TRANSPORT_ERRORS) or type(error).__module__.startswith("aiohttp")
+
+
+def is_namespace_terminating(error: BaseException) -> bool:
+    """Whether ``error`` is the 403 for a write into a namespace that is being deleted."""
+    if not isinstance(error, Forbidden):
+        return False
+    if any(cause.get("reason") == "NamespaceTerminating" for cause in error.causes):
+        return True
+    return "because it is being terminated" in error.message
+
+
+def expected_failure_level(error: BaseException) -> str | None:
+    """The log level for an *expected* failure, or ``None`` for an unexpected one (a bug).
+
+    Expected failures are part of normal operation and are logged as one line without a traceback
+    (the traceback of a 409 says nothing its status line does not):
+
+    * ``"info"`` -- races the next attempt resolves: 409 (conflict, already exists), 404 (an object
+      deleted meanwhile), the 403 for a namespace being terminated;
+    * ``"warning"`` -- the user or the server must change something, or the server is busy: 422
+      (invalid), 429, 5xx, and failures below HTTP (connection refused or reset, timeouts);
+    * ``"error"`` -- any other API answer (401, an RBAC 403, 400, ...): worth attention, but an
+      answer, not a bug.
+
+    An exception whose class sets ``wraps_cause = True`` (the finalizer helper's errors) is judged
+    by its ``__cause__``. Anything else (a ``KeyError`` in a reconciler) is ``None``.
+    """
+    while getattr(type(error), "wraps_cause", False) and error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, Conflict | AlreadyExists | NotFound) or is_namespace_terminating(error):
+        return "info"
+    if isinstance(error, Invalid) or is_transient(error):
+        return "warning"
+    if isinstance(error, ApiError):
+        return "error"
+    return None

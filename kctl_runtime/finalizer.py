@@ -102,6 +102,7 @@ class FinalizerError(Exception):
     """A finalizer-driven reconcile failed; ``step`` says where, ``__cause__`` holds the error."""
 
     step: FinalizerStep = "invalid"
+    wraps_cause = True  # logged as its cause is (errors.expected_failure_level)
 
     def __init__(self, message: str, *, finalizer: str, object_key: str) -> None:
         super().__init__(f"{message} (finalizer {finalizer!r}, object {object_key})")

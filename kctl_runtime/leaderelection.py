@@ -64,8 +64,8 @@ import structlog
 from prometheus_client import Gauge
 
 from kctl_runtime._rest import request_json
-from kctl_runtime.clock import Clock, SystemClock, format_micro_time
-from kctl_runtime.errors import CALL_FAILURES, AlreadyExists, Conflict, NotFound
+from kctl_runtime.clock import Clock, SystemClock, format_micro_time, move_on_after
+from kctl_runtime.errors import CALL_FAILURES, AlreadyExists, ApiError, Conflict, NotFound
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import LEASES
 
@@ -230,6 +230,12 @@ class LeaderElector:
         return (self._observed[0] or None) if self._observed is not None else None
 
     @property
+    def observed_at(self) -> float | None:
+        """Clock time at which this elector first saw the current Lease record (its expiry counts
+        from here: wall times of two hosts are never compared)."""
+        return self._observed_time if self._observed is not None else None
+
+    @property
     def last_renewal(self) -> float | None:
         """Monotonic clock time at which the last successful acquire/renew attempt started."""
         return self._renewed_at
@@ -383,10 +389,12 @@ class LeaderElector:
             expiry = self._held_by_other_until()
             if expiry is not None:
                 # Wake up close to the moment the holder's lease runs out instead of up to a whole
-                # jittered period after it; the extra random part keeps standbys apart.
+                # jittered period after it; the extra random part (at most half a retry period,
+                # leaving the other half for the GET and PUT) keeps standbys apart, so a takeover
+                # lands within lease_duration + retry_period of the renewal we observed.
                 until = expiry - self._clock.monotonic()
                 if until > 0:
-                    delay = min(delay, until + self._rng.random() * cfg.retry_period)
+                    delay = min(delay, until + self._rng.random() * cfg.retry_period / 2)
             await self._clock.sleep(delay)
 
     async def _renew_loop(self) -> None:
@@ -429,28 +437,23 @@ class LeaderElector:
         try:
             outcome: list[bool] = []
             errors: list[BaseException] = []
-            async with anyio.create_task_group() as tg:
-                scope = anyio.CancelScope()
-
-                async def watchdog() -> None:
-                    await self._clock.sleep(deadline - self._clock.monotonic())
-                    scope.cancel()
-
-                tg.start_soon(watchdog)
-                with scope:
-                    try:
-                        outcome.append(await self._try_acquire_or_renew(deadline))
-                    except _CALL_FAILURES_OR_BAD_LEASE as exc:
-                        errors.append(exc)
-                    except _Lost as exc:
-                        errors.append(exc)
-                tg.cancel_scope.cancel()
+            async with move_on_after(self._clock, deadline - self._clock.monotonic()):
+                try:
+                    outcome.append(await self._try_acquire_or_renew(deadline))
+                except _CALL_FAILURES_OR_BAD_LEASE as exc:
+                    errors.append(exc)
+                except _Lost as exc:
+                    errors.append(exc)
         finally:
             self._inflight -= 1
         if errors:
             if isinstance(errors[0], _Lost):
                 raise errors[0]
-            self._log.debug("lease attempt failed", error=repr(errors[0]), leading=self._leading)
+            if isinstance(errors[0], ApiError) and errors[0].status in (401, 403):
+                # revoked or missing credentials/RBAC: retrying will not help, say so loudly
+                self._log.error("lease attempt refused", error=str(errors[0]), leading=self._leading)
+            else:
+                self._log.debug("lease attempt failed", error=repr(errors[0]), leading=self._leading)
             return False
         if not outcome:
             self._log.debug("lease attempt timed out", leading=self._leading)
@@ -561,10 +564,16 @@ class LeaderElector:
         deadline = self._clock.monotonic() + self.config.renew_deadline
         self._inflight += 1
         try:
-            with anyio.move_on_after(self.config.renew_deadline):
+            async with move_on_after(self._clock, self.config.renew_deadline) as timeout:
                 released = await self._put({**lease, "spec": spec}, deadline)
                 self._observe(released)
                 self._log.info("released the lease")
+            if timeout.expired:
+                self._log.warning(
+                    "could not release the lease: no answer within renew_deadline; a standby takes "
+                    "over once it expires",
+                    timeout=self.config.renew_deadline,
+                )
         except CALL_FAILURES as exc:
             # A conflict means someone else wrote the lease since: it is not ours to release.
             self._log.warning("could not release the lease", error=repr(exc))

@@ -9,7 +9,10 @@ Contract
    default registry unless ``serve_default_metrics=False``) start on their binds
    (``127.0.0.1`` by default; port 0 picks a free port, see :attr:`Manager.health_port` /
    :attr:`Manager.metrics_port`; ``None`` disables a server). ``/healthz`` answers 200 while the
-   manager runs (and, under leader election, while the elector is not stuck). Webhook servers
+   manager runs (and, under leader election, while the elector is not stuck), and 500 while a
+   controller's last reconcile or an informer's last list/watch was refused with 401: revoked
+   credentials make the kubelet restart the pod (which reloads them) instead of leaving a
+   "healthy" controller that enforces nothing. Webhook servers
    (:meth:`Manager.add_webhook_server`) start here too, on every replica, and join ``/readyz``.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
@@ -55,7 +58,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
-from kctl_runtime.clock import Clock, SystemClock
+from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.config import FatalError, load_config
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import Informer, InformerFactory
@@ -346,9 +349,12 @@ class Manager:
 
     @property
     def healthy(self) -> bool:
-        """Running, and the leader elector (if any) is not stuck (``/healthz`` before extra checks)."""
+        """Running, the leader elector (if any) is not stuck, and no controller's last reconcile was
+        refused with 401 (``/healthz`` before extra checks)."""
         if not self._running:
             return False
+        if any(c.unauthorized for c in self._controllers) or self.informers.unauthorized():
+            return False  # credentials revoked: restart (and reload them) rather than enforce nothing
         return self.elector is None or self.elector.healthy()
 
     @property
@@ -501,7 +507,7 @@ class Manager:
     async def _run_controllers(self) -> None:
         assert self._stop_event is not None
         stop_event = self._stop_event
-        timed_out = False
+        finished = anyio.Event()
         async with anyio.create_task_group() as outer:
 
             async def controllers() -> None:
@@ -509,7 +515,7 @@ class Manager:
                     for controller in self._controllers:
                         cg.start_soon(controller.run, self.informers, name=f"controller {controller.name}")
                 await stop_event.wait()
-                outer.cancel_scope.cancel()
+                finished.set()
 
             outer.start_soon(controllers, name="controllers")
             await stop_event.wait()
@@ -517,11 +523,12 @@ class Manager:
             _log.info("stopping controllers; waiting for in-flight reconciles", in_flight=in_flight)
             for controller in self._controllers:
                 controller.stop()
-            await self.clock.sleep(self.graceful_shutdown_timeout)
-            timed_out = True
-            outer.cancel_scope.cancel()
-        if timed_out:
+            async with move_on_after(self.clock, self.graceful_shutdown_timeout) as grace:
+                await finished.wait()
+            # counted before cancelling: once cancelled, their queues no longer hold them
             left = sum(c.queue.processing() for c in self._controllers)
+            outer.cancel_scope.cancel()
+        if grace.expired:
             _log.warning(
                 "graceful_shutdown_timeout passed; cancelled in-flight reconciles",
                 timeout=self.graceful_shutdown_timeout,
@@ -532,23 +539,15 @@ class Manager:
         if not self._recorders:
             return
 
-        async def flush_all(scope: anyio.CancelScope) -> None:
-            for recorder in self._recorders.values():
-                try:
-                    await recorder.flush()
-                except Exception as exc:  # pragma: no cover - best effort on the way out
-                    _log.warning("flushing events failed", error=str(exc))
-            scope.cancel()
-
-        async def expire(scope: anyio.CancelScope) -> None:
-            await self.clock.sleep(_FLUSH_TIMEOUT)
-            _log.warning("event flush did not finish in time; dropping the rest", timeout=_FLUSH_TIMEOUT)
-            scope.cancel()
-
         with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flush_all, tg.cancel_scope)
-                tg.start_soon(expire, tg.cancel_scope)
+            async with move_on_after(self.clock, _FLUSH_TIMEOUT) as timeout:
+                for recorder in self._recorders.values():
+                    try:
+                        await recorder.flush()
+                    except Exception as exc:  # pragma: no cover - best effort on the way out
+                        _log.warning("flushing events failed", error=str(exc))
+            if timeout.expired:
+                _log.warning("event flush did not finish in time; dropping the rest", timeout=_FLUSH_TIMEOUT)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -25,10 +25,10 @@ Not guaranteed / caveats:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from kctl_runtime.selectors import LabelSelector
 
 __all__ = [
     "LabelSelector",
@@ -277,107 +277,3 @@ def or_(*predicates: Predicate) -> Predicate:
 def not_(predicate: Predicate) -> Predicate:
     """Invert a predicate for every event type."""
     return _Not(_check([predicate])[0])
-
-
-# --- label selectors ---------------------------------------------------------------------------
-
-_KEY = r"(?:[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?"
-_VALUE = r"(?:[a-z0-9A-Z](?:[-a-z0-9A-Z_.]*[a-z0-9A-Z])?)?"
-_VALUE_RE = re.compile(_VALUE)
-_REQ = re.compile(
-    rf"""\s*(?:
-        (?P<not>!)\s*(?P<nkey>{_KEY})
-      | (?P<skey>{_KEY})\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\)
-      | (?P<ekey>{_KEY})\s*(?P<op>==|!=|=)\s*(?P<value>{_VALUE})
-      | (?P<ckey>{_KEY})\s*(?P<cmp>[<>])\s*(?P<number>-?[0-9]+)
-      | (?P<xkey>{_KEY})
-    )\s*(?:,|$)""",
-    re.VERBOSE,
-)
-
-
-@dataclass(frozen=True)
-class _Requirement:
-    key: str
-    op: str  # "exists" | "!exists" | "in" | "notin" | "gt" | "lt"
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.op == "exists":
-            return self.key in labels
-        if self.op == "!exists":
-            return self.key not in labels
-        if self.op == "in":
-            return self.key in labels and labels[self.key] in self.values
-        if self.op in ("gt", "lt"):
-            try:
-                have, (bound,) = int(labels[self.key]), self.values
-                return have > int(bound) if self.op == "gt" else have < int(bound)
-            except (KeyError, ValueError):
-                return False
-        return self.key not in labels or labels[self.key] not in self.values
-
-    def __str__(self) -> str:
-        if self.op == "exists":
-            return self.key
-        if self.op == "!exists":
-            return f"!{self.key}"
-        if self.op in ("gt", "lt"):
-            (bound,) = self.values
-            return f"{self.key}{'>' if self.op == 'gt' else '<'}{bound}"
-        if len(self.values) == 1:
-            (v,) = self.values
-            return f"{self.key}={v}" if self.op == "in" else f"{self.key}!={v}"
-        return f"{self.key} {self.op} ({','.join(sorted(self.values))})"
-
-
-@dataclass(frozen=True)
-class LabelSelector:
-    """A parsed Kubernetes label selector (``a=b,c!=d,e in (f,g),!h,i,j>1``); empty matches all.
-
-    ``!=`` and ``notin`` match objects without the key, as in Kubernetes; ``>``/``<`` compare
-    integers and never match a missing or non-integer value.
-    """
-
-    requirements: tuple[_Requirement, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> LabelSelector:
-        """Parse selector syntax; raises ``ValueError`` naming the position of a syntax error."""
-        reqs: list[_Requirement] = []
-        pos = 0
-        text = text.strip()
-        while pos < len(text):
-            m = _REQ.match(text, pos)
-            if m is None or m.end() == pos:
-                raise ValueError(f"invalid label selector {text!r} at position {pos}")
-            if m["nkey"]:
-                reqs.append(_Requirement(m["nkey"], "!exists"))
-            elif m["skey"]:
-                values = frozenset(v.strip() for v in m["values"].split(","))
-                bad = [v for v in values if not _VALUE_RE.fullmatch(v)]
-                if bad or not values:
-                    raise ValueError(f"invalid label selector {text!r}: bad value(s) {sorted(bad)} in set")
-                reqs.append(_Requirement(m["skey"], m["setop"], values))
-            elif m["ckey"]:
-                op = "gt" if m["cmp"] == ">" else "lt"
-                reqs.append(_Requirement(m["ckey"], op, frozenset({m["number"]})))
-            elif m["ekey"]:
-                op = "notin" if m["op"] == "!=" else "in"
-                reqs.append(_Requirement(m["ekey"], op, frozenset({m["value"]})))
-            else:
-                reqs.append(_Requirement(m["xkey"], "exists"))
-            pos = m.end()
-        return cls(tuple(reqs))
-
-    @classmethod
-    def from_dict(cls, match_labels: Mapping[str, str]) -> LabelSelector:
-        """The selector for a ``matchLabels`` mapping."""
-        return cls(tuple(_Requirement(k, "in", frozenset({v})) for k, v in sorted(match_labels.items())))
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether ``labels`` satisfy every requirement."""
-        return all(r.matches(labels) for r in self.requirements)
-
-    def __str__(self) -> str:
-        return ",".join(str(r) for r in self.requirements)

@@ -270,6 +270,10 @@ class Watcher:
         self._meta_accept = self.config.metadata_only
         self._streaming = self.config.streaming_list
         self._on_restart = on_restart or (lambda _reason: None)
+        self.last_failure: str | None = None
+        self.unauthorized = False
+        """Whether the last answer was a 401 (credentials revoked); cleared by any other answer."""
+        """Why the list-watch last backed off (e.g. ``403 Forbidden: ...``); for timeout messages."""
 
     # -- query building -------------------------------------------------------------------
 
@@ -307,6 +311,7 @@ class Watcher:
                 delay = self.backoff.next_delay()
                 if action.retry_after is not None:
                     delay = max(delay, action.retry_after)
+                self.last_failure = action.reason
                 log = _log.info if action.relist else _log.warning
                 log(
                     "list-watch backing off",
@@ -328,6 +333,7 @@ class Watcher:
                 raise TypeError(action)
 
     def _apply(self, received: Input, sink: _Sink) -> Action:
+        self.unauthorized = isinstance(received, Failed) and received.status == 401
         result = step(self.state, received, streaming=self._streaming)
         if self._streaming and isinstance(self.state, Empty) and isinstance(result.action, ListPage):
             _log.warning(

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from kctl_runtime.cli import (
+    DEFAULT_WORKERS,
     add_manager_arguments,
     leader_election_from_args,
+    positive_int,
     positive_seconds,
     preflight,
 )
@@ -63,6 +65,23 @@ def test_positive_seconds_rejects_zero_and_words() -> None:
     for bad in ("0", "-1", "soon"):
         with pytest.raises(argparse.ArgumentTypeError):
             positive_seconds(bad)
+
+
+def test_workers_default_suits_an_io_bound_reconciler_and_can_be_set_by_flag_or_environment() -> None:
+    assert parse([], {}).workers == DEFAULT_WORKERS > 1
+    assert parse([], {"KCTL_WORKERS": "4"}).workers == 4
+    assert parse(["--workers", "2"], {"KCTL_WORKERS": "4"}).workers == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many", "1.5"])
+def test_a_bad_worker_count_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        positive_int(bad)
+    for argv, environ in (([f"--workers={bad}"], {}), ([], {"KCTL_WORKERS": bad})):
+        with pytest.raises(SystemExit) as exited:
+            parse(argv, environ)
+        assert exited.value.code == 2
+        assert "--workers" in capsys.readouterr().err
 
 
 def test_leader_election_takes_the_pods_namespace_in_a_cluster(tmp_path: Path) -> None:

@@ -375,3 +375,15 @@ async def test_doc_snippet_client_annotates_lists_deletes_and_retries_conflicts(
         await client.create(DEPLOYMENTS, {"metadata": {"name": "s", "namespace": ns}, "spec": spec})
         scaled = await scale(client, "s", ns, 3)
         assert scaled["spec"]["replicas"] == 3
+
+
+def test_the_cache_field_filter_honours_escaped_commas() -> None:
+    """Regression (issue 10 item 10): the client's own field-selector parser split on ``\\,``."""
+    from kctl_runtime.client import _field_filter
+
+    match = _field_filter(r"metadata.name=a\,b,metadata.namespace!=kube-system")
+    assert match is not None
+    assert match({"metadata": {"name": "a,b", "namespace": "web"}})
+    assert not match({"metadata": {"name": "a", "namespace": "web"}})
+    assert not match({"metadata": {"name": "a,b", "namespace": "kube-system"}})
+    assert _field_filter("spec.nodeName=n1") is None  # not answerable from the cache: ask the server

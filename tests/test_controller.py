@@ -263,6 +263,82 @@ async def test_errors_are_retried_with_exponential_backoff_on_the_injected_clock
     assert sample_value("controller_runtime_reconcile_total", {"controller": name, "result": "success"}) == 1
 
 
+async def test_expected_failures_are_one_line_without_traceback_and_bugs_keep_theirs(
+    kube: KubeTarget,
+) -> None:
+    """Regression (issue 10 item 6): every reconcile error was logged at error level with a traceback,
+    409s, 404 races and user mistakes included. The failures here are the server's own answers."""
+    client = Client(kube.api_client)
+    ns = kube.namespace
+    for key in ("conflict", "notfound", "invalid", "terminal", "bug"):
+        await client.create(CONFIGMAPS, cm(key, ns))
+    first: set[str] = set()
+
+    async def reconcile(request: Request) -> None:
+        if request.name in first:
+            return
+        first.add(request.name)
+        if request.name == "conflict":
+            stale = {"metadata": {"resourceVersion": "1"}, "data": {"k": "x"}}
+            await client.patch(CONFIGMAPS, "conflict", stale, namespace=ns)
+        elif request.name == "notfound":
+            await client.get(CONFIGMAPS, "gone-meanwhile", ns)
+        elif request.name == "invalid":
+            await client.create(CONFIGMAPS, cm("Not_A_Valid_Name", ns))
+        elif request.name == "terminal":
+            raise TerminalError("spec.size must be positive")
+        elif request.name == "bug":
+            raise KeyError("spec")
+
+    controller = Controller(
+        unique_controller(), for_=CONFIGMAPS, reconciler=reconcile, namespace=ns, label_selector=MINE
+    )
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        async with running(controller, kube.api_client):
+            await until(lambda: len(first) == 5 and len(controller.queue) == 0, "every key failed once")
+    failures = {
+        entry["name"]: entry
+        for entry in logs
+        if entry["event"] in ("reconcile failed; will retry", "terminal reconcile error; not retrying")
+    }
+    levels = {name: (e["log_level"], e.get("exc_info") is not None) for name, e in failures.items()}
+    assert levels == {
+        "conflict": ("info", False),
+        "notfound": ("info", False),
+        "invalid": ("warning", False),
+        "terminal": ("warning", False),
+        "bug": ("error", True),
+    }
+    assert failures["conflict"]["error_type"] == "Conflict"
+
+
+def test_a_terminating_namespace_and_wrapped_causes_are_expected_failures() -> None:
+    from kctl_runtime.errors import api_error, expected_failure_level
+    from kctl_runtime.finalizer import ApplyFailed
+
+    body = {  # kube-apiserver 1.36's answer to a create in a terminating namespace
+        "kind": "Status",
+        "status": "Failure",
+        "reason": "Forbidden",
+        "code": 403,
+        "message": 'configmaps "x" is forbidden: unable to create new content in namespace ns because it '
+        "is being terminated",
+        "details": {"name": "x", "kind": "configmaps", "causes": [{"reason": "NamespaceTerminating"}]},
+    }
+    assert expected_failure_level(api_error(403, body)) == "info"
+    assert expected_failure_level(api_error(403, {"reason": "Forbidden", "message": "RBAC"})) == "error"
+    assert expected_failure_level(api_error(401, {"reason": "Unauthorized"})) == "error"
+    assert expected_failure_level(api_error(429, {"reason": "TooManyRequests"})) == "warning"
+    assert expected_failure_level(ConnectionResetError()) == "warning"
+    assert expected_failure_level(KeyError("x")) is None
+    wrapped = ApplyFailed("apply failed", finalizer="a/b", object_key="ns/x")
+    wrapped.__cause__ = api_error(409, {"reason": "Conflict"})
+    assert expected_failure_level(wrapped) == "info"
+    bug = ApplyFailed("apply failed", finalizer="a/b", object_key="ns/x")
+    bug.__cause__ = KeyError("x")
+    assert expected_failure_level(bug) is None
+
+
 @pytest.mark.fake_only
 async def test_a_terminal_error_is_counted_and_not_retried(fake_kube: KubeTarget) -> None:
     await Client(fake_kube.api_client).create(CONFIGMAPS, cm("bad", fake_kube.namespace))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -99,5 +100,31 @@ async def test_settled_waits_for_the_background_controllers() -> None:
             await server.settled()
             accounts = await core.list_namespaced_service_account("fresh")
             assert [a.metadata.name for a in accounts.items] == ["default"]
+        finally:
+            await api.close()
+
+
+async def test_without_controllers_nothing_collects_or_publishes_for_a_real_controller_manager() -> None:
+    """``controllers=False``: garbage collection and namespace set-up are left to whoever runs them."""
+    async with FakeApiServer(controllers=False) as server:
+        api = await server.api_client()
+        try:
+            core: Any = client.CoreV1Api(api)
+            await core.create_namespace({"metadata": {"name": "fresh"}})
+            owner = await core.create_namespaced_config_map("fresh", {"metadata": {"name": "owner"}})
+            ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+            await core.create_namespaced_config_map(
+                "fresh", {"metadata": {"name": "dependent", "ownerReferences": [ref]}}
+            )
+            await core.delete_namespaced_config_map("owner", "fresh")
+            await server.settled()
+            for _ in range(20):  # give a (wrongly) running collector every chance to act
+                await asyncio.sleep(0.01)
+            names = [c.metadata.name for c in (await core.list_namespaced_config_map("fresh")).items]
+            assert names == ["dependent"]
+            assert (await core.list_namespaced_service_account("fresh")).items == []
+            await core.delete_namespace("fresh")
+            namespace = await core.read_namespace("fresh")
+            assert namespace.status.phase == "Terminating"  # no namespace controller empties it
         finally:
             await api.close()

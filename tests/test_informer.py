@@ -574,3 +574,67 @@ async def test_wait_for_sync_names_the_informers_that_did_not_sync(kube: KubeTar
         with pytest.raises(TimeoutError, match=r"widgets\.nothing\.example\.com"):
             await factory.wait_for_sync(timeout=30)
         tg.cancel_scope.cancel()
+
+
+def _synced(informer: Informer) -> bool:
+    return informer.has_synced
+
+
+def _cm(name: str, rv: str, uid: str = "u") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv, "uid": f"{uid}-{name}"}}
+
+
+def test_the_first_list_reaches_the_store_and_handlers_as_it_arrives_and_a_restart_is_reconciled() -> None:
+    """Issue 15: a 50k-object first list used to go to the handlers in one step at its end."""
+    from kctl_runtime.watcher import Init
+
+    informer = Informer(None, CONFIGMAPS, config=WatcherConfig(page_size=2), freeze_gc=False)
+    seen: list[tuple[str, str, Any]] = []
+    informer.add_handler(
+        ResourceEventHandlerFuncs(
+            add=lambda obj, initial: seen.append(("add", obj["metadata"]["name"], initial)),
+            update=lambda old, new: seen.append(
+                ("update", new["metadata"]["name"], new["metadata"]["resourceVersion"])
+            ),
+            delete=lambda obj: seen.append(("delete", obj["metadata"]["name"], None)),
+        )
+    )
+    informer.process(Init())
+    informer.process(InitApply(_cm("a", "1")))
+    assert seen == [("add", "a", True)]
+    assert informer.store.get_object("ns", "a") is not None
+    assert not _synced(informer)
+    informer.process(InitApply(_cm("b", "1")))
+    # the list restarts (an expired continue token): the next complete list is compared with what
+    # the handlers were told, so they still see add -> update -> delete per object, nothing twice
+    informer.process(Init())
+    informer.process(InitApply(_cm("a", "2")))
+    informer.process(InitApply(_cm("c", "1")))
+    assert not _synced(informer)
+    informer.process(InitDone("9"))
+    assert _synced(informer)
+    assert seen == [
+        ("add", "a", True),
+        ("add", "b", True),
+        ("delete", "b", None),
+        ("update", "a", "2"),
+        ("add", "c", True),
+    ]
+    assert sorted(informer.store.keys()) == ["ns/a", "ns/c"]
+
+
+def test_a_first_list_without_restart_is_delivered_once_and_leaves_exactly_the_list_cached() -> None:
+    from kctl_runtime.watcher import Init
+
+    informer = Informer(None, CONFIGMAPS, config=WatcherConfig(page_size=2))
+    added: list[str] = []
+    informer.add_handler(
+        ResourceEventHandlerFuncs(add=lambda obj, initial: added.append(obj["metadata"]["name"]))
+    )
+    informer.process(Init())
+    for i in range(5):
+        informer.process(InitApply(_cm(f"o{i}", "1")))
+    informer.process(InitDone("5"))
+    assert _synced(informer)
+    assert added == [f"o{i}" for i in range(5)]
+    assert len(informer.store) == 5

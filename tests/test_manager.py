@@ -8,11 +8,13 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+import structlog
 
 from kctl_runtime.client import Client
 from kctl_runtime.clock import FakeClock
@@ -310,19 +312,23 @@ async def test_reconciles_still_running_after_the_graceful_timeout_are_cancelled
             label_selector=MINE,
         )
     )
-    async with managing(manager) as done:
-        with anyio.fail_after(10):
-            await started.wait()
-        stopped_at = clock.monotonic()
-        manager.stop()
-        await anyio.sleep(0.05)  # let the manager start its graceful timer
-        while not cancelled.is_set() and clock.monotonic() - stopped_at < 60:
-            await clock.advance(0.5)
-            await anyio.sleep(0.01)
-        with anyio.fail_after(10):
-            await done.wait()
+    with structlog.testing.capture_logs() as logs:
+        async with managing(manager) as done:
+            with anyio.fail_after(10):
+                await started.wait()
+            stopped_at = clock.monotonic()
+            manager.stop()
+            await anyio.sleep(0.05)  # let the manager start its graceful timer
+            while not cancelled.is_set() and clock.monotonic() - stopped_at < 60:
+                await clock.advance(0.5)
+                await anyio.sleep(0.01)
+            with anyio.fail_after(10):
+                await done.wait()
     assert cancelled_at, "the stuck reconcile was never cancelled"
     assert 5.0 <= cancelled_at[0] - stopped_at <= 5.5
+    # Regression (issue 10 item 8): the warning said cancelled=0, counted after the cancellation.
+    (warning,) = [e for e in logs if e["event"].startswith("graceful_shutdown_timeout passed")]
+    assert (warning["log_level"], warning["cancelled"]) == ("warning", 1)
 
 
 @pytest.mark.fake_only
@@ -628,3 +634,148 @@ async def test_events_recorded_by_the_last_in_flight_reconcile_are_sent_before_r
             await done.wait()
     events = await Client(fake_kube.api_client).list(CORE_EVENTS, ns)
     assert [e["reason"] for e in events if e.get("reason") == "LastWords"] == ["LastWords"]
+
+
+async def test_missing_rbac_is_a_cache_sync_timeout_naming_the_resource_and_the_403(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    """Issue 10 item 4: with no RBAC for its resource the manager must not wait forever, silently."""
+    from examples.website_controller.tests.rbac_tools import as_service_account
+    from kctl_runtime.config import load_config
+
+    async with contextlib.AsyncExitStack() as stack:
+        if kube.fake is not None:  # the fake has no RBAC: it answers as kube-apiserver does without it
+            kube.fake.faults.fail_next(10_000, status=403, verb="list", resource="secrets")
+            api_client = kube.api_client
+        else:  # a ServiceAccount bound to nothing
+            kubeconfig = await stack.enter_async_context(
+                as_service_account(kube, [], service_account="no-rbac", tmp_path=tmp_path)
+            )
+            api_client = await load_config(kubeconfig)
+            stack.push_async_callback(api_client.close)
+        manager = local_manager(api_client, cache_sync_timeout=4, metrics_bind=None)
+        manager.add(
+            Controller(unique_controller(), for_=SECRETS, reconciler=Counting(), namespace=kube.namespace)
+        )
+        with anyio.fail_after(60), pytest.raises(CacheSyncTimeout) as caught:
+            await manager.run()
+    message = str(caught.value)
+    assert f"secrets,ns={kube.namespace}" in message, message
+    assert "last error: " in message, message
+    assert "403" in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.fake_only
+async def test_healthz_fails_while_credentials_are_refused_and_recovers_when_they_work(
+    fake_kube: KubeTarget,
+) -> None:
+    """Regression (issue 10 item 3): with every write refused 401 the manager stayed "healthy"
+    while enforcing nothing. Now /healthz fails, so the kubelet restarts the pod (reloading them)."""
+    assert fake_kube.fake is not None
+    ns = fake_kube.namespace
+    client = Client(fake_kube.api_client)
+    await client.create(CONFIGMAPS, cm("guarded", ns))
+    attempts: list[int] = []
+
+    async def reconcile(request: Request) -> Result:
+        attempts.append(1)
+        await client.patch(CONFIGMAPS, request.name, {"data": {"seen": "yes"}}, namespace=ns)
+        return None
+
+    manager = local_manager(fake_kube.api_client, metrics_bind=None)
+    manager.add(
+        Controller(
+            unique_controller(), for_=CONFIGMAPS, reconciler=reconcile, namespace=ns, label_selector=MINE
+        )
+    )
+    fake_kube.fake.faults.fail_next(10_000, status=401, verb="patch", resource="configmaps")
+    with structlog.testing.capture_logs() as logs:
+        async with managing(manager):
+            await until(lambda: len(attempts) >= 2, "retried under 401")
+            status, body = await http_get(manager.health_port, "/healthz")
+            assert status == 500, body
+            fake_kube.fake.faults.clear()  # credentials work again
+
+            async def healthy() -> bool:
+                status, body = await http_get(manager.health_port, "/healthz")
+                assert status == 200, body
+                return True
+
+            await eventually(healthy, timeout=30, message="healthy once a reconcile succeeds")
+    refused = [e for e in logs if e["event"] == "reconcile failed; will retry"]
+    assert refused
+    assert refused[0]["log_level"] == "error"
+    assert "401" in refused[0]["error"]
+
+
+@pytest.mark.real_only
+async def test_healthz_fails_once_the_service_accounts_credentials_are_revoked(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    """Issue 10 item 3 on kube-apiserver: the ServiceAccount is deleted, so its token gets 401."""
+    from examples.website_controller.tests.rbac_tools import as_service_account
+    from kctl_runtime.config import load_config
+    from kctl_runtime.resource import SERVICEACCOUNTS
+
+    ns = kube.namespace
+    admin = Client(kube.api_client)
+    await admin.create(CONFIGMAPS, cm("guarded", ns))
+    rbac = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "configmap-writer"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "patch"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "configmap-writer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmap-writer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "revoked", "namespace": ns}],
+        },
+    ]
+    async with as_service_account(kube, rbac, service_account="revoked", tmp_path=tmp_path) as kubeconfig:
+        api_client = await load_config(kubeconfig)
+        try:
+            restricted = Client(api_client)
+            seen: list[str] = []
+
+            async def reconcile(request: Request) -> Result:
+                current = await restricted.get(CONFIGMAPS, request.name, ns)
+                seen.append(current["data"].get("k", ""))
+                await restricted.patch(CONFIGMAPS, request.name, {"data": {"seen": "yes"}}, namespace=ns)
+                return None
+
+            manager = local_manager(api_client, metrics_bind=None)
+            manager.add(
+                Controller(
+                    unique_controller(),
+                    for_=CONFIGMAPS,
+                    reconciler=reconcile,
+                    namespace=ns,
+                    label_selector=MINE,
+                )
+            )
+            async with managing(manager):
+                await until(lambda: bool(seen), "reconciled with valid credentials", timeout=30)
+                status, _ = await http_get(manager.health_port, "/healthz")
+                assert status == 200
+                await admin.delete(SERVICEACCOUNTS, "revoked", namespace=ns)  # its token is now refused
+                edits = iter(range(1000))
+
+                async def unhealthy() -> bool:
+                    # each edit is a reconcile (the server may honour the token a little longer)
+                    data = {"data": {"k": f"edit-{next(edits)}"}}
+                    await admin.patch(CONFIGMAPS, "guarded", data, namespace=ns)
+                    await anyio.sleep(0.5)
+                    status, body = await http_get(manager.health_port, "/healthz")
+                    assert status == 500, body
+                    return True
+
+                await eventually(unhealthy, timeout=60, message="/healthz failing under 401")
+        finally:
+            await api_client.close()

@@ -66,6 +66,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         manager.event_recorder(PROG),
         namespace=args.namespace,
         resync_seconds=args.resync_seconds,
+        max_concurrent_reconciles=args.workers,
     ):
         manager.add(controller)
     await manager.run()

@@ -530,7 +530,8 @@ class UserReconciler:
         await self.client.patch(
             USERS,
             meta["name"],
-            {"status": patch},
+            # Conditional on the resourceVersion read: a stale (ex-leader's) write gets a 409.
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             namespace=meta["namespace"],
             subresource="status",
             field_manager=FIELD_MANAGER,
@@ -619,6 +620,7 @@ def user_controllers(
     namespace: str | None = None,
     resync_seconds: float = 300.0,
     clock: Clock | None = None,
+    max_concurrent_reconciles: int = 1,
 ) -> list[Controller]:
     """The two controllers of this example, ready for ``manager.add`` (on a manager WITHOUT a namespace).
 
@@ -632,6 +634,9 @@ def user_controllers(
       reconcile again.
     * ``user-namespace`` -- the group namespaces this controller created, woken by their accounts and
       by Users joining or leaving the group.
+
+    ``max_concurrent_reconciles`` applies to each (``--workers``); the queue never hands one key to
+    two workers, so a User or a group namespace is still reconciled by one worker at a time.
     """
     managed = label_selector(_MANAGED_SELECTOR)
     scope = [namespace_in(namespace)] if namespace is not None else []
@@ -646,6 +651,7 @@ def user_controllers(
             watches=[Watch(SERVICEACCOUNTS, _user_of_account, predicates=[managed])],
             predicates=scope,
             clock=clock,
+            max_concurrent_reconciles=max_concurrent_reconciles,
         ),
         Controller(
             "user-namespace",
@@ -657,5 +663,6 @@ def user_controllers(
             ],
             predicates=[managed],
             clock=clock,
+            max_concurrent_reconciles=max_concurrent_reconciles,
         ),
     ]

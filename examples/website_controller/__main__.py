@@ -45,7 +45,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
         install_hint="install the CRD (kubectl apply -f examples/website_controller/crd.yaml)",
         field_manager=FIELD_MANAGER,
     )
-    manager.add(website_controller(manager.client, manager.event_recorder(PROG), namespace=args.namespace))
+    manager.add(
+        website_controller(
+            manager.client,
+            manager.event_recorder(PROG),
+            namespace=args.namespace,
+            max_concurrent_reconciles=args.workers,
+        )
+    )
     await manager.run()
     return 0
 

@@ -15,30 +15,47 @@ Both children carry a controller ownerReference (``blockOwnerDeletion: true``) t
 deleting the Website deletes them through the garbage collector; the controller never deletes them
 itself.
 
+Adoption policy: the controller only ever writes a child that it creates itself or that already
+carries its Website's controller ownerReference. A new child is *created* (a plain create, never an
+apply), so an object of that name that appeared meanwhile is not overwritten; an existing object of
+that name that the Website does not control -- controlled by something else, or by nothing -- is
+never patched and never gets an ownerReference (deleting the Website then leaves it alone). It is
+reported as ``Ready=False`` reason ``ChildConflict`` with a Warning event, and re-checked every
+``conflict_retry_seconds``.
+
 The reconcile is level-based and idempotent. It reads the Website and its children, builds the
 desired children with :func:`desired_deployment` / :func:`desired_service` (pure functions of the
 Website), and writes a child only when a field the controller manages differs from what is in the
-cluster (:func:`covers`). Writes are server-side apply with field manager ``website-controller`` and
-``force``: the controller owns exactly the fields it sets and takes them back from anyone who edits
-them by hand (drift repair), while fields set by others (another label, the Service's nodePort, an
-HPA's replicas if you remove ours) are left alone. A child deleted by hand is recreated: the
-controller watches the children it owns, so their events reconcile the owning Website.
+cluster (:func:`covers`). Writes to an existing child are server-side apply with field manager
+``website-controller`` and ``force``: the controller owns exactly the fields it sets and takes them
+back from anyone who edits them by hand (drift repair), while fields set by others (another label,
+the Service's nodePort, an HPA's replicas if you remove ours) are left alone. A child deleted by
+hand is recreated: the controller watches the children it owns, so their events reconcile the
+owning Website.
 
 Status (written through the status subresource, only when it changed):
 ``observedGeneration``; a ``Ready`` condition — ``True``/``DeploymentAvailable`` once the
 Deployment reports ``availableReplicas >= replicas``, ``False`` with ``DeploymentProgressing``,
 ``DeploymentFailed`` (progress deadline exceeded), ``ScaledToZero`` or ``InvalidSpec`` otherwise;
-the Service's ``clusterIP``, ``nodePort`` and ``url`` (``http://CLUSTER-IP:80``).
+the Service's ``clusterIP``, ``nodePort`` and ``url`` (``http://CLUSTER-IP:80``). A status write is
+conditional on the Website's ``resourceVersion`` as read (a 409 then retries on fresh state): a
+stale write -- from a replica that lost its lease mid-reconcile -- cannot replace a newer status.
+
+A child write the API server rejects for good (422, e.g. a hand-made child whose immutable
+Deployment selector differs) sets ``Ready=False`` reason ``ChildRejected`` with the server's
+message and a Warning event (once per generation), and is retried with the controller's rate
+limiter backoff (5 ms doubling up to 1000 s), never in a hot loop.
 
 An invalid spec that the CRD schema cannot catch (a non-https URL, credentials in the URL, a branch
 that is not a valid git ref name, a Website name too long for its children) sets ``Ready=False``
 reason ``InvalidSpec``, records one Warning event per generation, leaves existing children as they
 are, and ends in :class:`~kctl_runtime.reconcile.TerminalError`: not retried until the Website
 changes. Nothing here raises for bad user input, so a bad Website can neither crash the controller
-nor make it loop. A child's name taken by an object another controller controls is reported the
-same way with reason ``ChildConflict``, but re-checked every ``conflict_retry_seconds`` (that object
-may go away, and its deletion is not an event this controller sees); a same-named object that no
-controller owns is adopted.
+nor make it loop. A URL's credentials (``https://user:token@host/...``) are never repeated: every
+message quotes the URL through :func:`redact_url`. A child's name taken by an object the Website
+does not control is reported the same way with reason ``ChildConflict``, but re-checked every
+``conflict_retry_seconds`` (that object may go away, and its deletion is not an event this
+controller sees).
 
 NOT done: the controller does not check that the repository exists or is reachable (git-sync retries
 on its own; its failures show in the pod, not in the Website's status).
@@ -57,7 +74,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.conditions import find_condition, set_condition
 from kctl_runtime.controller import Controller
-from kctl_runtime.errors import NotFound
+from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES, Resource
@@ -76,6 +93,7 @@ __all__ = [
     "labels_for",
     "owner_reference",
     "readiness",
+    "redact_url",
     "service_address",
     "validate_website",
     "website_controller",
@@ -137,14 +155,43 @@ def owner_reference(website: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# The userinfo of a URL-like string: after an optional ``scheme://``, everything up to the last ``@``
+# before the path. Matched on the raw text, so it works for URLs that do not parse.
+_USERINFO = re.compile(r"^(?P<scheme>[^:/?#@\s]*://)?(?P<userinfo>[^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any credentials replaced by ``***`` (``https://***@host/x``), valid URL or not."""
+    return _scrub(_USERINFO.sub(lambda m: f"{m.group('scheme') or ''}***@", url, count=1), url)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with every occurrence of ``url``'s credentials (and their parts) replaced by ``***``."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return text
+    userinfo = match.group("userinfo")
+    # The whole userinfo, and its user and password wherever else they appear (a token pasted into
+    # the port, say); parts of under 4 characters are too short to be a secret worth mangling text for.
+    for secret in sorted({userinfo, *userinfo.split(":")}, key=len, reverse=True):
+        if secret == userinfo or len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _check_git_url(url: Any) -> list[str]:
     if not isinstance(url, str) or not url:
         return ["spec.gitRepo is required"]
+    return [_scrub(problem, url) for problem in _git_url_problems(url, redact_url(url))]
+
+
+def _git_url_problems(url: str, shown: str) -> list[str]:
+    """What is wrong with ``url``; messages quote ``shown`` (the redacted URL), never ``url``."""
     try:
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port  # raises ValueError for a malformed port
     except ValueError as exc:
-        return [f"spec.gitRepo {url!r} is not a valid URL: {exc}"]
+        return [f"spec.gitRepo {shown!r} is not a valid URL: {exc}"]
     problems: list[str] = []
     if parsed.scheme != "https":
         problems.append(
@@ -154,13 +201,13 @@ def _check_git_url(url: Any) -> list[str]:
     if parsed.username is not None or parsed.password is not None:
         problems.append("spec.gitRepo must not contain credentials: they would be visible in the Deployment")
     if not parsed.hostname:
-        problems.append(f"spec.gitRepo {url!r} has no host")
+        problems.append(f"spec.gitRepo {shown!r} has no host")
     if port == 0:
-        problems.append(f"spec.gitRepo {url!r} has port 0")
+        problems.append(f"spec.gitRepo {shown!r} has port 0")
     if parsed.query or parsed.fragment:
         problems.append("spec.gitRepo must not have a query or a fragment")
     if not parsed.path.strip("/"):
-        problems.append(f"spec.gitRepo {url!r} names no repository path")
+        problems.append(f"spec.gitRepo {shown!r} names no repository path")
     return problems
 
 
@@ -460,24 +507,41 @@ class WebsiteReconciler:
             await self._not_ready(website, "InvalidSpec", "; ".join(problems))
             raise TerminalError(f"invalid Website: {'; '.join(problems)}")
         uid = website["metadata"]["uid"]
-        actual: dict[str, dict[str, Any] | None] = {}
-        for resource, desired in (
+        children = [
             (DEPLOYMENTS, desired_deployment(website)),
             (SERVICES, desired_service(website)),
-        ):
-            current = await self._read(resource, desired)
-            foreign = _foreign_controller(current, uid)
-            if foreign is not None:
-                message = (
-                    f"{resource.kind} {desired['metadata']['name']} already exists and is controlled by "
-                    f"{foreign}; delete or rename it"
+        ]
+        current: dict[str, dict[str, Any] | None] = {}
+        for resource, desired in children:  # check both before writing either
+            current[resource.kind] = found = await self._read(resource, desired)
+            problem = _not_controlled_by(found, uid)
+            if problem is not None:
+                return await self._conflict(website, resource, desired["metadata"]["name"], problem)
+        actual: dict[str, dict[str, Any] | None] = {}
+        for resource, desired in children:
+            try:
+                actual[resource.kind] = await self._converge(
+                    website, resource, desired, current[resource.kind]
                 )
-                await self._not_ready(website, "ChildConflict", message)
-                # Not terminal: the other object may go away, and its deletion is no event of ours.
-                return RequeueAfter(self.conflict_retry_seconds)
-            actual[resource.kind] = await self._converge(website, resource, desired, current)
+            except _TakenMeanwhile as taken:
+                return await self._conflict(website, resource, desired["metadata"]["name"], str(taken))
+            except Invalid as exc:
+                what = f"{resource.kind} {desired['metadata']['name']}"
+                await self._not_ready(
+                    website, "ChildRejected", f"the API server rejected {what}: {exc.message}"
+                )
+                raise  # retried with the rate limiter's backoff: the cause may be fixed by hand
         await self._write_status(website, actual["Deployment"], actual["Service"])
         return None
+
+    async def _conflict(
+        self, website: Mapping[str, Any], resource: Resource, name: str, problem: str
+    ) -> RequeueAfter:
+        """Report a child name taken by an object we do not control; look again later."""
+        message = f"{resource.kind} {name} already exists and {problem}; delete or rename it"
+        await self._not_ready(website, "ChildConflict", message)
+        # Not terminal: the other object may go away, and its deletion is no event of ours.
+        return RequeueAfter(self.conflict_retry_seconds)
 
     async def _read(self, resource: Resource, desired: Mapping[str, Any]) -> dict[str, Any] | None:
         meta = desired["metadata"]
@@ -493,19 +557,34 @@ class WebsiteReconciler:
         desired: dict[str, Any],
         current: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        """Server-side apply ``desired`` unless ``current`` already has every field we manage."""
+        """Create ``desired``, or server-side apply it onto ``current`` (a child we control) unless
+        ``current`` already has every field we manage.
+
+        A missing child is created, never applied: an apply would take over an object of that name
+        created since our (cached) read. :class:`_TakenMeanwhile` says that happened.
+        """
         if current is not None and covers(current, desired):
             return current
         meta = desired["metadata"]
-        applied = await self.client.patch(
-            resource,
-            meta["name"],
-            desired,
-            namespace=meta["namespace"],
-            patch_type="apply",
-            field_manager=FIELD_MANAGER,
-            force=True,
-        )
+        if current is None:
+            try:
+                applied = await self.client.create(resource, desired, field_manager=FIELD_MANAGER)
+            except AlreadyExists:
+                fresh = await self.client.api.get(resource, meta["name"], meta["namespace"])
+                problem = _not_controlled_by(fresh, website["metadata"]["uid"])
+                if problem is not None:
+                    raise _TakenMeanwhile(problem) from None
+                return fresh  # our own earlier create, not in the cache yet: converged next time
+        else:
+            applied = await self.client.patch(
+                resource,
+                meta["name"],
+                desired,
+                namespace=meta["namespace"],
+                patch_type="apply",
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
         verb = "Created" if current is None else "Updated"
         what = f"{resource.kind} {meta['name']}"
         self.events.event(
@@ -582,7 +661,9 @@ class WebsiteReconciler:
         await self.client.patch(
             WEBSITES,
             meta["name"],
-            {"status": patch},
+            # The resourceVersion read is a precondition (409 when stale): a late write from an
+            # ex-leader, or one based on an old cache, never replaces a newer status.
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             namespace=meta["namespace"],
             subresource="status",
             field_manager=FIELD_MANAGER,
@@ -597,12 +678,24 @@ def _status_of(website: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
-def _foreign_controller(obj: Mapping[str, Any] | None, uid: str) -> str | None:
-    """``"Kind/name"`` of the controller owning ``obj`` if that is not the Website ``uid``."""
-    for ref in ((obj or {}).get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("uid") != uid:
-            return f"{ref.get('kind')}/{ref.get('name')}"
-    return None
+class _TakenMeanwhile(Exception):
+    """A child's create found the name taken; the message says by what."""
+
+
+def _not_controlled_by(obj: Mapping[str, Any] | None, uid: str) -> str | None:
+    """Why ``obj`` is not ours to write (``None``: it is missing or the Website ``uid`` controls it).
+
+    The adoption policy: an object is ours only if its controller ownerReference names our Website.
+    One that another controller owns, or that nothing owns, is never written (nor adopted).
+    """
+    if obj is None:
+        return None
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            if ref.get("uid") == uid:
+                return None
+            return f"is controlled by {ref.get('kind')}/{ref.get('name')}"
+    return "is not controlled by this Website (the controller never adopts an object it did not create)"
 
 
 # -------------------------------------------------------------------------------------------- wiring

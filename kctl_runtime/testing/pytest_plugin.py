@@ -12,6 +12,9 @@ Contract
   Cluster-scoped objects a test creates must have unique names (:func:`unique_name`) because the
   real control plane is shared by the whole session.
 * ``fake_kube`` — the same, fake backend only (for fault injection and timing control).
+* ``kube_pair`` — a fake target and, when the real backend is enabled and available, a real one (else
+  ``None``), each with its own namespace: for differential tests that send the same requests to both
+  and compare the answers.
 * Tests marked ``@pytest.mark.fake_only`` run only on the fake backend; ``real_only`` only on real.
 * Backends: ``--backend fake,real`` or ``KCTL_TEST_BACKENDS``; default ``fake,real``. When the real
   control plane cannot start: in CI (``CI=true``) or with ``KCTL_REQUIRE_REAL=1`` the whole run fails
@@ -208,6 +211,17 @@ async def fake_kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]
     """The fake API server only: for fault injection and timing control."""
     async with _target(request.config, "fake") as target:
         yield target
+
+
+@pytest.fixture
+async def kube_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[KubeTarget, KubeTarget | None]]:
+    """The fake API server and, when enabled and available, the real control plane, side by side."""
+    async with _target(request.config, "fake") as fake:
+        if "real" not in request.config.stash[_BACKENDS_KEY] or _start_real(request.config) is None:
+            yield fake, None
+            return
+        async with _target(request.config, "real") as real:
+            yield fake, real
 
 
 @contextlib.asynccontextmanager

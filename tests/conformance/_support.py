@@ -6,6 +6,7 @@ unchanged against the fake and against a real kube-apiserver.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,7 +53,11 @@ async def raw(
         # bytes go out verbatim (call_api would JSON-encode them): same session, TLS and certificates
         url = str(api.configuration.host) + path + ("?" + urlencode(query) if query else "")
         header_params.update(await _auth_headers(api))
-        response = await api.rest_client.pool_manager.request(method, url, data=body, headers=header_params)
+        # large bodies go as a stream (aiohttp warns that raw bytes might block the loop)
+        data_out: Any = io.BytesIO(body) if len(body) > 65536 else body
+        response = await api.rest_client.pool_manager.request(
+            method, url, data=data_out, headers=header_params
+        )
         try:
             data = await response.read()
         finally:

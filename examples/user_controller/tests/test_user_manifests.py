@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.errors import AlreadyExists, Forbidden, Invalid
 from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.manager import _FLUSH_TIMEOUT, Manager
 from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
@@ -327,3 +329,12 @@ async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
     out = result.stdout.decode()
     assert "validatingadmissionpolicy.admissionregistration.k8s.io/user-controller-scope" in out
     assert "deployment.apps/user-controller" in out
+
+
+def test_the_pod_outlives_a_graceful_shutdown_and_the_lease_release() -> None:
+    """Regression (issue 10 item 8): the grace period equalled graceful_shutdown_timeout, so the
+    kubelet's SIGKILL raced the event flush and the lease release that follow it."""
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    graceful = inspect.signature(Manager).parameters["graceful_shutdown_timeout"].default
+    release = LeaderElectionConfig.__dataclass_fields__["renew_deadline"].default
+    assert pod["terminationGracePeriodSeconds"] >= graceful + _FLUSH_TIMEOUT + release + 5

@@ -29,7 +29,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.errors import Invalid
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.logging import configure_logging
-from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
+from kctl_runtime.resource import CORE_EVENTS, NAMESPACES, SECRETS, SERVICEACCOUNTS
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 
@@ -250,6 +250,45 @@ async def test_an_account_that_belongs_to_someone_else_is_a_reported_conflict(
     assert await get_or_none(api, SERVICEACCOUNTS, "tester3", ns) is not None, "deleted a foreign account"
     ns_obj = await api.get(NAMESPACES, ns)
     assert not ns_obj["metadata"].get("deletionTimestamp"), "deleted a namespace it did not create"
+
+
+async def test_a_token_secret_name_taken_in_a_namespace_it_did_not_create_is_left_alone(
+    kube: KubeTarget, api: Client, groups: list[str]
+) -> None:
+    """Adoption policy (issue 10 item 1): an existing namespace and a Secret the controller did not
+    create are neither changed nor deleted, before or after the User goes."""
+    group = groups[0]
+    ns = group_namespace(group)
+    await api.create(NAMESPACES, {"metadata": {"name": ns, "labels": {"team": "other"}}})
+    theirs = await api.create(
+        SECRETS, {"metadata": {"name": "tester3-token", "namespace": ns}, "stringData": {"k": "v"}}
+    )
+    async with running_controller(kube):
+        await api.create(USERS, user("tester3", kube.namespace, group))
+
+        async def conflict() -> dict[str, Any]:
+            current = await api.get(USERS, "tester3", kube.namespace)
+            conditions = {c["type"]: c for c in (current.get("status") or {}).get("conditions") or []}
+            ready = conditions.get("Ready") or {}
+            assert (ready.get("status"), ready.get("reason")) == ("False", "AccountConflict"), ready
+            return ready
+
+        ready = await eventually(conflict, message="Ready=False reason AccountConflict")
+        assert "does not belong to this User" in ready["message"]
+
+        async def warned() -> bool:
+            events = await api.list(CORE_EVENTS, namespace=kube.namespace)
+            assert [e for e in events if e.get("reason") == "AccountConflict" and e["type"] == "Warning"]
+            return True
+
+        await eventually(warned, message="a Warning event")
+        await api.delete(USERS, "tester3", namespace=kube.namespace)
+        await eventually(lambda: _gone(api, "tester3", kube.namespace), timeout=20, message="User deleted")
+    secret = await api.get(SECRETS, "tester3-token", ns)
+    assert secret["metadata"]["resourceVersion"] == theirs["metadata"]["resourceVersion"], "Secret written"
+    namespace = await api.get(NAMESPACES, ns)
+    assert not namespace["metadata"].get("deletionTimestamp"), "deleted a namespace it did not create"
+    assert "app.kubernetes.io/managed-by" not in (namespace["metadata"].get("labels") or {})
 
 
 async def _gone(api: Client, name: str, namespace: str) -> bool:

@@ -16,6 +16,7 @@ from examples.website_controller.controller import (
     covers,
     desired_deployment,
     desired_service,
+    redact_url,
     validate_website,
 )
 
@@ -69,6 +70,34 @@ def test_an_invalid_spec_is_explained_not_raised(spec: dict[str, Any], fragment:
     problems = validate_website(website(**spec))
     assert problems, f"{spec} should be invalid"
     assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cr3t-t0ken@example.com/site.git",
+        "http://user:s3cr3t-t0ken@example.com/site.git",
+        "https://s3cr3t-t0ken@example.com/",
+        "https://user:s3cr3t-t0ken@example.com:99999/site.git",
+        "https://user:s3cr3t-t0ken@example.com:s3cr3t-t0ken/site.git",
+        "https://user:s3cr3t-t0ken@[example.com/site.git",
+        "https://user:s3cr3t-t0ken@/site.git",
+        "user:s3cr3t-t0ken@example.com/site.git",
+        "git://user:s3cr3t-t0ken@example.com/site.git?x=1#y",
+    ],
+)
+def test_credentials_in_the_git_url_are_never_repeated_even_when_the_url_is_invalid(url: str) -> None:
+    """Regression (issue 10 item 7): an otherwise invalid URL was echoed, token and all."""
+    problems = validate_website(website(gitRepo=url))
+    assert problems
+    assert not any("s3cr3t" in p for p in problems), problems
+    assert "s3cr3t" not in redact_url(url)
+
+
+def test_redaction_leaves_a_url_without_credentials_alone() -> None:
+    for url in ("https://example.com/site.git", "https://example.com/a@b", "not a url", ""):
+        assert redact_url(url) == url
+    assert redact_url("https://u:p@h/x") == "https://***@h/x"
 
 
 def test_a_name_that_cannot_name_a_service_is_invalid() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.errors import AlreadyExists, Forbidden
 from kctl_runtime.leaderelection import LeaderElectionConfig
+from kctl_runtime.manager import _FLUSH_TIMEOUT, Manager
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
@@ -51,22 +53,19 @@ CONTROLLER_CALLS: dict[Call, str] = {
     ("apps", "deployments", "list"): "informer (owns)",
     ("apps", "deployments", "watch"): "informer (owns)",
     ("apps", "deployments", "get"): "client.get before the cache has synced",
-    ("apps", "deployments", "patch"): "server-side apply",
-    ("apps", "deployments", "create"): "server-side apply of an object that does not exist yet",
+    ("apps", "deployments", "patch"): "server-side apply onto a Deployment it controls",
+    ("apps", "deployments", "create"): "create of a missing Deployment (never an apply: no takeover)",
     ("", "services", "list"): "informer (owns)",
     ("", "services", "watch"): "informer (owns)",
     ("", "services", "get"): "client.get before the cache has synced",
-    ("", "services", "patch"): "server-side apply",
-    ("", "services", "create"): "server-side apply of an object that does not exist yet",
+    ("", "services", "patch"): "server-side apply onto a Service it controls",
+    ("", "services", "create"): "create of a missing Service (never an apply: no takeover)",
     ("", "events", "create"): "event recorder: a new event",
     ("", "events", "patch"): "event recorder: a repeated event (count)",
 }
-# Calls a recording proxy cannot see made, though the server authorizes them: the API server checks
-# `create` for an apply that creates; gets are served from the cache once it has synced; an event is
-# only patched when it repeats.
+# Calls a recording proxy cannot see made, though the server authorizes them: gets are served from
+# the cache once it has synced; an event is only patched when it repeats.
 NOT_OBSERVABLE: set[Call] = {
-    ("apps", "deployments", "create"),
-    ("", "services", "create"),
     ("extensions.example.com", "websites", "get"),
     ("apps", "deployments", "get"),
     ("", "services", "get"),
@@ -219,6 +218,14 @@ async def exercise(api: Client, namespace: str) -> None:
         return True
 
     await eventually(updated, message="update applied")
+    await api.patch(SERVICES, "kubia-website", {"spec": {"selector": {"website": "x"}}}, namespace=namespace)
+
+    async def repaired() -> bool:
+        service = await api.get(SERVICES, "kubia-website", namespace)
+        assert service["spec"]["selector"]["website"] == "kubia"
+        return True
+
+    await eventually(repaired, message="service drift repaired")
     old = await api.get(SERVICES, "kubia-website", namespace)
     await api.delete(SERVICES, "kubia-website", namespace=namespace)
 
@@ -371,3 +378,12 @@ async def test_kubectl_server_side_dry_run_accepts_the_namespace_scoped_variant(
     )
     assert result.returncode == 0, result.stderr.decode()
     assert "role.rbac.authorization.k8s.io/website-controller" in result.stdout.decode()
+
+
+def test_the_pod_outlives_a_graceful_shutdown_and_the_lease_release() -> None:
+    """Regression (issue 10 item 8): the grace period equalled graceful_shutdown_timeout, so the
+    kubelet's SIGKILL raced the event flush and the lease release that follow it."""
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    graceful = inspect.signature(Manager).parameters["graceful_shutdown_timeout"].default
+    release = LeaderElectionConfig.__dataclass_fields__["renew_deadline"].default
+    assert pod["terminationGracePeriodSeconds"] >= graceful + _FLUSH_TIMEOUT + release + 5

@@ -80,6 +80,7 @@ def builtin_types() -> list[ResourceType]:
             "ServiceAccount",
             True,
             short_names=("sa",),
+            return_deleted_object=True,
             printer_columns=(),
         ),
         ResourceType(
@@ -92,6 +93,7 @@ def builtin_types() -> list[ResourceType]:
             short_names=("svc",),
             categories=("all",),
             status_subresource=True,
+            return_deleted_object=True,
             printer_columns=(
                 _col("Type", ".spec.type"),
                 _col("Cluster-IP", ".spec.clusterIP"),
@@ -169,6 +171,28 @@ def builtin_types() -> list[ResourceType]:
                 _col("Containers", "@containers", priority=1),
                 _col("Images", "@images", priority=1),
                 _col("Selector", "@labelselector", priority=1),
+            ),
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "replicasets",
+            "replicaset",
+            "ReplicaSet",
+            True,
+            short_names=("rs",),
+            categories=("all",),
+            status_subresource=True,
+            tracks_generation=True,
+            scale_subresource={
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+            printer_columns=(
+                _col("Desired", ".spec.replicas", "integer"),
+                _col("Current", ".status.replicas", "integer"),
+                _col("Ready", ".status.readyReplicas", "integer"),
             ),
         ),
         ResourceType(

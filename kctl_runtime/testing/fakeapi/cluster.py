@@ -13,11 +13,15 @@ Contract
   custom-resource defaulting / pruning / validation (422; unknown fields per ``fieldValidation``),
   ``managedFields`` for the request's field manager, ``AlreadyExists`` (409).
 * update: optimistic concurrency on ``metadata.resourceVersion`` (409 with the real message; an
-  update without resourceVersion is unconditional), system metadata kept from the stored object,
+  update without resourceVersion is unconditional for built-ins, a 422 for custom resources),
+  custom-resource status writes defaulted, pruned and validated against the schema, built-in
+  field types, immutability and sizes checked by :mod:`.validation`, system metadata kept from
+  the stored object,
   main-resource writes ignore ``status`` and status writes change only ``status``, ``generation``
   bumped on spec change only (Deployments: also on annotation change), a PUT body's ``uid`` is a
   precondition (409), no-op updates do not write, an object being deleted is removed when its last
-  finalizer goes, and new finalizers cannot be added to it (422).
+  finalizer goes, and new finalizers cannot be added to it (422); an apps/v1 Deployment's
+  ``spec.selector`` is immutable (422).
 * delete: preconditions (409, the registry's wording), propagation policies (``Orphan`` /
   ``Foreground`` add the ``orphan`` / ``foregroundDeletion`` finalizers that the garbage collector in
   :mod:`.gc` honours), finalizers keep the object with ``deletionTimestamp`` set, namespaces go
@@ -38,10 +42,12 @@ from typing import Any
 import orjson
 
 from . import crd as crdlib
+from . import validation
 from .builtins import Defaulter, builtin_types, fold_string_data
 from .discovery import Registry, ResourceType
 from .errors import (
     MODIFIED,
+    ApiError,
     already_exists,
     bad_request,
     conflict,
@@ -50,6 +56,7 @@ from .errors import (
     not_found,
     options_invalid,
     query_bool,
+    status_body,
 )
 from .storage import Storage, Stored
 from .watch import WatchHub
@@ -104,7 +111,10 @@ class DeleteOptions:
         self.uid: str | None = pre.get("uid")
         self.resource_version: str | None = pre.get("resourceVersion")
         grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-        self.grace_period = int(grace) if grace is not None else None
+        try:
+            self.grace_period = int(grace) if grace is not None else None
+        except (TypeError, ValueError):
+            raise bad_request(f'strconv.ParseInt: parsing "{grace}": invalid syntax') from None
         dry = body.get("dryRun") or ([query["dryRun"]] if "dryRun" in query else [])
         self.dry_run = "All" in dry
 
@@ -252,9 +262,14 @@ class Cluster:
         manager: str | None = "kube-controller-manager",
     ) -> dict[str, Any]:
         """Create an object; ``manager`` records managedFields (``None``: the body already has them)."""
+        if body is None:  # JSON null decodes as an empty object
+            body = {}
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
         self._check_type_meta(rt, body)
+        validation.decode_check(rt, body)
+        if (body.get("metadata") or {}).get("resourceVersion"):
+            raise ApiError(status_body(500, "", "resourceVersion should not be set on objects to be created"))
         obj = dict(body)
         meta = dict(obj.get("metadata") or {})
         obj["metadata"] = meta
@@ -308,6 +323,8 @@ class Cluster:
             crdlib.validate_crd(obj)
         if rt.plural == "secrets" and not rt.custom:
             fold_string_data(obj)
+        validation.drop_empty_maps(rt, obj)
+        validation.validate_builtin(rt, obj, None)
         self.defaulter.on_create(rt, obj)
         if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
             raise already_exists(rt.plural, rt.group, name)
@@ -332,7 +349,22 @@ class Cluster:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized (must be a JSON object)")
         self._check_type_meta(rt, body)
+        validation.decode_check(rt, body)
         existing = self.get(rt, namespace, name)
+        if rt.custom and not (body.get("metadata") or {}).get("resourceVersion"):
+            # custom resources allow no unconditional update (the CRD registry's strategy)
+            raise invalid(
+                rt.plural,
+                rt.group,
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": "Invalid value: 0: must be specified for an update",
+                        "field": "metadata.resourceVersion",
+                    }
+                ],
+            )
         uid = (body.get("metadata") or {}).get("uid")
         if uid and uid != existing.uid:
             # The uid of a PUT body is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions),
@@ -411,6 +443,18 @@ class Cluster:
                 new["status"] = body["status"]
             else:
                 new.pop("status", None)
+            if "managedFields" in meta_in:  # server-side apply computed them for this subresource
+                new["metadata"]["managedFields"] = meta_in["managedFields"]
+            if rt.custom:  # status writes are defaulted, pruned and validated like any other write
+                try:
+                    self._unknown(
+                        crdlib.prepare_custom_resource(rt, new, old, field_validation=self.field_validation)
+                    )
+                except ApiError as exc:
+                    # kube-apiserver 1.36 reports each status cause twice, once more with a leading dot
+                    causes = (exc.body.get("details") or {}).get("causes") or []
+                    causes += [{**c, "field": "." + c["field"]} for c in list(causes) if c.get("field")]
+                    raise
             return new
         new = dict(body)
         meta = dict(meta_in)
@@ -441,6 +485,8 @@ class Cluster:
         self._validate_meta(rt, new, name_check=False)
         if rt.plural == "secrets" and not rt.custom:
             fold_string_data(new)
+        validation.drop_empty_maps(rt, new)
+        validation.validate_builtin(rt, new, old)
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
             if added:
@@ -458,6 +504,15 @@ class Cluster:
             )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(new, old)
+        elif rt.plural == "deployments" and rt.group == "apps":
+            selector = (new.get("spec") or {}).get("selector")
+            if selector != (old.get("spec") or {}).get("selector"):  # apps/v1 strategy validation
+                immutable = {
+                    "reason": "FieldValueInvalid",
+                    "message": "Invalid value: field is immutable",
+                    "field": "spec.selector",
+                }
+                raise invalid(rt.kind, rt.group, name, [immutable])
         return new
 
     def _write_update(
@@ -498,6 +553,11 @@ class Cluster:
         patched = apply(target)
         if not isinstance(patched, dict):
             raise bad_request("the patch produced something other than an object")
+        try:
+            validation.decode_check(rt, patched)
+        except ApiError as exc:  # a patch result the typed decoder refuses is a 422 on "patch"
+            cause = {"reason": "FieldValueInvalid", "message": str(exc.body.get("message")), "field": "patch"}
+            raise invalid(rt.kind, rt.group, name, [cause]) from None
         new = self._prepare_update(rt, existing, patched, subresource=subresource)
         if manager is not None:
             new = self._managed(rt, existing.obj, new, manager, subresource)

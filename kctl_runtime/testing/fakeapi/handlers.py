@@ -12,11 +12,17 @@ verb, parses the body and query, calls :class:`~.cluster.Cluster` and encodes th
   the User-Agent up to its first ``/``, as the real server does); dropped unknown fields of custom
   resources come back as ``Warning`` headers.
 * PATCH accepts JSON merge, JSON patch and (built-ins only; 415 for custom resources) strategic merge;
-  ``application/apply-patch+yaml`` is server-side apply (:mod:`.apply`, conflicts are 409).
+  ``application/apply-patch+yaml`` is server-side apply (:mod:`.apply`, conflicts are 409; a body
+  without ``apiVersion`` or ``kind`` is a 400).
+* Bodies: JSON (invalid UTF-8 replaced as Go's decoder does), YAML read as go-yaml v2 reads it
+  (``y``/``n`` are booleans) with alias bombs refused before expansion (400), protobuf for a few core
+  kinds; any other create/update content type is a 415.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +58,7 @@ def _json_body(raw: bytes, content_type: str, kind: str, verb: str) -> Any:
     """The request body: JSON, or YAML when the Content-Type says so; errors worded like the real decoder."""
     if "yaml" in content_type:
         try:
-            return yaml.safe_load(raw) if raw else None
+            return _safe_yaml(raw) if raw else None
         except yaml.YAMLError as exc:
             raise bad_request(f"error decoding YAML: {exc}") from None
     if not raw:
@@ -63,7 +69,11 @@ def _json_body(raw: bytes, content_type: str, kind: str, verb: str) -> Any:
             )
         return None
     try:
-        return orjson.loads(raw)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            # Go's decoder replaces invalid UTF-8 with U+FFFD instead of failing
+            return orjson.loads(raw.decode("utf-8", "replace"))
     except orjson.JSONDecodeError as exc:
         if verb in ("create", "update"):
             preview = raw[:50].decode("utf-8", "replace")
@@ -72,6 +82,47 @@ def _json_body(raw: bytes, content_type: str, kind: str, verb: str) -> Any:
                 f"json parse error: {exc} ({preview})"
             ) from None
         raise bad_request(f"error decoding patch: {exc}") from None
+
+
+#: expanded YAML nodes allowed before aliases count as abuse (go-yaml refuses "excessive aliasing")
+_YAML_EXPANSION_LIMIT = 400_000
+
+
+class _GoYamlLoader(yaml.SafeLoader):
+    """YAML 1.1 as go-yaml v2 reads it: ``y``/``n`` (any case) are booleans too."""
+
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+
+
+_GoYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:y|Y|n|N|yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
+    list("yYnNtTfFoO"),
+)
+
+
+def _safe_yaml(raw: bytes) -> Any:
+    """``yaml.safe_load`` that refuses alias bombs before expanding them (a 700-byte one is 200 MB)."""
+    node = yaml.compose(raw, Loader=_GoYamlLoader)
+    if node is None:
+        return None
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a recursive alias counts once (the constructor refuses it)
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            total += sum(size(child) for child in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        sizes[id(n)] = min(total, _YAML_EXPANSION_LIMIT + 1)
+        return sizes[id(n)]
+
+    if size(node) > _YAML_EXPANSION_LIMIT:
+        raise bad_request("error decoding YAML: yaml: document contains excessive aliasing")
+    return yaml.load(raw, Loader=_GoYamlLoader)
 
 
 def _check_options(query: Any, verb: str) -> None:
@@ -206,6 +257,12 @@ class ResourceHandler(ReadHandlers):
         if "cbor" in content_type or ("protobuf" in content_type and target.verb == "patch"):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
         raw = await request.read() if target.verb != "delete" or request.can_read_body else b""
+        if (
+            target.verb in ("create", "update")
+            and content_type
+            and not any(t in content_type for t in ("json", "yaml", "protobuf"))
+        ):
+            raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
         if "protobuf" in content_type:
             body = _protobuf_body(raw)
         else:
@@ -228,7 +285,7 @@ class ResourceHandler(ReadHandlers):
                 finalizers = ((body or {}).get("spec") or {}).get("finalizers") or []
                 return self._object(request, rt, self.cluster.finalize_namespace(target.name, finalizers))
             if target.subresource == "scale":
-                return self._json(self._scale_update(rt, target, body, dry_run))
+                return self._json(self._scale_update(rt, target, body, dry_run, manager))
             sub = target.subresource or None
             out = await self._admitted(
                 "UPDATE",
@@ -277,7 +334,7 @@ class ResourceHandler(ReadHandlers):
                 raise ApiError(exc.to_status()) from None
 
         if target.subresource == "scale":
-            return self._json(self._scale_patch(rt, target, apply, dry_run))
+            return self._json(self._scale_patch(rt, target, apply, dry_run, manager))
         out = await self._admitted(
             "UPDATE",
             target,
@@ -324,6 +381,9 @@ class ResourceHandler(ReadHandlers):
             )
         if not isinstance(body, dict):
             raise bad_request("error decoding YAML: the apply patch must be an object")
+        for key in ("apiVersion", "kind"):
+            if not body.get(key):
+                raise bad_request(f"invalid object type: {key} must be set in an apply patch")
         force = query_bool(query.get("force"))
         from .apply import server_side_apply
         from .patch import PatchError
@@ -391,7 +451,12 @@ class ResourceHandler(ReadHandlers):
         spec_vals = tables.evaluate_jsonpath(obj, spec_path)
         status_vals = tables.evaluate_jsonpath(obj, status_path)
         status: dict[str, Any] = {"replicas": status_vals[0] if status_vals else 0}
-        if selector_path:
+        if not rt.custom:  # the apps registry renders spec.selector
+            from .selectors import SelectorError, label_selector_from_dict
+
+            with contextlib.suppress(SelectorError):
+                status["selector"] = str(label_selector_from_dict((obj.get("spec") or {}).get("selector")))
+        elif selector_path:
             found = tables.evaluate_jsonpath(obj, selector_path)
             if found:
                 status["selector"] = found[0]
@@ -416,7 +481,9 @@ class ResourceHandler(ReadHandlers):
         cursor[path[-1]] = replicas
         return obj
 
-    def _scale_update(self, rt: ResourceType, target: Target, body: Any, dry_run: bool) -> dict[str, Any]:
+    def _scale_update(
+        self, rt: ResourceType, target: Target, body: Any, dry_run: bool, manager: str
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized")
         replicas = (body.get("spec") or {}).get("replicas", 0)
@@ -427,7 +494,9 @@ class ResourceHandler(ReadHandlers):
                 obj["metadata"]["resourceVersion"] = rv
             return self._set_replicas(rt, obj, replicas)
 
-        out = self.cluster.patch_with(rt, target.namespace, target.name, edit, dry_run=dry_run)
+        out = self.cluster.patch_with(
+            rt, target.namespace, target.name, edit, dry_run=dry_run, manager=manager, subresource="scale"
+        )
         return self._scale(rt, out)
 
     def _scale_patch(
@@ -436,10 +505,11 @@ class ResourceHandler(ReadHandlers):
         target: Target,
         apply: Callable[[dict[str, Any]], dict[str, Any]],
         dry_run: bool,
+        manager: str,
     ) -> dict[str, Any]:
         current = self._scale(rt, self.cluster.get(rt, target.namespace, target.name).obj)
         patched = apply(current)
-        return self._scale_update(rt, target, patched, dry_run)
+        return self._scale_update(rt, target, patched, dry_run, manager)
 
     # ---- deletecollection ----
 

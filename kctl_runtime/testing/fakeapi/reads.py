@@ -9,7 +9,8 @@ Contract
   resourceVersion; an expired token is 410. ``remainingItemCount`` is set when no selector is used.
 * ``Accept: ...;as=Table`` renders server-side tables; ``as=PartialObjectMetadata(List)`` returns
   metadata only (for lists, single objects and watches).
-* Watches are served by :func:`~.watch.serve_watch`; a too-old resourceVersion produces a 200 stream
+* Watches are served by :func:`~.watch.serve_watch` (metadata-only watches send
+  ``PartialObjectMetadata`` bookmarks); a too-old resourceVersion produces a 200 stream
   with a single ``ERROR`` event carrying a 410 ``Expired`` Status, as the real watch cache does.
   Without a resourceVersion (or with ``0``, or ``sendInitialEvents=true``) the stream starts with
   synthetic ``ADDED`` events for the current objects.
@@ -33,7 +34,15 @@ from aiohttp import web
 from . import tables
 from .cluster import Cluster
 from .discovery import ResourceType
-from .errors import ApiError, bad_request, expired, not_found, options_invalid, query_bool, status_body
+from .errors import (
+    ApiError,
+    bad_request,
+    expired,
+    invalid,
+    not_found,
+    query_bool,
+    status_body,
+)
 from .storage import Stored, sort_key
 from .watch import Watcher, line, serve_watch
 
@@ -269,7 +278,10 @@ class ReadHandlers:
                 message = (
                     f"Timeout: Too large resource version: {requested}, current: {self.cluster.storage.rv}"
                 )
-                raise ApiError(status_body(504, "Timeout", message, details={"retryAfterSeconds": 1}))
+                # client-go's IsTooLargeResourceVersion reads this cause (reflectors relist on it)
+                cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                details = {"causes": [cause], "retryAfterSeconds": 1}
+                raise ApiError(status_body(504, "Timeout", message, details=details))
             await asyncio.sleep(0.05)
 
     # ---- list ----
@@ -297,13 +309,27 @@ class ReadHandlers:
             at_rv = storage.rv
             rv_param = query.get("resourceVersion", "")
             match = query.get("resourceVersionMatch", "")
+            causes = []
             if match and not rv_param:
-                raise options_invalid(
-                    "ListOptions",
-                    "resourceVersionMatch",
-                    "FieldValueForbidden",
-                    "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                causes.append(
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                        "is provided",
+                        "field": "resourceVersionMatch",
+                    }
                 )
+            if match not in ("", "Exact", "NotOlderThan"):
+                causes.append(
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{match}": supported values: '
+                        '"Exact", "NotOlderThan", ""',
+                        "field": "resourceVersionMatch",
+                    }
+                )
+            if causes:
+                raise invalid("ListOptions", "meta.k8s.io", "", causes)
             if rv_param:
                 requested = _parse_rv(rv_param)
                 if requested > storage.rv:
@@ -424,6 +450,11 @@ class ReadHandlers:
             meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
             if initial_end:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            if variant == "partial":  # metadata-only watches get metadata-only bookmarks
+                return line(
+                    "BOOKMARK",
+                    {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
+                )
             return line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
 
         def bookmark_line(w: Watcher) -> bytes | None:
