@@ -455,6 +455,8 @@ class Cluster:
                     causes = (exc.body.get("details") or {}).get("causes") or []
                     causes += [{**c, "field": "." + c["field"]} for c in list(causes) if c.get("field")]
                     raise
+            else:
+                validation.validate_builtin_status(rt, new, old)
             return new
         new = dict(body)
         meta = dict(meta_in)
