@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kctl_runtime.testing.pytest_plugin import KubeTarget
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 from ._support import raw
 
@@ -180,3 +180,31 @@ async def test_job_status_writes_are_validated_like_the_real_registry(kube: Kube
     )
     assert status == 422
     assert ("status.succeeded", "Invalid value: 0: cannot decrease the succeeded counter") in causes(body)
+
+
+async def test_deleting_a_job_orphans_its_pods_by_default_with_the_real_warning(kube: KubeTarget) -> None:
+    for name in ("orphaning", "background"):
+        status, _, made = await raw(kube.api_client, "POST", jobs_path(kube), body=job(name, suspend=True))
+        assert status == 201, made
+    status, headers, body = await raw(kube.api_client, "DELETE", jobs_path(kube, "orphaning"))
+    assert status == 200, body
+    assert "child pods are preserved by default when jobs are deleted" in headers.get("Warning", "")
+    assert body["metadata"]["finalizers"] == ["orphan"]
+    assert body["metadata"]["deletionTimestamp"]
+    status, headers, body = await raw(
+        kube.api_client,
+        "DELETE",
+        jobs_path(kube, "background"),
+        body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+    )
+    assert status == 200, body
+    assert "Warning" not in headers
+
+    async def both_gone() -> bool:
+        gone = [
+            (await raw(kube.api_client, "GET", jobs_path(kube, n)))[0] == 404
+            for n in ("orphaning", "background")
+        ]
+        return all(gone)
+
+    await eventually(both_gone, timeout=30)

@@ -218,9 +218,10 @@ class ResourceHandler(ReadHandlers):
             cluster.field_validation, cluster.warnings = validation, warnings
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
-        if target.verb not in ("create", "update", "patch"):
+        if target.verb not in ("create", "update", "patch", "delete"):
             return await self._handle(request, target)
-        _check_options(request.query, target.verb)
+        if target.verb != "delete":
+            _check_options(request.query, target.verb)
         validation = request.query.get("fieldValidation") or "Warn"
         # Read the body first: from here to the response nothing awaits (aiohttp returns the cached
         # body at once), so no other request can run while these per-request fields are set.
@@ -256,7 +257,7 @@ class ResourceHandler(ReadHandlers):
         content_type = request.headers.get("Content-Type", "")
         if "cbor" in content_type or ("protobuf" in content_type and target.verb == "patch"):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
-        raw = await request.read() if target.verb != "delete" or request.can_read_body else b""
+        raw = await request.read() if target.verb != "delete" or request.body_exists else b""
         if (
             target.verb in ("create", "update")
             and content_type
