@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from examples.loadtest.tests.harness import loadtest, scoped_configurations
 from examples.loadtest.webhooks import MAX_RPS, problems, webhook_server
 from kctl_runtime._rest import request_json
 from kctl_runtime.client import Client
@@ -20,10 +19,6 @@ from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_na
 from kctl_runtime.webhook_certs import self_signed
 
 HERE = Path(__file__).resolve().parents[1]
-
-
-def loadtest(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "beta.kuar.com/v1", "kind": "LoadTest", "metadata": {"name": name}, "spec": spec}
 
 
 def test_problems_lists_every_broken_rule() -> None:
@@ -38,19 +33,13 @@ def test_problems_lists_every_broken_rule() -> None:
         "spec.service must be a DNS name (e.g. web or web.shop.svc), got 'Not_DNS'",
     ]
     assert problems({"service": "web", "scheme": "http", "requestsPerSecond": True})
-
-
-def scoped_configurations(namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The shipped configurations, renamed and limited to one namespace (the real plane is shared)."""
-    mutating: list[dict[str, Any]] = []
-    validating: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all((HERE / "manifests" / "webhooks.yaml").read_text()):
-        config = copy.deepcopy(doc)
-        config["metadata"] = {"name": unique_name(doc["metadata"]["name"])}
-        for hook in config["webhooks"]:
-            hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-        (mutating if doc["kind"] == "MutatingWebhookConfiguration" else validating).append(config)
-    return mutating, validating
+    assert problems({"service": "web", "scheme": "http", "requestsPerSecond": 5, "durationSeconds": 0}) == [
+        "spec.durationSeconds must be between 1 and 86400, got 0"
+    ]
+    # a path becomes part of a URL: no way to smuggle a second target or header into it
+    assert problems(
+        {"service": "web", "scheme": "http", "requestsPerSecond": 5, "paths": ["/a\nGET http://evil/"]}
+    ) == ["spec.paths[0] must not contain whitespace or control characters, got '/a\\nGET http://evil/'"]
 
 
 @pytest.fixture
@@ -108,5 +97,6 @@ async def test_scheme_defaults_to_http_and_a_valid_loadtest_is_stored(
         "service": "web.shop.svc",
         "scheme": "https",
         "requestsPerSecond": 1000,
+        "durationSeconds": 60,  # the CRD schema's default
         "paths": ["/"],
     }
