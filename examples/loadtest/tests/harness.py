@@ -18,7 +18,9 @@ import yaml
 from examples.loadtest.controller import FIELD_MANAGER, LOADTESTS, loadtest_controller
 from examples.loadtest.webhooks import webhook_server
 from kctl_runtime.client import Client
+from kctl_runtime.config import load_config
 from kctl_runtime.errors import NotFound
+from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import CORE_EVENTS, JOBS, PODS
 from kctl_runtime.testing.envtest.webhooks import install_webhooks
@@ -86,16 +88,25 @@ async def admission(kube: KubeTarget, cert_dir: Path) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def running_controller(
-    kube: KubeTarget, *, conflict_retry_seconds: float = 0.5
+    kube: KubeTarget,
+    *,
+    conflict_retry_seconds: float = 0.5,
+    kubeconfig: Path | None = None,
+    leader_election: LeaderElectionConfig | None = None,
 ) -> AsyncIterator[Manager]:
-    """A manager running the shipped LoadTest controller for the test's namespace."""
+    """A manager running the shipped LoadTest controller for the test's namespace.
+
+    ``kubeconfig`` connects as someone else than the test's admin (a recording proxy, a service
+    account holding only the shipped RBAC).
+    """
     await install_crd(Client(kube.api_client), HERE / "crd.yaml")
-    api_client = await kube.new_api_client()
+    api_client = await kube.new_api_client() if kubeconfig is None else await load_config(kubeconfig)
     manager = Manager(
         api_client,
         namespace=kube.namespace,
         health_bind="127.0.0.1:0",
         metrics_bind=None,
+        leader_election=leader_election,
         handle_signals=False,
         cache_sync_timeout=30,
         graceful_shutdown_timeout=5,
@@ -108,8 +119,12 @@ async def running_controller(
             conflict_retry_seconds=conflict_retry_seconds,
         )
     )
-    async with running_manager(manager):
-        yield manager
+    try:
+        async with running_manager(manager):
+            yield manager
+    finally:
+        if kubeconfig is not None:
+            await api_client.close()
 
 
 async def get_or_none(api: Client, name: str, namespace: str, resource: Any = JOBS) -> dict[str, Any] | None:
