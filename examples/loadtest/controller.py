@@ -32,7 +32,8 @@ the load again -- the LoadTest reports ``JobDeleted`` (or keeps its final phase)
 changes.
 
 Status (status subresource, written only when it changed, conditional on the resourceVersion read):
-``observedGeneration``; ``phase`` -- ``Pending`` (no Pod active yet), ``Running``, ``Succeeded``,
+``observedGeneration``; ``phase`` -- ``Pending`` (no Pod of the Job running yet: being created,
+scheduled, pulling the image), ``Running`` (a Pod is ready, i.e. vegeta runs), ``Succeeded``,
 ``Failed`` or ``Invalid``; ``active`` / ``ready`` / ``succeeded`` / ``failed`` Pod counts,
 ``startTime`` and ``completionTime`` copied from the Job's status; ``job``; and a ``Complete``
 condition: ``True`` reason ``JobComplete`` once the Job has ``Complete=True``; ``False`` with reason
@@ -239,9 +240,11 @@ def progress(job: Mapping[str, Any] | None) -> tuple[str, bool, str, str]:
             detail = condition.get("message") or condition.get("reason") or type_
             return phase, type_ == "Complete", reason, f"the Job {verb}: {detail}"
     active, ready = int(status.get("active") or 0), int(status.get("ready") or 0)
+    if ready:
+        return "Running", False, "JobRunning", f"{ready} of {active} active Pod(s) running"
     if active:
-        return "Running", False, "JobRunning", f"{active} active Pod(s), {ready} ready"
-    return "Pending", False, "JobPending", "waiting for the Job's Pod to start"
+        return "Pending", False, "JobPending", f"{active} active Pod(s), none running yet"
+    return "Pending", False, "JobPending", "waiting for the Job controller to create the Pod"
 
 
 # ------------------------------------------------------------------------------------------ reconciler

@@ -120,6 +120,8 @@ async def test_a_loadtest_is_defaulted_runs_as_an_owned_job_and_reports_its_prog
             assert (lt.get("status") or {}).get("phase") == expected, lt.get("status")
             return lt
 
+        pending = await eventually(lambda: phase("Pending"), timeout=30)
+        assert complete(pending)["reason"] == "JobPending"  # no Pod of the Job runs yet
         await drive_job(kube, api, job_name("home"), "running")
         running = await eventually(lambda: phase("Running"), timeout=30)
         assert running["status"]["active"] == 1
