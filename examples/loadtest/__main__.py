@@ -47,7 +47,7 @@ from kctl_runtime.errors import AlreadyExists
 from kctl_runtime.manager import Manager
 from kctl_runtime.webhook import WebhookServer
 
-__all__ = ["main", "parse_args"]
+__all__ = ["add_webhooks", "main", "parse_args", "webhook_server_from_args"]
 
 PROG = "loadtest-controller"
 LEASE_NAME = "loadtest-controller"
@@ -86,8 +86,12 @@ def parse_args(
     return args
 
 
-def add_webhooks(manager: Manager, args: argparse.Namespace) -> WebhookServer | None:
-    """The webhook server the flags ask for, added to ``manager`` (and, in development, installed)."""
+def webhook_server_from_args(args: argparse.Namespace) -> tuple[WebhookServer, bytes | None] | None:
+    """The webhook server the flags ask for and, in development, the CA it was self-signed with.
+
+    Called before connecting to the API server, so a bad certificate directory is reported (one
+    line) before anything else is opened.
+    """
     if args.webhook_cert_dir is None:
         return None
     ca: bytes | None = None
@@ -96,13 +100,19 @@ def add_webhooks(manager: Manager, args: argparse.Namespace) -> WebhookServer | 
 
         ca = self_signed(args.webhook_cert_dir, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
     try:
-        server = webhook_server(args.webhook_cert_dir, bind=args.webhook_bind)
+        return webhook_server(args.webhook_cert_dir, bind=args.webhook_bind), ca
     except (OSError, ValueError) as exc:
         raise ConfigError(f"webhook server: {exc}") from None
+
+
+def add_webhooks(manager: Manager, served: tuple[WebhookServer, bytes | None] | None) -> None:
+    """Serve the webhooks with ``manager`` (and, in development, install their configurations)."""
+    if served is None:
+        return
+    server, ca = served
     manager.add_webhook_server(server)
     if ca is not None:
         manager.add_runnable(_installer(manager, server, ca), needs_leader=False, name="dev webhooks")
-    return server
 
 
 def _installer(manager: Manager, server: WebhookServer, ca: bytes) -> Any:
@@ -131,13 +141,14 @@ def _installer(manager: Manager, server: WebhookServer, ca: bytes) -> Any:
 async def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, connect, check, and run the manager until stopped."""
     args = parse_args(argv)
+    served = webhook_server_from_args(args)
     manager = await manager_from_args(
         args,
         requires=[LOADTESTS],
         install_hint="install the CRD (kubectl apply -f examples/loadtest/crd.yaml)",
         field_manager=FIELD_MANAGER,
     )
-    add_webhooks(manager, args)
+    add_webhooks(manager, served)
     manager.add(loadtest_controller(manager.client, manager.event_recorder(PROG), namespace=args.namespace))
     await manager.run()
     return 0

@@ -17,9 +17,10 @@ import yaml
 
 from examples.loadtest.controller import FIELD_MANAGER, LOADTESTS, loadtest_controller
 from examples.loadtest.webhooks import webhook_server
+from kctl_runtime._rest import request_json
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
-from kctl_runtime.errors import NotFound
+from kctl_runtime.errors import Invalid, NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import CORE_EVENTS, JOBS, PODS
@@ -64,9 +65,6 @@ async def admission(kube: KubeTarget, cert_dir: Path) -> AsyncIterator[str]:
     ca = self_signed(cert_dir)
     mutating, validating = scoped_configurations(kube.namespace)
     path = f"/apis/beta.kuar.com/v1/namespaces/{kube.namespace}/loadtests"
-    from kctl_runtime._rest import request_json
-    from kctl_runtime.errors import Invalid
-
     async with (
         webhook_server(cert_dir, bind="127.0.0.1:0") as server,
         install_webhooks(kube.api_client, server, ca, mutating=mutating, validating=validating),

@@ -8,17 +8,11 @@ from typing import Any
 
 import pytest
 
-from examples.loadtest.tests.harness import loadtest, scoped_configurations
-from examples.loadtest.webhooks import MAX_RPS, problems, webhook_server
+from examples.loadtest.tests.harness import admission, loadtest
+from examples.loadtest.webhooks import MAX_RPS, problems
 from kctl_runtime._rest import request_json
-from kctl_runtime.client import Client
 from kctl_runtime.errors import Invalid
-from kctl_runtime.testing.envtest.webhooks import install_webhooks
-from kctl_runtime.testing.helpers import install_crd
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
-from kctl_runtime.webhook_certs import self_signed
-
-HERE = Path(__file__).resolve().parents[1]
 
 
 def test_problems_lists_every_broken_rule() -> None:
@@ -45,14 +39,8 @@ def test_problems_lists_every_broken_rule() -> None:
 @pytest.fixture
 async def admitted(kube: KubeTarget, tmp_path: Path) -> AsyncIterator[str]:
     """The LoadTest CRD and webhooks installed; yields the collection path in the test namespace."""
-    await install_crd(Client(kube.api_client), HERE / "crd.yaml")
-    ca = self_signed(tmp_path)
-    mutating, validating = scoped_configurations(kube.namespace)
-    async with (
-        webhook_server(tmp_path, bind="127.0.0.1:0") as server,
-        install_webhooks(kube.api_client, server, ca, mutating=mutating, validating=validating),
-    ):
-        yield f"/apis/beta.kuar.com/v1/namespaces/{kube.namespace}/loadtests"
+    async with admission(kube, tmp_path) as path:
+        yield path
 
 
 async def test_an_invalid_loadtest_is_rejected_with_every_problem(kube: KubeTarget, admitted: str) -> None:
