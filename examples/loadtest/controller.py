@@ -49,7 +49,8 @@ write the API server rejects for good (422) is ``ChildRejected`` with a Warning,
 backoff.
 
 NOT done: the report (latencies, success ratio) stays in the Pod's log; the LoadTest does not parse
-it, and a run whose requests all failed still ends ``Succeeded`` (vegeta exits 0).
+it, and a run whose requests all failed still ends ``Succeeded`` (vegeta exits 0). Not verified by
+the tests: that :data:`LOAD_IMAGE` runs (no tier runs Pods; it is never pulled).
 """
 
 from __future__ import annotations

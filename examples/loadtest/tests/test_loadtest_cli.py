@@ -189,3 +189,39 @@ async def test_the_command_serves_and_installs_dev_webhooks_and_removes_them_on_
             with contextlib.suppress(NotFound):
                 await api.delete(resource, name)
         await process.aclose()
+
+
+@pytest.mark.fake_only  # cluster-scoped objects of a fixed name: not on the shared real plane
+async def test_dev_webhooks_never_overwrite_a_configuration_they_did_not_create(
+    kube: KubeTarget, tmp_path: Path
+) -> None:
+    api = Client(kube.api_client)
+    await install_crd(api, HERE / "crd.yaml")
+    theirs = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "loadtest-validation", "labels": {"owner": "someone-else"}},
+        "webhooks": [],
+    }
+    before = await api.create(VALIDATINGWEBHOOKCONFIGURATIONS, theirs)
+    result = await anyio.run_process(
+        [
+            *(sys.executable, "-m", "examples.loadtest", "--kubeconfig", str(kube.kubeconfig)),
+            *("--health-bind", "off", "--metrics-bind", "off", "--webhook-bind", "127.0.0.1:0"),
+            *("--webhook-cert-dir", str(tmp_path / "certs"), "--dev-webhooks"),
+        ],
+        cwd=REPO_ROOT,
+        env=clean_env(),
+        check=False,
+    )
+    stderr = result.stderr.decode().strip()
+    assert result.returncode == 2, stderr
+    (last,) = [line for line in stderr.splitlines() if "error:" in line]
+    assert last.startswith("loadtest-controller: error: --dev-webhooks: ")
+    assert "loadtest-validation" in last
+    after = await api.get(VALIDATINGWEBHOOKCONFIGURATIONS, "loadtest-validation")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    with pytest.raises(NotFound):  # nothing half-installed is left behind
+        await api.get(MUTATINGWEBHOOKCONFIGURATIONS, "loadtest-defaults")
+    await api.delete(VALIDATINGWEBHOOKCONFIGURATIONS, "loadtest-validation")

@@ -213,3 +213,42 @@ async def test_a_job_the_loadtest_does_not_control_is_left_alone(kube: KubeTarge
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
     assert "ownerReferences" not in after["metadata"]
     assert GENERATION_ANNOTATION not in (after["metadata"].get("annotations") or {})
+
+
+async def test_drift_of_our_job_is_repaired_in_place_without_restarting_the_run(kube: KubeTarget) -> None:
+    api = Client(kube.api_client)
+    async with running_controller(kube):
+        await api.create(
+            LOADTESTS,
+            loadtest("drift", service="web", scheme="http", requestsPerSecond=3),
+            namespace=kube.namespace,
+        )
+
+        async def job() -> dict[str, Any]:
+            found = await get_or_none(api, job_name("drift"), kube.namespace)
+            assert found is not None, "no Job yet"
+            return found
+
+        made = await eventually(job, timeout=30)
+        assert made["metadata"]["labels"]["app.kubernetes.io/instance"] == "drift"
+        # someone removes a label the controller set, and changes a mutable field it manages
+        await api.patch(
+            JOBS,
+            job_name("drift"),
+            {
+                "metadata": {"labels": {"app.kubernetes.io/instance": None}},
+                "spec": {"activeDeadlineSeconds": 3600},
+            },
+            namespace=kube.namespace,
+        )
+
+        async def repaired() -> dict[str, Any]:
+            found = await job()
+            assert found["metadata"]["labels"].get("app.kubernetes.io/instance") == "drift", found["metadata"]
+            assert found["spec"]["activeDeadlineSeconds"] == 60 + 120
+            return found
+
+        fixed = await eventually(repaired, timeout=30, message="drift not repaired")
+        assert fixed["metadata"]["uid"] == made["metadata"]["uid"]  # the same run, not a new Job
+        updated = [e for e in await events_for(api, kube.namespace, "drift") if e["reason"] == "Updated"]
+        assert updated

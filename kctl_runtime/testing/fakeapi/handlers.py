@@ -164,6 +164,13 @@ def _protobuf_body(raw: bytes) -> Any:
         ) from None
 
 
+def _body_name(body: Any) -> str:
+    """``metadata.name`` of a create body, ``""`` when the body is malformed (the registry says why)."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def _manager_from_agent(agent: str) -> str:
     """The default field manager: the User-Agent up to its first ``/`` (as kube-apiserver does)."""
     return agent.split("/", 1)[0][:128] or "unknown"
@@ -414,7 +421,7 @@ class ResourceHandler(ReadHandlers):
                 dry_run,
                 lambda dry: self.cluster.create(rt, target.namespace, body, dry_run=dry, manager=manager),
                 lambda obj, dry: self.cluster.create(rt, target.namespace, obj, dry_run=dry, manager=None),
-                name=str(((body if isinstance(body, dict) else {}).get("metadata") or {}).get("name") or ""),
+                name=_body_name(body),
             )
             return self._object(request, rt, out, status=201)
         if target.verb == "update":

@@ -95,6 +95,13 @@ def decode_check(rt: ResourceType, obj: dict[str, Any]) -> None:
     kind = _kind_of(rt)
     if kind in ("/configmaps", "/secrets"):
         maps = {"/configmaps": ("data", "binaryData"), "/secrets": ("data",)}[kind]
+        for field in maps:
+            value = obj.get(field)
+            if value is not None and not isinstance(value, dict):
+                go_type = (
+                    "map[string]string" if (kind, field) == ("/configmaps", "data") else "map[string][]uint8"
+                )
+                _unmarshal_error(rt, f"{rt.kind}.{field}", value, go_type)
         for key, value in (obj.get("data") or {}).items() if kind == "/configmaps" else ():
             if not isinstance(value, str):
                 _unmarshal_error(rt, f"{rt.kind}.data", value, "string")
