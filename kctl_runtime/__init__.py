@@ -159,6 +159,7 @@ from kctl_runtime.resource import (
     forget_discovery,
     object_key,
 )
+from kctl_runtime.servingcert import CertWatcher
 from kctl_runtime.store import (
     NAMESPACE_INDEX,
     ReplaceResult,
@@ -177,7 +178,6 @@ from kctl_runtime.watcher import (
 )
 from kctl_runtime.webhook import WebhookServer
 from kctl_runtime.webhook_admission import AdmissionRequest, AdmissionResponse, UserInfo
-from kctl_runtime.webhook_certs import CertWatcher
 
 __all__ = [
     "ALL_NAMESPACES",

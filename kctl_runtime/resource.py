@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from kctl_runtime.errors import api_error
+from kctl_runtime._http import ACCEPT_JSON, open_get
 
 __all__ = [
     "CONFIGMAPS",
@@ -157,17 +157,9 @@ async def discover(api_client: Any, api_version: str, kind: str) -> Resource:
         return cached
     group, _, version = api_version.rpartition("/")
     path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    response = await api_client.call_api(
-        path,
-        "GET",
-        header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
+    response = await open_get(api_client, path, (), ACCEPT_JSON)
     try:
         body = await response.read()
-        if response.status != 200:
-            raise api_error(response.status, body, response.headers)
     finally:
         response.release()
     document = orjson.loads(body)

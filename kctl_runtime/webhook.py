@@ -8,7 +8,7 @@ Contract
   :meth:`~WebhookServer.conversion` (:mod:`kctl_runtime.webhook_conversion`). Each path answers
   ``POST`` with a review; ``GET /readyz`` on the same port answers 200 once serving.
 * Certificates: ``cert_dir`` (``tls.crt`` / ``tls.key``, reloaded on rotation by
-  :class:`~kctl_runtime.webhook_certs.CertWatcher`), or ``ssl_context`` given directly. No
+  :class:`~kctl_runtime.servingcert.CertWatcher`), or ``ssl_context`` given directly. No
   certificate at all is a construction error: kube-apiserver only calls webhooks over HTTPS.
 * :meth:`WebhookServer.serve` binds (``127.0.0.1:9443`` by default; port 0 picks a free port, see
   :attr:`WebhookServer.port`) and serves until cancelled; ``anyio``'s ``task_status`` is reported
@@ -51,6 +51,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kctl_runtime.clock import Clock
 from kctl_runtime.metrics import REGISTRY
+from kctl_runtime.servingcert import CertWatcher
 from kctl_runtime.webhook_admission import (
     AdmissionRequest,
     AdmissionResponse,
@@ -59,7 +60,6 @@ from kctl_runtime.webhook_admission import (
     ValidatingHandler,
     json_patch_diff,
 )
-from kctl_runtime.webhook_certs import CertWatcher
 from kctl_runtime.webhook_conversion import Converter, convert_review
 
 __all__ = ["FailurePolicy", "WebhookServer"]
@@ -136,7 +136,12 @@ class WebhookServer:
         self.certs: CertWatcher | None = None
         if cert_dir is not None:
             self.certs = CertWatcher(
-                cert_dir, cert_name=cert_name, key_name=key_name, interval=cert_reload_interval, clock=clock
+                cert_dir,
+                cert_name=cert_name,
+                key_name=key_name,
+                interval=cert_reload_interval,
+                clock=clock,
+                what="webhook",
             )
             ssl_context = self.certs.context
         assert ssl_context is not None

@@ -23,7 +23,7 @@ from kctl_runtime.config import load_config
 from kctl_runtime.errors import Invalid, NotFound
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import Manager
-from kctl_runtime.resource import CORE_EVENTS, JOBS, PODS
+from kctl_runtime.resource import CORE_EVENTS, JOBS, PODS, Resource
 from kctl_runtime.testing.envtest.webhooks import install_webhooks
 from kctl_runtime.testing.helpers import install_crd, running_manager
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
@@ -125,11 +125,14 @@ async def running_controller(
             await api_client.close()
 
 
-async def get_or_none(api: Client, name: str, namespace: str, resource: Any = JOBS) -> dict[str, Any] | None:
+async def get_or_none(
+    api: Client, name: str, namespace: str, resource: Resource = JOBS
+) -> dict[str, Any] | None:
     try:
-        return await api.get(resource, name, namespace)
+        found: dict[str, Any] = await api.get(resource, name, namespace)
     except NotFound:
         return None
+    return found
 
 
 async def events_for(api: Client, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -102,9 +102,8 @@ async def test_a_missing_certificate_directory_is_one_clear_error_line(
     stderr = result.stderr.decode().strip()
     assert result.returncode == 2, stderr
     assert len(stderr.splitlines()) == 1, stderr
-    assert stderr.startswith(
-        "loadtest-controller: error: webhook server: webhook serving certificate files not found"
-    )
+    assert stderr.startswith("loadtest-controller: error: webhook server: webhook certificate: ")
+    assert "absent/tls.key not found (need tls.crt, tls.key)" in stderr
 
 
 def free_port() -> int:

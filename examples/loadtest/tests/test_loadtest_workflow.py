@@ -73,8 +73,13 @@ async def test_without_the_webhook_the_controller_refuses_an_invalid_spec(kube: 
         lt = await eventually(invalid, timeout=30)
         assert complete(lt)["reason"] == "InvalidSpec"
         assert "spec.scheme must be http or https, got 'gopher'" in complete(lt)["message"]
-        warnings = [e for e in await events_for(api, kube.namespace, "sneaky") if e["type"] == "Warning"]
-        assert [e["reason"] for e in warnings] == ["InvalidSpec"]
+
+        async def warned() -> bool:  # the recorder writes events asynchronously
+            warnings = [e for e in await events_for(api, kube.namespace, "sneaky") if e["type"] == "Warning"]
+            assert [e["reason"] for e in warnings] in ([], ["InvalidSpec"]), warnings
+            return bool(warnings)
+
+        await eventually(warned, timeout=30, message="no InvalidSpec warning")
         assert await get_or_none(api, job_name("sneaky"), kube.namespace) is None
 
 
@@ -177,8 +182,13 @@ async def test_a_failed_job_fails_the_loadtest_and_a_spec_change_runs_it_again(k
         second = await eventually(lambda: job("2"), timeout=60)
         assert second["metadata"]["uid"] != first["metadata"]["uid"]
         assert env_of(second)["RATE"] == "20"
-        restarted = [e for e in await events_for(api, kube.namespace, "flaky") if e["reason"] == "Restarted"]
-        assert len(restarted) == 1
+
+        async def restarted() -> bool:  # the recorder writes events asynchronously
+            found = [e for e in await events_for(api, kube.namespace, "flaky") if e["reason"] == "Restarted"]
+            assert len(found) <= 1, found
+            return len(found) == 1
+
+        await eventually(restarted, timeout=30, message="no Restarted event")
 
 
 async def test_a_job_the_loadtest_does_not_control_is_left_alone(kube: KubeTarget) -> None:
@@ -250,5 +260,8 @@ async def test_drift_of_our_job_is_repaired_in_place_without_restarting_the_run(
 
         fixed = await eventually(repaired, timeout=30, message="drift not repaired")
         assert fixed["metadata"]["uid"] == made["metadata"]["uid"]  # the same run, not a new Job
-        updated = [e for e in await events_for(api, kube.namespace, "drift") if e["reason"] == "Updated"]
-        assert updated
+
+        async def reported() -> bool:  # the recorder writes events asynchronously
+            return any(e["reason"] == "Updated" for e in await events_for(api, kube.namespace, "drift"))
+
+        await eventually(reported, timeout=30, message="no Updated event")

@@ -34,6 +34,15 @@ _READ_ONLY = ("get", "list", "watch")
 _NO_DELETE_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 
+def _replicas_scale() -> dict[str, str]:
+    """The scale subresource of the apps/v1 kinds with ``spec.replicas`` (Deployment, ReplicaSet)."""
+    return {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+
+
 def _col(name: str, path: str | None, type_: str = "string", priority: int = 0) -> PrinterColumn:
     return PrinterColumn(name=name, type=type_, json_path=path, priority=priority)
 
@@ -160,11 +169,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Ready", "@deployready"),
                 _col("Up-to-date", ".status.updatedReplicas", "integer"),
@@ -185,11 +190,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Desired", ".spec.replicas", "integer"),
                 _col("Current", ".status.replicas", "integer"),

@@ -101,7 +101,7 @@ class ConversionWebhooks:
         except _Failed as exc:
             message = f"conversion webhook for {source}, Kind={rt.kind} failed: {exc}"
             body = status_body(500, "", message)
-            del body["reason"]  # kube-apiserver's conversion errors carry none
+            body.pop("reason", None)  # kube-apiserver's conversion errors carry none
             raise ApiError(body) from None
         out = list(objects)
         for index, obj in zip(todo, converted, strict=True):

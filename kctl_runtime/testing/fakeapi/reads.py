@@ -186,7 +186,6 @@ def _parse_rv(raw: str) -> int:
             "",
             f'resourceVersion: Invalid value: "{raw}": strconv.ParseUint: parsing "{raw}": invalid syntax',
         )
-        del body["reason"]
         raise ApiError(body) from None
 
 
