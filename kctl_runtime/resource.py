@@ -27,6 +27,7 @@ import orjson
 from kctl_runtime._http import ACCEPT_JSON, open_get
 
 __all__ = [
+    "CERTIFICATESIGNINGREQUESTS",
     "CONFIGMAPS",
     "CORE_EVENTS",
     "CUSTOMRESOURCEDEFINITIONS",
@@ -109,6 +110,9 @@ CORE_EVENTS = Resource("", "v1", "events", "Event")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 JOBS = Resource("batch", "v1", "jobs", "Job")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+CERTIFICATESIGNINGREQUESTS = Resource(
+    "certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", namespaced=False
+)
 CUSTOMRESOURCEDEFINITIONS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False
 )
