@@ -33,6 +33,7 @@ __all__ = [
     "CUSTOMRESOURCEDEFINITIONS",
     "DEPLOYMENTS",
     "EVENTS",
+    "JOBS",
     "LEASES",
     "MUTATINGWEBHOOKCONFIGURATIONS",
     "NAMESPACES",
@@ -107,6 +108,7 @@ EVENTS = Resource("events.k8s.io", "v1", "events", "Event")
 CORE_EVENTS = Resource("", "v1", "events", "Event")
 """core/v1 Events: what client-go's recorder (and :class:`~kctl_runtime.events.EventRecorder`) writes."""
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+JOBS = Resource("batch", "v1", "jobs", "Job")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 CERTIFICATESIGNINGREQUESTS = Resource(
     "certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", namespaced=False

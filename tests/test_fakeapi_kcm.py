@@ -39,7 +39,12 @@ def _controller_manager() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def _running_kcm(binary: Path, server: FakeApiServer, log: Path) -> AsyncIterator[None]:
+async def _running_kcm(
+    binary: Path,
+    server: FakeApiServer,
+    log: Path,
+    controllers: str = "deployment,replicaset,garbagecollector,namespace",
+) -> AsyncIterator[None]:
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             str(binary),
@@ -48,7 +53,7 @@ async def _running_kcm(binary: Path, server: FakeApiServer, log: Path) -> AsyncI
             "--bind-address=127.0.0.1",
             "--secure-port=0",
             "--kube-api-content-type=application/json",
-            "--controllers=deployment,replicaset,garbagecollector,namespace",
+            f"--controllers={controllers}",
             "--use-service-account-credentials=false",
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
@@ -127,5 +132,78 @@ async def test_the_real_controller_manager_runs_deployments_gc_and_namespaces_on
                     raise AssertionError("namespace still there")
 
                 await eventually(namespace_gone, timeout=PATIENCE, interval=0.2, message="namespace deleted")
+        finally:
+            await api.close()
+
+
+async def test_the_real_job_controller_runs_a_job_on_the_fake(tmp_path: Path) -> None:
+    """The fake's Job registry (defaults, labels, status validation) holds up under the real Job
+    controller: it creates the Pod, counts it as it runs and succeeds, and completes the Job with the
+    conditions and counters the fake's status validation accepts."""
+    binary = _controller_manager()
+    async with FakeApiServer(controllers=False) as server:
+        api = await server.api_client()
+        try:
+            async with _running_kcm(binary, server, tmp_path / "kcm.log", "job,garbagecollector"):
+                batch: Any = client.BatchV1Api(api)
+                core: Any = client.CoreV1Api(api)
+                job = {
+                    "metadata": {"name": "once"},
+                    "spec": {
+                        "backoffLimit": 0,
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "c", "image": "busybox:1.36", "command": ["true"]}],
+                            }
+                        },
+                    },
+                }
+                await batch.create_namespaced_job("default", job)
+
+                async def started() -> Any:
+                    pods = (await core.list_namespaced_pod("default", label_selector="job-name=once")).items
+                    assert len(pods) == 1, [p.metadata.name for p in pods]
+                    assert pods[0].metadata.owner_references[0].kind == "Job"
+                    assert "batch.kubernetes.io/job-tracking" in (pods[0].metadata.finalizers or [])
+                    status = (await batch.read_namespaced_job_status("once", "default")).status
+                    assert status.active == 1, status
+                    assert status.start_time is not None
+                    return pods[0]
+
+                pod = await eventually(started, timeout=PATIENCE, interval=0.2, message="the Job's Pod")
+                now = "2026-01-01T00:00:00Z"
+                terminated = {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}
+                await core.patch_namespaced_pod_status(
+                    pod.metadata.name,
+                    "default",
+                    {
+                        "status": {
+                            "phase": "Succeeded",
+                            "containerStatuses": [
+                                {
+                                    "name": "c",
+                                    "image": "busybox:1.36",
+                                    "imageID": "",
+                                    "ready": False,
+                                    "restartCount": 0,
+                                    "state": {"terminated": terminated},
+                                }
+                            ],
+                        }
+                    },
+                )
+
+                async def completed() -> bool:
+                    status = (await batch.read_namespaced_job_status("once", "default")).status
+                    types = {c.type: c.status for c in status.conditions or ()}
+                    assert types.get("Complete") == "True", status
+                    assert types.get("SuccessCriteriaMet") == "True", status
+                    assert status.succeeded == 1
+                    assert not status.active
+                    assert status.completion_time is not None
+                    return True
+
+                await eventually(completed, timeout=PATIENCE, interval=0.2, message="the Job completed")
         finally:
             await api.close()

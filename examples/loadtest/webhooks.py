@@ -6,9 +6,12 @@ Contract
   nothing else changes.
 * :func:`validate_loadtest` (validating, ``/validate-loadtest``) denies with 422 ``Invalid`` and one
   message listing every problem: ``requestsPerSecond`` outside
-  [:data:`MIN_RPS`, :data:`MAX_RPS`], ``scheme`` other than ``http`` / ``https``, a path not starting
-  with ``/``, ``service`` not a DNS name (an RFC 1123 label, or ``name.namespace[.svc...]``
-  subdomain). UPDATE is validated like CREATE; DELETE is never sent here.
+  [:data:`MIN_RPS`, :data:`MAX_RPS`], ``durationSeconds`` outside [1, :data:`MAX_DURATION`] (when
+  set), ``scheme`` other than ``http`` / ``https``, a path not starting with ``/`` or containing
+  whitespace or a control character (it becomes part of a URL), ``service`` not a DNS name (an RFC
+  1123 label, or ``name.namespace[.svc...]`` subdomain). UPDATE is validated like CREATE; DELETE is
+  never sent here. The controller applies the same :func:`problems` itself, so a LoadTest admitted
+  without the webhook (not installed, or ``failurePolicy: Ignore``) is still refused.
 * :func:`webhook_server` registers both on a :class:`~kctl_runtime.webhook.WebhookServer`.
 """
 
@@ -23,6 +26,7 @@ from kctl_runtime.webhook_admission import AdmissionRequest, AdmissionResponse
 
 __all__ = [
     "DEFAULT_PATH",
+    "MAX_DURATION",
     "MAX_RPS",
     "MIN_RPS",
     "VALIDATE_PATH",
@@ -34,9 +38,11 @@ __all__ = [
 
 MIN_RPS = 1
 MAX_RPS = 10_000
+MAX_DURATION = 86_400
 DEFAULT_PATH = "/default-loadtest"
 VALIDATE_PATH = "/validate-loadtest"
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _dns_name(value: str) -> bool:
@@ -51,12 +57,19 @@ def problems(spec: dict[str, Any]) -> list[str]:
     rps = spec.get("requestsPerSecond")
     if not isinstance(rps, int) or isinstance(rps, bool) or not MIN_RPS <= rps <= MAX_RPS:
         found.append(f"spec.requestsPerSecond must be between {MIN_RPS} and {MAX_RPS}, got {rps!r}")
+    duration = spec.get("durationSeconds", 1)
+    if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= MAX_DURATION:
+        found.append(f"spec.durationSeconds must be between 1 and {MAX_DURATION}, got {duration!r}")
     scheme = spec.get("scheme")
     if scheme not in ("http", "https"):
         found.append(f"spec.scheme must be http or https, got {scheme!r}")
     for index, path in enumerate(spec.get("paths") or ()):
         if not isinstance(path, str) or not path.startswith("/"):
             found.append(f"spec.paths[{index}] must start with '/', got {path!r}")
+        elif _UNSAFE_IN_PATH.search(path):
+            found.append(
+                f"spec.paths[{index}] must not contain whitespace or control characters, got {path!r}"
+            )
     service = spec.get("service")
     if not isinstance(service, str) or not _dns_name(service):
         found.append(f"spec.service must be a DNS name (e.g. web or web.shop.svc), got {service!r}")

@@ -374,8 +374,10 @@ async def test_delete_sends_the_old_object_and_can_be_denied(kube: KubeTarget, h
 
 
 def _convert_widget(obj: dict[str, Any], desired: str) -> dict[str, Any]:
-    """v1 ``spec.service`` <-> v2 ``spec.target.service``."""
+    """v1 ``spec.service`` <-> v2 ``spec.target.service``; ``spec.boom`` cannot be converted."""
     spec = dict(obj.get("spec") or {})
+    if spec.get("boom"):
+        raise ValueError("cannot convert a boom")
     if desired.endswith("/v2"):
         spec["target"] = {"service": spec.pop("service", "")}
     else:
@@ -384,10 +386,17 @@ def _convert_widget(obj: dict[str, Any], desired: str) -> dict[str, Any]:
     return obj
 
 
-@pytest.mark.real_only  # the fake converts between versions by rewriting apiVersion only
-async def test_a_conversion_webhook_round_trips_objects_between_versions(
-    kube: KubeTarget, tmp_path: Path
-) -> None:
+@dataclass
+class Widgets:
+    """A two-version CRD converted by a local webhook: ``base.format(version=...)`` lists widgets."""
+
+    group: str
+    base: str
+    server: WebhookServer
+
+
+@pytest.fixture
+async def widgets(kube: KubeTarget, tmp_path: Path) -> AsyncIterator[Widgets]:
     from kctl_runtime.testing.envtest.webhooks import local_client_config
 
     ca = self_signed(tmp_path / "certs")
@@ -432,30 +441,114 @@ async def test_a_conversion_webhook_round_trips_objects_between_versions(
                 return status == 200
 
             await eventually(served, timeout=30, message="v2 served")
-            v1 = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "a"}}
-            status, _, body = await raw(
-                kube.api_client, "POST", base.format(version="v1"), body={**v1, "spec": {"service": "web"}}
-            )
-            assert status == 201, body
-            status, _, as_v2 = await raw(kube.api_client, "GET", base.format(version="v2") + "/a")
-            assert status == 200, as_v2
-            assert as_v2["apiVersion"] == f"{group}/v2"
-            assert as_v2["spec"] == {"target": {"service": "web"}}
-            # written as v2, stored as v1, read back as both
-            v2 = {"apiVersion": f"{group}/v2", "kind": "Widget", "metadata": {"name": "b"}}
-            status, _, body = await raw(
-                kube.api_client,
-                "POST",
-                base.format(version="v2"),
-                body={**v2, "spec": {"target": {"service": "api"}}},
-            )
-            assert status == 201, body
-            assert body["spec"] == {"target": {"service": "api"}}
-            status, _, as_v1 = await raw(kube.api_client, "GET", base.format(version="v1") + "/b")
-            assert as_v1["spec"] == {"service": "api"}
-            status, _, listed = await raw(kube.api_client, "GET", base.format(version="v2"))
-            assert sorted(i["spec"]["target"]["service"] for i in listed["items"]) == ["api", "web"]
+            yield Widgets(group, base, server)
         finally:
             await raw(
                 kube.api_client, "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
             )
+
+
+async def test_a_conversion_webhook_round_trips_objects_between_versions(
+    kube: KubeTarget, widgets: Widgets
+) -> None:
+    group, base = widgets.group, widgets.base
+    v1 = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "a"}}
+    status, _, body = await raw(
+        kube.api_client, "POST", base.format(version="v1"), body={**v1, "spec": {"service": "web"}}
+    )
+    assert status == 201, body
+    status, _, as_v2 = await raw(kube.api_client, "GET", base.format(version="v2") + "/a")
+    assert status == 200, as_v2
+    assert as_v2["apiVersion"] == f"{group}/v2"
+    assert as_v2["spec"] == {"target": {"service": "web"}}
+    # written as v2, stored as v1, read back as both
+    v2 = {"apiVersion": f"{group}/v2", "kind": "Widget", "metadata": {"name": "b"}}
+    status, _, body = await raw(
+        kube.api_client,
+        "POST",
+        base.format(version="v2"),
+        body={**v2, "spec": {"target": {"service": "api"}}},
+    )
+    assert status == 201, body
+    assert body["apiVersion"] == f"{group}/v2"
+    assert body["spec"] == {"target": {"service": "api"}}
+    status, _, as_v1 = await raw(kube.api_client, "GET", base.format(version="v1") + "/b")
+    assert as_v1["spec"] == {"service": "api"}
+    status, _, listed = await raw(kube.api_client, "GET", base.format(version="v2"))
+    assert listed["apiVersion"] == f"{group}/v2"
+    assert sorted(i["spec"]["target"]["service"] for i in listed["items"]) == ["api", "web"]
+    assert {i["apiVersion"] for i in listed["items"]} == {f"{group}/v2"}
+    # a merge patch in v2 is a patch of the v2 shape; the v1 view follows
+    status, _, patched = await raw(
+        kube.api_client,
+        "PATCH",
+        base.format(version="v2") + "/b",
+        body={"spec": {"target": {"service": "api2"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert status == 200, patched
+    assert patched["spec"] == {"target": {"service": "api2"}}
+    assert patched["metadata"]["generation"] == 2
+    status, _, as_v1 = await raw(kube.api_client, "GET", base.format(version="v1") + "/b")
+    assert as_v1["spec"] == {"service": "api2"}
+    # a PUT in v2 carries the resourceVersion read in v2
+    patched["spec"] = {"target": {"service": "api3"}}
+    status, _, put = await raw(kube.api_client, "PUT", base.format(version="v2") + "/b", body=patched)
+    assert status == 200, put
+    assert put["spec"] == {"target": {"service": "api3"}}
+
+
+async def test_a_watch_in_another_version_gets_converted_events(kube: KubeTarget, widgets: Widgets) -> None:
+    from ._support import open_watch
+
+    group, base = widgets.group, widgets.base
+    status, _, listed = await raw(kube.api_client, "GET", base.format(version="v2"))
+    assert status == 200, listed
+    path = base.format(version="v2")
+    async with open_watch(
+        kube.api_client, path, [("resourceVersion", listed["metadata"]["resourceVersion"])]
+    ) as stream:
+        v1 = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}}
+        status, _, body = await raw(
+            kube.api_client, "POST", base.format(version="v1"), body={**v1, "spec": {"service": "svc"}}
+        )
+        assert status == 201, body
+        event = await stream.next(timeout=10)
+    assert event is not None
+    assert event["type"] == "ADDED"
+    assert event["object"]["apiVersion"] == f"{group}/v2"
+    assert event["object"]["spec"] == {"target": {"service": "svc"}}
+
+
+async def test_a_failed_conversion_is_a_500_naming_the_webhook_and_its_message(
+    kube: KubeTarget, widgets: Widgets
+) -> None:
+    group, base = widgets.group, widgets.base
+    boom_v2 = {
+        "apiVersion": f"{group}/v2",
+        "kind": "Widget",
+        "metadata": {"name": "boom"},
+        "spec": {"boom": True},
+    }
+    status, _, body = await raw(kube.api_client, "POST", base.format(version="v2"), body=boom_v2)
+    assert status == 500, body
+    assert body["message"] == (
+        f"conversion webhook for {group}/v2, Kind=Widget failed: "
+        f"conversion to {group}/v1 failed: cannot convert a boom"
+    )
+    assert "reason" not in body
+    # stored in v1 (no conversion needed), it cannot be read as v2, alone or in a list
+    status, _, body = await raw(
+        kube.api_client, "POST", base.format(version="v1"), body={**boom_v2, "apiVersion": f"{group}/v1"}
+    )
+    assert status == 201, body
+    expected = (
+        f"conversion webhook for {group}/v1, Kind=Widget failed: "
+        f"conversion to {group}/v2 failed: cannot convert a boom"
+    )
+    for path in (base.format(version="v2") + "/boom", base.format(version="v2")):
+        status, _, body = await raw(kube.api_client, "GET", path)
+        assert status == 500, body
+        assert body["message"] == expected
+    status, _, body = await raw(kube.api_client, "GET", base.format(version="v1") + "/boom")
+    assert status == 200, body

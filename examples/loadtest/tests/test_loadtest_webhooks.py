@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from examples.loadtest.webhooks import MAX_RPS, problems, webhook_server
+from examples.loadtest.tests.harness import admission, loadtest
+from examples.loadtest.webhooks import MAX_RPS, problems
 from kctl_runtime._rest import request_json
-from kctl_runtime.client import Client
 from kctl_runtime.errors import Invalid
-from kctl_runtime.testing.envtest.webhooks import install_webhooks
-from kctl_runtime.testing.helpers import install_crd
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
-from kctl_runtime.webhook_certs import self_signed
-
-HERE = Path(__file__).resolve().parents[1]
-
-
-def loadtest(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "beta.kuar.com/v1", "kind": "LoadTest", "metadata": {"name": name}, "spec": spec}
 
 
 def test_problems_lists_every_broken_rule() -> None:
@@ -38,32 +27,20 @@ def test_problems_lists_every_broken_rule() -> None:
         "spec.service must be a DNS name (e.g. web or web.shop.svc), got 'Not_DNS'",
     ]
     assert problems({"service": "web", "scheme": "http", "requestsPerSecond": True})
-
-
-def scoped_configurations(namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The shipped configurations, renamed and limited to one namespace (the real plane is shared)."""
-    mutating: list[dict[str, Any]] = []
-    validating: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all((HERE / "manifests" / "webhooks.yaml").read_text()):
-        config = copy.deepcopy(doc)
-        config["metadata"] = {"name": unique_name(doc["metadata"]["name"])}
-        for hook in config["webhooks"]:
-            hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-        (mutating if doc["kind"] == "MutatingWebhookConfiguration" else validating).append(config)
-    return mutating, validating
+    assert problems({"service": "web", "scheme": "http", "requestsPerSecond": 5, "durationSeconds": 0}) == [
+        "spec.durationSeconds must be between 1 and 86400, got 0"
+    ]
+    # a path becomes part of a URL: no way to smuggle a second target or header into it
+    assert problems(
+        {"service": "web", "scheme": "http", "requestsPerSecond": 5, "paths": ["/a\nGET http://evil/"]}
+    ) == ["spec.paths[0] must not contain whitespace or control characters, got '/a\\nGET http://evil/'"]
 
 
 @pytest.fixture
 async def admitted(kube: KubeTarget, tmp_path: Path) -> AsyncIterator[str]:
     """The LoadTest CRD and webhooks installed; yields the collection path in the test namespace."""
-    await install_crd(Client(kube.api_client), HERE / "crd.yaml")
-    ca = self_signed(tmp_path)
-    mutating, validating = scoped_configurations(kube.namespace)
-    async with (
-        webhook_server(tmp_path, bind="127.0.0.1:0") as server,
-        install_webhooks(kube.api_client, server, ca, mutating=mutating, validating=validating),
-    ):
-        yield f"/apis/beta.kuar.com/v1/namespaces/{kube.namespace}/loadtests"
+    async with admission(kube, tmp_path) as path:
+        yield path
 
 
 async def test_an_invalid_loadtest_is_rejected_with_every_problem(kube: KubeTarget, admitted: str) -> None:
@@ -108,5 +85,6 @@ async def test_scheme_defaults_to_http_and_a_valid_loadtest_is_stored(
         "service": "web.shop.svc",
         "scheme": "https",
         "requestsPerSecond": 1000,
+        "durationSeconds": 60,  # the CRD schema's default
         "paths": ["/"],
     }

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
-import yaml
 
+from examples.manifest_checks import LEADER_ELECTION_CALLS, ExampleManifests
 from examples.user_controller.api import User
 from examples.user_controller.controller import USERS, group_namespace
 from examples.user_controller.permissions import permissions
@@ -32,24 +25,25 @@ from examples.website_controller.tests.rbac_tools import (
     Call,
     as_service_account,
     granted,
-    load_manifests,
     recording_proxy,
 )
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.crdgen import crd_yaml
-from kctl_runtime.errors import AlreadyExists, Forbidden, Invalid
+from kctl_runtime.errors import Forbidden, Invalid
 from kctl_runtime.generated import assert_current
 from kctl_runtime.leaderelection import LeaderElectionConfig
-from kctl_runtime.manager import _FLUSH_TIMEOUT, Manager
 from kctl_runtime.rbac import rbac_yaml
-from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
+from kctl_runtime.resource import SECRETS, SERVICEACCOUNTS
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
 
 HERE = Path(__file__).resolve().parents[1]
 MANIFESTS = HERE / "manifests"
 NAMESPACE = "user-system"
 SERVICE_ACCOUNT = "user-controller"
+EXAMPLE = ExampleManifests(
+    HERE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, samples=("sample-users.yaml",)
+)
 
 # Every API call the User controllers make, and why. The ClusterRole must grant exactly these.
 CONTROLLER_CALLS: dict[Call, str] = {
@@ -79,25 +73,12 @@ CONTROLLER_CALLS: dict[Call, str] = {
     ("", "events", "create"): "event recorder: a new event",
     ("", "events", "patch"): "event recorder: a repeated event (count)",
 }
-LEADER_ELECTION_CALLS: set[Call] = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
-
-
-def docs() -> list[dict[str, Any]]:
-    return load_manifests(MANIFESTS)
-
-
-def one(kind: str, name: str | None = None) -> dict[str, Any]:
-    (found,) = [d for d in docs() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    return found
+docs = EXAMPLE.docs
+one = EXAMPLE.one
 
 
 def test_every_manifest_parses_and_names_its_kind() -> None:
-    found = docs()
-    assert len(found) >= 10
-    for doc in found:
-        assert doc.get("apiVersion"), doc
-        assert doc.get("kind"), doc
-        assert doc.get("metadata", {}).get("name"), doc
+    EXAMPLE.check_documents(minimum=10)
 
 
 def test_the_crd_is_generated_from_the_user_class() -> None:
@@ -125,26 +106,17 @@ def test_the_crd_has_the_promised_shape() -> None:
 
 
 def test_the_kustomization_lists_every_manifest_but_the_sample() -> None:
-    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    files = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml", "sample-users.yaml"}
-    assert set(kustomization["resources"]) == files
+    EXAMPLE.check_kustomization_lists_every_manifest()
 
 
 def test_kustomize_builds_the_manifests() -> None:
-    binary = os.environ.get("KCTL_KUBECTL") or shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl not found (set KCTL_KUBECTL)")
-    out = subprocess.run([binary, "kustomize", str(MANIFESTS)], check=True, capture_output=True, text=True)
-    kinds = sorted(d["kind"] for d in yaml.safe_load_all(out.stdout) if d)
-    assert kinds == sorted(d["kind"] for d in docs() if d["kind"] != "User")
+    EXAMPLE.check_kustomize_builds()
 
 
 def test_the_cluster_role_grants_exactly_the_calls_the_controllers_make() -> None:
     role = one("ClusterRole", "user-controller")
     assert granted([role]) == set(CONTROLLER_CALLS)
-    for rule in role["rules"]:
-        for field in ("verbs", "resources", "apiGroups"):
-            assert "*" not in rule[field]
+    EXAMPLE.check_no_wildcards(role)
 
 
 def test_the_controller_can_never_read_a_secret() -> None:
@@ -154,19 +126,11 @@ def test_the_controller_can_never_read_a_secret() -> None:
 
 
 def test_leader_election_is_granted_by_a_role_in_the_controllers_namespace() -> None:
-    role = one("Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert granted([role]) == LEADER_ELECTION_CALLS
+    EXAMPLE.check_leader_election_role()
 
 
 def test_every_binding_names_the_controllers_service_account() -> None:
-    bindings = [d for d in docs() if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
-    assert len(bindings) == 3  # the controller's calls, leader election, secure metrics' reviews
-    for binding in bindings:
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
-        ]
-        assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")
+    EXAMPLE.check_bindings(count=3)  # the controller's calls, leader election, secure metrics' reviews
 
 
 def test_the_admission_policy_confines_the_controller_to_group_namespaces() -> None:
@@ -183,20 +147,7 @@ def test_the_admission_policy_confines_the_controller_to_group_namespaces() -> N
 
 
 def test_the_controller_deployment_is_hardened_and_runs_two_replicas_with_leader_election() -> None:
-    deployment = one("Deployment")
-    assert deployment["metadata"]["namespace"] == NAMESPACE
-    assert deployment["spec"]["replicas"] == 2
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    (container,) = pod["containers"]
-    assert "--leader-elect" in container["args"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    sc = container["securityContext"]
-    assert sc["allowPrivilegeEscalation"] is False
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["capabilities"]["drop"] == ["ALL"]
+    EXAMPLE.check_hardened_deployment()
 
 
 # --------------------------------------------------------------------------- against an API server
@@ -324,21 +275,7 @@ async def test_the_controllers_work_with_nothing_but_their_rbac_and_the_policy_c
 async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
     kube: KubeTarget, tmp_path: Path
 ) -> None:
-    binary = os.environ.get("KCTL_KUBECTL") or shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("the real tier needs kubectl: set KCTL_KUBECTL or put kubectl on PATH")
-    api = Client(kube.api_client)
-    with contextlib.suppress(AlreadyExists):
-        await api.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
-    result = await anyio.run_process(
-        [
-            *(binary, "--kubeconfig", str(kube.kubeconfig), "--cache-dir", str(tmp_path / "cache")),
-            *("apply", "--dry-run=server", "-k", str(MANIFESTS)),
-        ],
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    out = result.stdout.decode()
+    out = await EXAMPLE.server_side_dry_run(kube, tmp_path)
     assert "validatingadmissionpolicy.admissionregistration.k8s.io/user-controller-scope" in out
     assert "deployment.apps/user-controller" in out
 
@@ -346,7 +283,4 @@ async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
 def test_the_pod_outlives_a_graceful_shutdown_and_the_lease_release() -> None:
     """Regression (issue 10 item 8): the grace period equalled graceful_shutdown_timeout, so the
     kubelet's SIGKILL raced the event flush and the lease release that follow it."""
-    pod = one("Deployment")["spec"]["template"]["spec"]
-    graceful = inspect.signature(Manager).parameters["graceful_shutdown_timeout"].default
-    release = LeaderElectionConfig.__dataclass_fields__["renew_deadline"].default
-    assert pod["terminationGracePeriodSeconds"] >= graceful + _FLUSH_TIMEOUT + release + 5
+    EXAMPLE.check_grace_period()

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +10,7 @@ import anyio
 import pytest
 import yaml
 
+from examples.manifest_checks import LEADER_ELECTION_CALLS, ExampleManifests, kubectl
 from examples.website_controller.api import Website
 from examples.website_controller.controller import WEBSITES
 from examples.website_controller.permissions import permissions
@@ -29,7 +26,6 @@ from examples.website_controller.tests.rbac_tools import (
     Call,
     as_service_account,
     granted,
-    load_manifests,
     rbac_call,
     recording_proxy,
 )
@@ -39,7 +35,6 @@ from kctl_runtime.crdgen import crd_yaml
 from kctl_runtime.errors import AlreadyExists, Forbidden
 from kctl_runtime.generated import assert_current
 from kctl_runtime.leaderelection import LeaderElectionConfig
-from kctl_runtime.manager import _FLUSH_TIMEOUT, Manager
 from kctl_runtime.rbac import rbac_yaml
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
@@ -48,6 +43,9 @@ HERE = Path(__file__).resolve().parents[1]
 MANIFESTS = HERE / "manifests"
 NAMESPACE = "website-system"
 SERVICE_ACCOUNT = "website-controller"
+EXAMPLE = ExampleManifests(
+    HERE, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, samples=("sample-website.yaml",)
+)
 
 # Every API call the Website controller makes, and why. The ClusterRole must grant exactly these.
 CONTROLLER_CALLS: dict[Call, str] = {
@@ -76,29 +74,12 @@ NOT_OBSERVABLE: set[Call] = {
     ("", "services", "get"),
     ("", "events", "patch"),
 }
-LEADER_ELECTION_CALLS: set[Call] = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
-
-
-def docs() -> list[dict[str, Any]]:
-    return load_manifests(MANIFESTS)
-
-
-def one(kind: str, name: str | None = None) -> dict[str, Any]:
-    (found,) = [d for d in docs() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    return found
-
-
-def kubectl() -> str | None:
-    return os.environ.get("KCTL_KUBECTL") or shutil.which("kubectl")
+docs = EXAMPLE.docs
+one = EXAMPLE.one
 
 
 def test_every_manifest_parses_and_names_its_kind() -> None:
-    found = docs()
-    assert len(found) >= 8
-    for doc in found:
-        assert doc.get("apiVersion"), doc
-        assert doc.get("kind"), doc
-        assert doc.get("metadata", {}).get("name"), doc
+    EXAMPLE.check_documents(minimum=8)
 
 
 def test_the_crd_is_generated_from_the_website_class() -> None:
@@ -130,70 +111,29 @@ def test_the_crd_has_the_promised_shape() -> None:
 
 
 def test_the_kustomization_lists_every_manifest_but_the_sample() -> None:
-    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
-    files = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml", "sample-website.yaml"}
-    assert set(kustomization["resources"]) == files
+    EXAMPLE.check_kustomization_lists_every_manifest()
 
 
 def test_kustomize_builds_the_manifests() -> None:
-    binary = kubectl()
-    if binary is None:
-        pytest.skip("kubectl not found (set KCTL_KUBECTL)")
-    out = subprocess.run([binary, "kustomize", str(MANIFESTS)], check=True, capture_output=True, text=True)
-    kinds = sorted(d["kind"] for d in yaml.safe_load_all(out.stdout) if d)
-    assert kinds == sorted(d["kind"] for d in docs() if d["kind"] != "Website")
+    EXAMPLE.check_kustomize_builds()
 
 
 def test_the_cluster_role_grants_exactly_the_calls_the_controller_makes() -> None:
     role = one("ClusterRole", "website-controller")
     assert granted([role]) == set(CONTROLLER_CALLS)
-    for rule in role["rules"]:
-        assert "*" not in rule["verbs"]
-        assert "*" not in rule["resources"]
-        assert "*" not in rule["apiGroups"]
-    assert not [d for d in docs() if d.get("roleRef", {}).get("name") in ("cluster-admin", "admin", "edit")]
+    EXAMPLE.check_no_wildcards(role)
 
 
 def test_leader_election_is_granted_by_a_role_in_the_controllers_namespace() -> None:
-    role = one("Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert granted([role]) == LEADER_ELECTION_CALLS
+    EXAMPLE.check_leader_election_role()
 
 
 def test_every_binding_names_the_controllers_service_account() -> None:
-    sa = one("ServiceAccount")
-    assert (sa["metadata"]["name"], sa["metadata"]["namespace"]) == (SERVICE_ACCOUNT, NAMESPACE)
-    bindings = [d for d in docs() if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
-    assert {b["roleRef"]["kind"] for b in bindings} == {"ClusterRole", "Role"}
-    for binding in bindings:
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
-        ]
+    EXAMPLE.check_bindings(count=3)  # the controller's calls, leader election, secure metrics' reviews
 
 
 def test_the_controller_deployment_is_hardened_and_runs_two_replicas_with_leader_election() -> None:
-    deployment = one("Deployment")
-    assert deployment["metadata"]["namespace"] == NAMESPACE
-    assert deployment["spec"]["replicas"] == 2
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    (container,) = pod["containers"]
-    assert "--leader-elect" in container["args"]
-    assert "--health-bind=0.0.0.0:8081" in container["args"]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports["health"] == 8081
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    assert container["resources"]["requests"]
-    assert container["resources"]["limits"]["memory"]
-    sc = container["securityContext"]
-    assert sc["allowPrivilegeEscalation"] is False
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["runAsNonRoot"] is True
-    assert sc["capabilities"]["drop"] == ["ALL"]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["KCTL_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    EXAMPLE.check_hardened_deployment()
 
 
 @pytest.mark.parametrize(
@@ -322,22 +262,7 @@ async def test_the_controller_works_with_nothing_but_its_rbac(kube: KubeTarget, 
 async def test_kubectl_server_side_dry_run_accepts_the_kustomization(
     kube: KubeTarget, tmp_path: Path
 ) -> None:
-    binary = kubectl()
-    if binary is None:
-        pytest.fail("the real tier needs kubectl: set KCTL_KUBECTL or put kubectl on PATH")
-    api = Client(kube.api_client)
-    # A dry run creates nothing, so namespaced objects need their namespace to exist already.
-    with contextlib.suppress(AlreadyExists):
-        await api.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
-    result = await anyio.run_process(
-        [
-            *(binary, "--kubeconfig", str(kube.kubeconfig), "--cache-dir", str(tmp_path / "cache")),
-            *("apply", "--dry-run=server", "-k", str(MANIFESTS)),
-        ],
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    out = result.stdout.decode()
+    out = await EXAMPLE.server_side_dry_run(kube, tmp_path)
     assert "customresourcedefinition.apiextensions.k8s.io/websites.extensions.example.com" in out
     assert "deployment.apps/website-controller" in out
 
@@ -397,7 +322,4 @@ async def test_kubectl_server_side_dry_run_accepts_the_namespace_scoped_variant(
 def test_the_pod_outlives_a_graceful_shutdown_and_the_lease_release() -> None:
     """Regression (issue 10 item 8): the grace period equalled graceful_shutdown_timeout, so the
     kubelet's SIGKILL raced the event flush and the lease release that follow it."""
-    pod = one("Deployment")["spec"]["template"]["spec"]
-    graceful = inspect.signature(Manager).parameters["graceful_shutdown_timeout"].default
-    release = LeaderElectionConfig.__dataclass_fields__["renew_deadline"].default
-    assert pod["terminationGracePeriodSeconds"] >= graceful + _FLUSH_TIMEOUT + release + 5
+    EXAMPLE.check_grace_period()

@@ -2,8 +2,8 @@
 
 Contract
 --------
-:func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1,
-coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, admissionregistration.k8s.io/v1
+:func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1, batch/v1
+Jobs, coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, admissionregistration.k8s.io/v1
 webhook configurations, certificates.k8s.io/v1 CertificateSigningRequests with their ``approval`` and
 ``status`` subresources -- see :mod:`.certificates`) with the discovery facts of
 kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
@@ -13,7 +13,8 @@ create: namespaces get ``spec.finalizers: [kubernetes]`` and ``status.phase: Act
 a ``clusterIP`` from 10.0.0.0/16, the envtest range (``None`` stays headless), and NodePorts
 from 30000-32767 for ``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``,
 ``replicas`` and ``revisionHistoryLimit``; pods get the container and pod-level defaults, the
-``DefaultTolerationSeconds`` tolerations and ``status.qosClass``. :func:`fold_string_data` merges a
+``DefaultTolerationSeconds`` tolerations and ``status.qosClass``; jobs get their labels, selector
+and defaults (:mod:`.jobs`). :func:`fold_string_data` merges a
 Secret's ``stringData`` into ``data`` on every write. It is not a full defaulting implementation;
 fields a controller is unlikely to read are left as sent.
 """
@@ -236,6 +237,25 @@ def builtin_types() -> list[ResourceType]:
             ),
         ),
         ResourceType(
+            "batch",
+            "v1",
+            "jobs",
+            "job",
+            "Job",
+            True,
+            categories=("all",),
+            status_subresource=True,
+            tracks_generation=True,
+            printer_columns=(
+                _col("Status", "@jobstatus"),
+                _col("Completions", "@completions"),
+                _col("Duration", "@jobduration"),
+                _col("Containers", "@containers", priority=1),
+                _col("Images", "@images", priority=1),
+                _col("Selector", "@labelselector", priority=1),
+            ),
+        ),
+        ResourceType(
             "coordination.k8s.io",
             "v1",
             "leases",
@@ -383,6 +403,10 @@ class Defaulter:
             obj.setdefault("type", "Opaque")
         elif rt.plural == "pods":
             _pod_defaults(obj)
+        elif rt.group == "batch" and rt.plural == "jobs":
+            from .jobs import default_job
+
+            default_job(obj)
         elif rt.group == "admissionregistration.k8s.io":
             from .admission import default_webhook_configuration
 

@@ -24,8 +24,8 @@ Contract
   ``spec.selector`` is immutable (422).
 * delete: preconditions (409, the registry's wording), propagation policies (``Orphan`` /
   ``Foreground`` add the ``orphan`` / ``foregroundDeletion`` finalizers that the garbage collector in
-  :mod:`.gc` honours), finalizers keep the object with ``deletionTimestamp`` set, namespaces go
-  ``Terminating``.
+  :mod:`.gc` honours; batch/v1 Jobs default to ``Orphan`` with kube-apiserver's warning), finalizers
+  keep the object with ``deletionTimestamp`` set, namespaces go ``Terminating``.
 * ``dry_run`` runs every check and returns what would have been stored, storing nothing.
 
 Everything here is synchronous and runs on the event loop: one write at a time, so no locks.
@@ -83,6 +83,10 @@ _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGraceP
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+JOB_ORPHAN_WARNING = (
+    "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to "
+    "remove them or set propagationPolicy=Orphan to suppress this warning"
+)
 
 
 def _copy(obj: Any) -> Any:
@@ -481,6 +485,8 @@ class Cluster:
                     causes = (exc.body.get("details") or {}).get("causes") or []
                     causes += [{**c, "field": "." + c["field"]} for c in list(causes) if c.get("field")]
                     raise
+            else:
+                validation.validate_builtin_status(rt, new, old)
             return new
         new = dict(body)
         meta = dict(meta_in)
@@ -615,13 +621,18 @@ class Cluster:
                 f"ResourceVersion in record ({meta['resourceVersion']}). The object might have been modified",
             )
         finalizers = list(meta.get("finalizers") or ())
-        if options.propagation == "Orphan":
+        propagation = options.propagation
+        if propagation is None and rt.group == "batch" and rt.plural == "jobs" and not rt.custom:
+            # batch/v1 Jobs keep the legacy default: their Pods are orphaned, with this warning
+            propagation = "Orphan"
+            self.warnings.append(JOB_ORPHAN_WARNING)
+        if propagation == "Orphan":
             finalizers = [f for f in finalizers if f != FOREGROUND]
             finalizers += [ORPHAN] if ORPHAN not in finalizers else []
-        elif options.propagation == "Foreground":
+        elif propagation == "Foreground":
             finalizers = [f for f in finalizers if f != ORPHAN]
             finalizers += [FOREGROUND] if FOREGROUND not in finalizers else []
-        elif options.propagation == "Background":
+        elif propagation == "Background":
             finalizers = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
         is_crd = rt.plural == "customresourcedefinitions" and not rt.custom
         if is_crd and crdlib.CLEANUP_FINALIZER not in finalizers:

@@ -22,6 +22,7 @@ verb, parses the body and query, calls :class:`~.cluster.Cluster` and encodes th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from aiohttp import web
 from . import protobuf, tables
 from .admission import Admission, Attributes
 from .cluster import DeleteOptions
+from .conversion import ConversionWebhooks
 from .discovery import ResourceType
 from .errors import (
     OPTIONS_KIND,
@@ -46,6 +48,7 @@ from .errors import (
 )
 from .reads import ReadHandlers, Target, not_found_path, resolve
 from .validation import json_type
+from .watch import line
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
 
@@ -162,15 +165,148 @@ def _protobuf_body(raw: bytes) -> Any:
         ) from None
 
 
+def _body_name(body: Any) -> str:
+    """``metadata.name`` of a create body, ``""`` when the body is malformed (the registry says why)."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def _manager_from_agent(agent: str) -> str:
     """The default field manager: the User-Agent up to its first ``/`` (as kube-apiserver does)."""
     return agent.split("/", 1)[0][:128] or "unknown"
+
+
+_READ: Any = object()
+"""No body given: read the request's."""
 
 
 class ResourceHandler(ReadHandlers):
     """Serves one resource request against a :class:`~.cluster.Cluster`."""
 
     _admission: Admission | None = None
+    _conversions: ConversionWebhooks | None = None
+
+    @property
+    def conversions(self) -> ConversionWebhooks:
+        """CRD conversion webhooks (:mod:`.conversion`) for requests in a non-storage version."""
+        if self._conversions is None:
+            self._conversions = ConversionWebhooks(self.cluster.storage, self.cluster.registry)
+        return self._conversions
+
+    async def _converting(
+        self, request: web.Request, target: Target, storage_rt: ResourceType
+    ) -> web.StreamResponse:
+        """Serve a request in a version the CRD's webhook converts (:mod:`.conversion`): the
+        registry works in the storage version, bodies and answers are converted at this boundary."""
+        rt = target.rt
+        inner = dataclasses.replace(target, rt=storage_rt)
+        convert = self.conversions.convert
+        if target.verb == "watch":
+
+            async def rewrite(data: bytes) -> tuple[bytes, bool]:
+                return await self._convert_watch_lines(rt, data)
+
+            return await self.watch(request, inner, rewrite=rewrite)
+        if target.verb in ("create", "update"):
+            content_type = request.headers.get("Content-Type", "")
+            raw = await request.read()
+            body = _json_body(raw, content_type, rt.kind, "" if target.subresource else target.verb)
+            if isinstance(body, dict) and body.get("apiVersion") == rt.api_version:
+                (body,) = await convert(rt, [body], storage_rt.api_version)
+            response = await self.handle(request, inner, body)
+        elif target.verb == "patch":
+            response = await self._converted_patch(request, target, storage_rt)
+        else:
+            response = await self.handle(request, inner)
+        return await self._convert_response(rt, response)
+
+    async def _converted_patch(
+        self, request: web.Request, target: Target, storage_rt: ResourceType
+    ) -> web.StreamResponse:
+        """A PATCH in the request's version: the stored object converted, patched, converted back and
+        written as an update conditional on the stored resourceVersion (retried on a conflict)."""
+        from . import patch as patchlib
+        from .apply import server_side_apply
+
+        rt = target.rt
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type not in (JSON_PATCH, MERGE, APPLY):
+            raise unsupported_media_type(content_type, [JSON_PATCH, MERGE, APPLY])
+        body = _json_body(await request.read(), content_type, rt.kind, "patch")
+        inner = dataclasses.replace(target, rt=storage_rt, verb="update")
+        for _ in range(5):
+            stored = self.cluster.get(storage_rt, target.namespace, target.name)
+            (current,) = await self.conversions.convert(rt, [stored.obj], rt.api_version)
+            try:
+                if content_type == MERGE:
+                    patched = patchlib.json_merge_patch(current, body)
+                elif content_type == JSON_PATCH:
+                    patched = patchlib.json_patch(current, body)
+                else:
+                    patched = server_side_apply(
+                        current,
+                        body,
+                        manager=request.query.get("fieldManager") or "",
+                        force=query_bool(request.query.get("force")),
+                        api_version=rt.api_version,
+                        kind=rt.kind,
+                        now=self.cluster.now(),
+                        schema=rt.schema,
+                        subresource=target.subresource or None,
+                        status_subresource=rt.status_subresource,
+                    )
+            except patchlib.PatchError as exc:
+                raise ApiError(exc.to_status()) from None
+            patched.setdefault("metadata", {})["resourceVersion"] = stored.obj["metadata"]["resourceVersion"]
+            (converted,) = await self.conversions.convert(rt, [patched], storage_rt.api_version)
+            try:
+                return await self.handle(request, inner, converted)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+        raise ApiError(status_body(409, "Conflict", "the object kept changing while it was patched"))
+
+    async def _convert_response(self, rt: ResourceType, response: web.StreamResponse) -> web.StreamResponse:
+        """A JSON answer's object or list items converted to ``rt``'s version (others unchanged)."""
+        if not isinstance(response, web.Response) or response.status >= 300 or response.body is None:
+            return response
+        if response.content_type != "application/json" or not isinstance(response.body, bytes):
+            return response
+        body = orjson.loads(response.body)
+        if not isinstance(body, dict):
+            return response
+        if body.get("kind") == rt.kind:
+            (body,) = await self.conversions.convert(rt, [body], rt.api_version)
+        elif body.get("kind") == rt.list_kind:
+            body["items"] = await self.conversions.convert(rt, list(body.get("items") or ()), rt.api_version)
+            body["apiVersion"] = rt.api_version
+        else:
+            return response
+        converted = web.Response(
+            body=orjson.dumps(body), status=response.status, content_type="application/json"
+        )
+        for key, value in response.headers.items():
+            if key.lower() == "warning":
+                converted.headers.add(key, value)
+        return converted
+
+    async def _convert_watch_lines(self, rt: ResourceType, data: bytes) -> tuple[bytes, bool]:
+        """Watch lines with their objects converted to ``rt``'s version; a failure ends the watch."""
+        events = [orjson.loads(chunk) for chunk in data.splitlines() if chunk.strip()]
+        objects = [e["object"] for e in events if e.get("type") in ("ADDED", "MODIFIED", "DELETED")]
+        try:
+            converted = iter(await self.conversions.convert(rt, objects, rt.api_version))
+        except ApiError as exc:
+            return line("ERROR", exc.body), True
+        out: list[bytes] = []
+        for event in events:
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                event["object"] = next(converted)
+            elif event.get("type") == "BOOKMARK":
+                event["object"]["apiVersion"] = rt.api_version
+            out.append(orjson.dumps(event) + b"\n")
+        return b"".join(out), False
 
     @property
     def admission(self) -> Admission:
@@ -218,10 +354,16 @@ class ResourceHandler(ReadHandlers):
         finally:
             cluster.field_validation, cluster.warnings = validation, warnings
 
-    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
-        if target.verb not in ("create", "update", "patch"):
-            return await self._handle(request, target)
-        _check_options(request.query, target.verb)
+    async def handle(self, request: web.Request, target: Target, body: Any = _READ) -> web.StreamResponse:
+        """Serve ``target``; ``body`` replaces the request's body when given (conversion)."""
+        if body is _READ and target.subresource != "scale":
+            storage_rt = self.conversions.storage_type(target.rt)
+            if storage_rt is not None:
+                return await self._converting(request, target, storage_rt)
+        if target.verb not in ("create", "update", "patch", "delete"):
+            return await self._handle(request, target, body)
+        if target.verb != "delete":
+            _check_options(request.query, target.verb)
         validation = request.query.get("fieldValidation") or "Warn"
         # Read the body first: from here to the response nothing awaits (aiohttp returns the cached
         # body at once), so no other request can run while these per-request fields are set.
@@ -229,7 +371,7 @@ class ResourceHandler(ReadHandlers):
         self.cluster.field_validation = validation
         self.cluster.warnings = []
         try:
-            response = await self._handle(request, target)
+            response = await self._handle(request, target, body)
             for warning in dict.fromkeys(self.cluster.warnings):
                 escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
                 response.headers.add("Warning", f'299 - "{escaped}"')
@@ -238,7 +380,7 @@ class ResourceHandler(ReadHandlers):
             self.cluster.field_validation = "Warn"
             self.cluster.warnings = []
 
-    async def _handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, target: Target, given: Any = _READ) -> web.StreamResponse:
         rt = target.rt
         query = request.query
         if target.verb not in rt.verbs and not target.subresource:
@@ -257,14 +399,16 @@ class ResourceHandler(ReadHandlers):
         content_type = request.headers.get("Content-Type", "")
         if "cbor" in content_type or ("protobuf" in content_type and target.verb == "patch"):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
-        raw = await request.read() if target.verb != "delete" or request.can_read_body else b""
+        raw = await request.read() if target.verb != "delete" or request.body_exists else b""
         if (
             target.verb in ("create", "update")
             and content_type
             and not any(t in content_type for t in ("json", "yaml", "protobuf"))
         ):
             raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
-        if "protobuf" in content_type:
+        if given is not _READ:
+            body = given
+        elif "protobuf" in content_type:
             body = _protobuf_body(raw)
         else:
             body = _json_body(raw, content_type, rt.kind, "" if target.subresource else target.verb)
@@ -278,7 +422,7 @@ class ResourceHandler(ReadHandlers):
                 dry_run,
                 lambda dry: self.cluster.create(rt, target.namespace, body, dry_run=dry, manager=manager),
                 lambda obj, dry: self.cluster.create(rt, target.namespace, obj, dry_run=dry, manager=None),
-                name=str(((body if isinstance(body, dict) else {}).get("metadata") or {}).get("name") or ""),
+                name=_body_name(body),
             )
             return self._object(request, rt, out, status=201)
         if target.verb == "update":

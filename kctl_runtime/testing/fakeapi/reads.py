@@ -44,7 +44,7 @@ from .errors import (
     status_body,
 )
 from .storage import Stored, sort_key
-from .watch import Watcher, line, serve_watch
+from .watch import Rewriter, Watcher, line, serve_watch
 
 if TYPE_CHECKING:
     import datetime as _dt
@@ -402,7 +402,9 @@ class ReadHandlers:
 
     # ---- watch ----
 
-    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+    async def watch(
+        self, request: web.Request, target: Target, *, rewrite: Rewriter | None = None
+    ) -> web.StreamResponse:
         rt = target.rt
         query = request.query
         matches = self._matcher(rt, query)
@@ -501,6 +503,7 @@ class ReadHandlers:
             timeout=timeout,
             bookmark=bookmark_line if bookmarks else None,
             bookmark_interval=self.bookmark_interval(),
+            rewrite=rewrite,
         )
 
     # ---- patch ----

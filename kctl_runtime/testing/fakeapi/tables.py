@@ -163,7 +163,7 @@ def _cell(rt: ResourceType, column: PrinterColumn, obj: dict[str, Any], now: _dt
             count += len(obj.get("binaryData") or {})
         return count
     if path.startswith("@"):
-        return _computed(path[1:], obj)
+        return _computed(path[1:], obj, now)
     found = evaluate_jsonpath(obj, path)
     if column.type == "date" and not rt.custom and column not in (_AGE, _CSR_AGE):
         return found[0] if found else "<none>"
@@ -179,7 +179,7 @@ def _cell(rt: ResourceType, column: PrinterColumn, obj: dict[str, Any], now: _dt
     return str(value)
 
 
-def _computed(name: str, obj: dict[str, Any]) -> str:
+def _computed(name: str, obj: dict[str, Any], now: _dt.datetime) -> str:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     if name == "ports":
@@ -225,6 +225,8 @@ def _computed(name: str, obj: dict[str, Any]) -> str:
         return "<none>" if not gates else f"0/{len(gates)}"
     if name == "deployready":
         return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}"
+    if name in ("jobstatus", "completions", "jobduration"):
+        return _job_cell(name, obj, now)
     if name == "csrduration":
         seconds = spec.get("expirationSeconds")
         return "<none>" if seconds is None else human_duration(int(seconds))
@@ -237,6 +239,41 @@ def _computed(name: str, obj: dict[str, Any]) -> str:
         involved = obj.get("involvedObject") or {}
         return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
     return "<none>"
+
+
+def _job_cell(name: str, obj: dict[str, Any], now: _dt.datetime) -> str:
+    """kubectl's Job columns (printers.go printJob): Status, Completions, Duration."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if name == "completions":
+        succeeded = status.get("succeeded", 0)
+        if spec.get("completions") is not None:
+            return f"{succeeded}/{spec['completions']}"
+        parallelism = spec.get("parallelism", 0)
+        return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+    if name == "jobduration":
+        start, end = status.get("startTime"), status.get("completionTime")
+        if not start:
+            return ""
+        if not end:
+            return age(start, now)
+        try:
+            finished = _dt.datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+        except ValueError:
+            return "<invalid>"
+        return age(start, finished)
+    conditions = [c for c in status.get("conditions") or () if isinstance(c, dict)]
+    true = {c.get("type") for c in conditions if c.get("status") == "True"}
+    if "Complete" in true:
+        return "Complete"
+    if "Failed" in true:
+        return "Failed"
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for condition in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if condition in true:
+            return condition
+    return "Running"
 
 
 def _template_containers(obj: dict[str, Any]) -> list[dict[str, Any]]:

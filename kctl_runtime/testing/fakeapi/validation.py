@@ -11,7 +11,9 @@ strategy validation that follows (422 ``Invalid``, causes as the real server nam
 * ConfigMap / Secret payload at most 1 MiB (``data: Too long``);
 * ``immutable: true`` ConfigMaps and Secrets keep their ``data``/``binaryData`` and stay immutable
   (``Forbidden: field is immutable when `immutable` is set``);
-* a Deployment's ``spec.selector`` never changes (``field is immutable``).
+* a Deployment's ``spec.selector`` never changes (``field is immutable``);
+* Jobs: the spec checks of :func:`.jobs.validate_job` and, through :func:`validate_builtin_status`,
+  the status checks of :func:`.jobs.validate_job_status`.
 
 Only these checks are modelled; other malformed built-in specs are stored as sent (see the docs'
 table of differences).
@@ -26,7 +28,7 @@ from typing import Any, NoReturn
 from .discovery import ResourceType
 from .errors import bad_request, invalid
 
-__all__ = ["decode_check", "drop_empty_maps", "validate_builtin"]
+__all__ = ["decode_check", "drop_empty_maps", "validate_builtin", "validate_builtin_status"]
 
 ANNOTATIONS_LIMIT = 256 * 1024
 PAYLOAD_LIMIT = 1024 * 1024
@@ -141,6 +143,16 @@ def _cause(reason: str, field: str, message: str) -> dict[str, str]:
     return {"reason": reason, "message": message, "field": field}
 
 
+def validate_builtin_status(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> None:
+    """422 for a status-subresource write the real registry of ``rt`` refuses (Jobs: :mod:`.jobs`)."""
+    if _kind_of(rt) == "batch/jobs":
+        from .jobs import validate_job_status
+
+        causes = validate_job_status(obj, old)
+        if causes:
+            raise invalid(rt.kind, rt.group, obj.get("metadata", {}).get("name", ""), causes)
+
+
 def validate_builtin(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """422 for what the real registry strategy of ``rt`` refuses (``old`` is ``None`` on create)."""
     if rt.custom:
@@ -184,5 +196,9 @@ def validate_builtin(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] 
         selector = (obj.get("spec") or {}).get("selector")
         if selector != (old.get("spec") or {}).get("selector"):
             causes.append(_cause("FieldValueInvalid", "spec.selector", "field is immutable"))
+    elif kind == "batch/jobs":
+        from .jobs import validate_job
+
+        causes += validate_job(obj, old)
     if causes:
         raise invalid(rt.kind, rt.group, obj.get("metadata", {}).get("name", ""), causes)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from .storage import Event, Storage, Stored
 __all__ = ["Renderer", "WatchHub", "Watcher", "serve_watch"]
 
 Renderer = Callable[[dict[str, Any]], Any]
+Rewriter = Callable[[bytes], Awaitable[tuple[bytes, bool]]]
 
 
 def line(event_type: str, obj: Any) -> bytes:
@@ -171,8 +172,22 @@ async def serve_watch(
     bookmark: Callable[[Watcher], bytes | None] | None,
     bookmark_interval: float,
     headers: dict[str, str] | None = None,
+    rewrite: Rewriter | None = None,
 ) -> web.StreamResponse:
-    """Stream ``initial`` lines, then live events, until timeout / close / client disconnect."""
+    """Stream ``initial`` lines, then live events, until timeout / close / client disconnect.
+
+    ``rewrite`` (CRD conversion webhooks) turns each batch of lines into what is sent, and says
+    whether the watch must end after it (a failed conversion ends it with an ERROR event).
+    """
+
+    async def send(data: bytes) -> bool:
+        """Write ``data`` (rewritten); False when the watch must end."""
+        stop = False
+        if rewrite is not None:
+            data, stop = await rewrite(data)
+        await response.write(data)
+        return not stop
+
     response = web.StreamResponse(status=200, headers=headers)
     response.content_type = "application/json"
     response.enable_chunked_encoding()
@@ -181,10 +196,9 @@ async def serve_watch(
     try:
         await response.prepare(request)
         pending = b"".join(initial)
-        if pending:
-            await response.write(pending)
+        ended = bool(pending) and not await send(pending)
         next_bookmark = _next_bookmark(loop.time(), deadline, bookmark_interval) if bookmark else None
-        while True:
+        while not ended:
             now = loop.time()
             wake = min((t for t in (deadline, next_bookmark) if t is not None), default=None)
             if deadline is not None and now >= deadline:
@@ -202,8 +216,8 @@ async def serve_watch(
                 mark = None if closed else bookmark(watcher)
                 if mark is not None:
                     chunks.append(mark)
-                if chunks:
-                    await response.write(b"".join(chunks))
+                if chunks and not await send(b"".join(chunks)):
+                    break
                 if closed:
                     break
                 next_bookmark = _next_bookmark(now, deadline, bookmark_interval)
@@ -225,8 +239,8 @@ async def serve_watch(
                     closed = True
                 else:
                     chunks.append(more)
-            if chunks:
-                await response.write(b"".join(chunks))
+            if chunks and not await send(b"".join(chunks)):
+                break
             if closed:
                 break
         with contextlib.suppress(ConnectionError, RuntimeError):
