@@ -156,6 +156,13 @@ from kctl_runtime.resource import (
     forget_discovery,
     object_key,
 )
+from kctl_runtime.sharding import (
+    HashRing,
+    Shard,
+    Sharder,
+    ShardingConfig,
+    ShardLeaseLost,
+)
 from kctl_runtime.store import (
     NAMESPACE_INDEX,
     ReplaceResult,
@@ -218,6 +225,7 @@ __all__ = [
     "ForcedShutdown",
     "Gone",
     "HandlerRegistration",
+    "HashRing",
     "Informer",
     "InformerFactory",
     "Init",
@@ -250,6 +258,10 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "ServerError",
+    "Shard",
+    "ShardLeaseLost",
+    "Sharder",
+    "ShardingConfig",
     "ShutDown",
     "Store",
     "SystemClock",
