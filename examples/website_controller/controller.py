@@ -489,11 +489,13 @@ class WebsiteReconciler:
         *,
         clock: Clock | None = None,
         conflict_retry_seconds: float = 60.0,
+        child_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.events = events
         self.clock: Clock = clock or SystemClock()
         self.conflict_retry_seconds = conflict_retry_seconds
+        self.child_labels = dict(child_labels or {})
 
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         try:
@@ -511,6 +513,9 @@ class WebsiteReconciler:
             (DEPLOYMENTS, desired_deployment(website)),
             (SERVICES, desired_service(website)),
         ]
+        if self.child_labels:  # on the children's metadata only: never on the pod template
+            for _resource, desired in children:
+                desired["metadata"]["labels"] = {**desired["metadata"]["labels"], **self.child_labels}
         current: dict[str, dict[str, Any] | None] = {}
         for resource, desired in children:  # check both before writing either
             current[resource.kind] = found = await self._read(resource, desired)
@@ -709,18 +714,25 @@ def website_controller(
     clock: Clock | None = None,
     max_concurrent_reconciles: int = 2,
     conflict_retry_seconds: float = 60.0,
+    child_labels: Mapping[str, str] | None = None,
 ) -> Controller:
-    """The Website controller, ready for ``manager.add``.
+    """The Website controller, ready for ``manager.add`` (or ``Shard.add``).
 
     Websites are filtered with ``generation_changed``: status writes and label edits do not
     reconcile again (the children's own events and resyncs still do). Owned Deployments and
     Services enqueue their Website on every change, which is how drift is noticed.
+    ``child_labels`` are put on the children's metadata (a shard labels its children with its
+    shard at creation, so its shard-selected cache sees them at once).
     """
     return Controller(
         "website",
         for_=WEBSITES,
         reconciler=WebsiteReconciler(
-            client, events, clock=clock, conflict_retry_seconds=conflict_retry_seconds
+            client,
+            events,
+            clock=clock,
+            conflict_retry_seconds=conflict_retry_seconds,
+            child_labels=child_labels,
         ),
         owns=[DEPLOYMENTS, SERVICES],
         predicates=[generation_changed()],
