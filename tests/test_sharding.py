@@ -26,6 +26,7 @@ from kctl_runtime.client import Client
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.informer import InformerFactory
+from kctl_runtime.manager import Manager
 from kctl_runtime.metrics import sample_value
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request
@@ -489,3 +490,79 @@ async def test_a_dead_shards_objects_move_once_its_lease_expires(fake_kube: Kube
         assert lease["spec"]["holderIdentity"] == "", lease["spec"]  # the claim was released
     assert ring.config.shard_label == shard_label(ring.config.ring)
     never_two_at_once(ring.records.spans)
+
+
+# ------------------------------------------------------------------------- wiring (docs/sharding.md)
+
+
+class ChildOf:
+    """A reconciler that reads through ``manager.client`` (the shard's cache) and makes a child."""
+
+    def __init__(self, client: Client, shard_id: str, seen: list[tuple[str, str]]) -> None:
+        self.client, self.shard_id, self.seen = client, shard_id, seen
+
+    async def reconcile(self, request: Request) -> None:
+        secret = await self.client.get(SECRETS, request.name, request.namespace)  # from the cache
+        self.seen.append((self.shard_id, secret["metadata"]["name"]))
+
+
+# --8<-- [start:wiring]
+def sharded_manager(
+    api_client: object, lease_client: object, namespace: str, shard_id: str, seen: list[tuple[str, str]]
+) -> Manager:
+    """One replica: a shard of ring "secrets" running the controller, and a sharder candidate."""
+    config = ShardingConfig(
+        ring="secrets",
+        resource=SECRETS,
+        owns=[CONFIGMAPS],  # children that follow their Secret's shard
+        lease_namespace=namespace,
+        namespace=namespace,
+    )
+    manager = Manager(api_client, health_bind=None, metrics_bind=None, handle_signals=False)
+    shard = Shard(lease_client, config, shard_id)  # shard_id: unique per replica, e.g. the pod name
+    shard.add(
+        Controller(
+            "secret-children",
+            for_=SECRETS,
+            owns=[CONFIGMAPS],
+            reconciler=ChildOf(manager.client, shard_id, seen),
+        )
+    )
+    shard.attach(manager)  # runs on every replica, while it holds its shard Lease
+    Sharder(lease_client, config).attach(manager)  # one replica's sharder leads
+    return manager
+
+
+# --8<-- [end:wiring]
+
+
+async def test_managers_wired_as_the_docs_show_share_the_objects(kube: KubeTarget) -> None:
+    client = Client(kube.api_client)
+    seen: list[tuple[str, str]] = []
+    managers = [
+        sharded_manager(
+            await kube.new_api_client(), await kube.new_api_client(), kube.namespace, shard_id, seen
+        )
+        for shard_id in ("replica-a", "replica-b")
+    ]
+    async with anyio.create_task_group() as tg:
+        for manager in managers:
+            tg.start_soon(manager.run)
+        await create_secrets(client, kube.namespace, 40)
+        ring = HashRing({"replica-a", "replica-b"})
+
+        async def all_seen_by_their_shard() -> bool:
+            by_name = {name: shard for shard, name in seen}
+            expected = {f"site-{i:04d}" for i in range(40)}
+            assert expected <= set(by_name), f"{len(expected - set(by_name))} not reconciled yet"
+            assert all(by_name[n] == ring.get(f"{kube.namespace}/{n}") for n in expected)
+            return True
+
+        await eventually(all_seen_by_their_shard, timeout=30, message="every Secret reconciled by its shard")
+        for manager in managers:
+            manager.stop()
+    # a graceful stop released every Lease
+    for shard_id in ("replica-a", "replica-b"):
+        lease = await client.get(LEASES, shard_lease_name("secrets", shard_id), kube.namespace)
+        assert lease["spec"]["holderIdentity"] == ""
+    assert {s for s, _ in seen} == {"replica-a", "replica-b"}

@@ -13,9 +13,11 @@ line at every reconcile start and end. The scenario, on ``OBJECTS`` Websites:
 4. SIGTERM of another (-> 2 shards): the moves are again exactly the ring's;
 5. from the processes' own records: no Website was ever reconciled by two processes at once.
 
-``OBJECTS`` is 300 by default so that a tier runs in about a minute on 2 cores; set
-``KCTL_SHARDING_OBJECTS=3000`` for the issue's full size (measured in docs/sharding.md; the spread
-bound max/min <= 1.3 is asserted from 1000 objects up, where sampling noise is below it).
+``OBJECTS`` is 300 by default so that a tier runs in well under a minute on 2 cores; set
+``KCTL_SHARDING_OBJECTS=2500`` for the large run (measured in docs/sharding.md; the spread bound
+max/min <= 1.3 is asserted from 1000 objects up, where sampling noise is below it). The issue's 3000
+cannot be run with this workload: each Website has a NodePort Service, and the default node-port
+range 30000-32767 holds 2,768 of them (the fake models the same range).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ async def converged(
     since: float,
     previous: dict[str, str] | None = None,
     *,
-    timeout: float = 90.0,
+    timeout: float = max(90.0, OBJECTS * 0.1),
 ) -> tuple[dict[str, str], float]:
     """Every Website labelled as the ring over ``shards`` says, its children labelled like it, and
     every Website that changed shard since ``previous`` (all, without it) reconciled by its new shard
@@ -217,7 +219,9 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
             await c.start(shard)
         began = time.monotonic()
         names = await create_websites(c.api, kube.namespace, OBJECTS)
-        three, at = await converged(c, {"shard-0", "shard-1", "shard-2"}, names, 0.0, timeout=120)
+        three, at = await converged(
+            c, {"shard-0", "shard-1", "shard-2"}, names, 0.0, timeout=max(120, OBJECTS * 0.2)
+        )
         shares = Counter(three.values())
         spread = max(shares.values()) / min(shares.values())
         report.append(f"3 shards converged in {at - began:.1f} s; shares {dict(sorted(shares.items()))}")
