@@ -61,7 +61,7 @@ Metrics (label ``ring``): ``kctl_shard_objects{shard}`` (objects in the shard's 
 replica), ``kctl_shard_lease_held{shard}``, ``kctl_shard_drains_total{shard}`` (drains
 acknowledged), and on the leading sharder ``kctl_sharder_assigned_objects{shard}``,
 ``kctl_sharder_alive_shards``, ``kctl_sharder_moves_total{how}`` (``assign``, ``drain``,
-``direct``, ``child``).
+``undrain``, ``direct``, ``child``).
 """
 
 from __future__ import annotations
@@ -155,8 +155,8 @@ SHARDER_ALIVE = Gauge(
 )
 SHARDER_MOVES = Counter(
     "kctl_sharder_moves_total",
-    "Label writes of the sharder: assign (unlabelled), drain (asked a live shard to let go), direct "
-    "(moved off a dead shard), child (a child followed its owner).",
+    "Label writes of the sharder: assign (unlabelled), drain (asked a live shard to let go), undrain "
+    "(a drain no longer needed), direct (moved off a dead shard), child (a child followed its owner).",
     ["ring", "how"],
     registry=REGISTRY,
 )

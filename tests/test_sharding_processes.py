@@ -214,6 +214,13 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
     kube: KubeTarget, tmp_path: Path
 ) -> None:
     report: list[str] = [f"[{kube.backend}] {OBJECTS} Websites"]
+    try:
+        await _scenario(kube, tmp_path, report)
+    finally:
+        print("\n" + "\n".join(report))
+
+
+async def _scenario(kube: KubeTarget, tmp_path: Path, report: list[str]) -> None:
     async with cluster(kube, tmp_path) as c:
         for shard in ("shard-0", "shard-1", "shard-2"):
             await c.start(shard)
@@ -224,7 +231,11 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
         )
         shares = Counter(three.values())
         spread = max(shares.values()) / min(shares.values())
-        report.append(f"3 shards converged in {at - began:.1f} s; shares {dict(sorted(shares.items()))}")
+        rate = OBJECTS / (at - began)
+        report.append(
+            f"3 shards converged in {at - began:.1f} s ({rate:.0f} Websites/s); "
+            f"shares {dict(sorted(shares.items()))}"
+        )
         report.append(f"spread max/min {spread:.2f}")
         if OBJECTS >= 1000:
             assert spread <= 1.3, shares
@@ -256,7 +267,10 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
             f"everything incl. children relabelled and seen by the test after {took:.1f} s"
         )
         assert moved(four, three_again) == victims
-        assert last <= LEASE_DURATION + RETRY_PERIOD + SLACK, last
+        # the first moved Website is reconciled within lease + retry period; the rest as fast as three
+        # shards reconcile (their rate while converging the creates above, with room for a busier server)
+        assert first <= LEASE_DURATION + RETRY_PERIOD + SLACK, first
+        assert last <= LEASE_DURATION + RETRY_PERIOD + SLACK + 2 * len(victims) / rate, (last, rate)
 
         # SIGTERM shard-2 (-> 2 shards): a graceful stop releases the Lease; moves are the ring's
         stopped = c.signal("shard-2", signal.SIGTERM)
@@ -272,4 +286,3 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
         spans = c.spans({"shard-3": killed})
     count = never_two_at_once(spans)
     report.append(f"{count} reconciles recorded by 4 processes; none of one Website overlapped another's")
-    print("\n" + "\n".join(report))
