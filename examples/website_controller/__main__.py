@@ -65,7 +65,7 @@ async def main(
     manager = await manager_from_args(
         args,
         requires=[WEBSITES],
-        install_hint="install the CRD (kubectl apply -f examples/website_controller/crd.yaml)",
+        install_hint="install the CRD (kubectl apply -f examples/website_controller/manifests/crd.yaml)",
         field_manager=FIELD_MANAGER,
     )
     if sharding is None:

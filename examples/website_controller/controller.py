@@ -70,6 +70,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from examples.website_controller.api import Website
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.conditions import find_condition, set_condition
@@ -101,8 +102,8 @@ __all__ = [
 
 _log = structlog.get_logger("examples.website_controller")
 
-WEBSITES = Resource("extensions.example.com", "v1", "websites", "Website")
-"""The Website custom resource (see ``crd.yaml``)."""
+WEBSITES = Website.resource
+"""The Website custom resource, declared by the class in ``api.py``."""
 
 FIELD_MANAGER = "website-controller"
 """The server-side-apply field manager: the controller owns exactly the fields it applies."""

@@ -3,7 +3,8 @@
 Contract
 --------
 :func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1,
-coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1) with the discovery facts of
+coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, admissionregistration.k8s.io/v1
+webhook configurations) with the discovery facts of
 kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 
 :class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
@@ -30,6 +31,15 @@ __all__ = ["Defaulter", "builtin_types", "fold_string_data"]
 
 _READ_ONLY = ("get", "list", "watch")
 _NO_DELETE_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+def _replicas_scale() -> dict[str, str]:
+    """The scale subresource of the apps/v1 kinds with ``spec.replicas`` (Deployment, ReplicaSet)."""
+    return {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
 
 
 def _col(name: str, path: str | None, type_: str = "string", priority: int = 0) -> PrinterColumn:
@@ -158,11 +168,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Ready", "@deployready"),
                 _col("Up-to-date", ".status.updatedReplicas", "integer"),
@@ -183,11 +189,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Desired", ".spec.replicas", "integer"),
                 _col("Current", ".status.replicas", "integer"),
@@ -212,6 +214,26 @@ def builtin_types() -> list[ResourceType]:
             True,
             short_names=("ev",),
             printer_columns=(_col("Reason", ".reason"), _col("Note", ".note")),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
         ),
         ResourceType(
             "apiextensions.k8s.io",
@@ -319,6 +341,10 @@ class Defaulter:
             obj.setdefault("type", "Opaque")
         elif rt.plural == "pods":
             _pod_defaults(obj)
+        elif rt.group == "admissionregistration.k8s.io":
+            from .admission import default_webhook_configuration
+
+            default_webhook_configuration(obj, mutating=rt.plural.startswith("mutating"))
 
     def _service(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})

@@ -63,6 +63,10 @@ class Controllers:
         self._unsubscribe = cluster.storage.subscribe(self._on_event)
         for stored in cluster.storage.iter(_NS_KEY):
             self._enqueue(("namespace-new", stored.name))
+        for stored in cluster.storage.iter(_CRD_KEY):  # CRDs loaded from a state file
+            spec = stored.obj["spec"]
+            if self._type(f"{spec['group']}/{spec['names']['plural']}") is None:
+                self._enqueue(("crd", stored.name))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="fakeapi-controllers")
