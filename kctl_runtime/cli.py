@@ -276,20 +276,26 @@ def add_sharding_arguments(
         "--shard",
         action=argparse.BooleanOptionalAction,
         default=shard_default,
-        help="run as one shard of a ring: every replica reconciles its share of the objects",
+        help=_help("run as one shard of a ring: each replica reconciles its share", "KCTL_SHARD", "off"),
     )
     parser.add_argument(
         "--shard-id",
         type=_shard_id,
-        default=env.get("KCTL_SHARD_ID") or socket.gethostname().split(".")[0],
-        help="this replica's shard id, unique in the ring (default: the host name, i.e. the pod name)",
+        default=env.get("KCTL_SHARD_ID") or socket.gethostname().split(".")[0].lower(),
+        help=_help(
+            "this replica's shard id, unique in the ring", "KCTL_SHARD_ID", "the host name, i.e. the pod name"
+        ),
     )
-    parser.add_argument("--shard-ring", default=env.get("KCTL_SHARD_RING", ring), help="the ring's name")
+    parser.add_argument(
+        "--shard-ring",
+        default=env.get("KCTL_SHARD_RING", ring),
+        help=_help("the ring's name", "KCTL_SHARD_RING", ring),
+    )
     parser.add_argument(
         "--shard-lease-duration",
         type=positive_seconds,
         default=env.get("KCTL_SHARD_LEASE_DURATION", "15"),
-        help="seconds before a dead shard's objects move (default: 15)",
+        help=_help("seconds before a dead shard's objects move", "KCTL_SHARD_LEASE_DURATION", "15"),
     )
 
 

@@ -205,11 +205,11 @@ class HashRing:
     key belongs to the first point at or after its own hash. Adding a node to N moves about
     1/(N+1) of the keys (only to the new node); removing one moves only that node's keys. The
     result depends only on the set of nodes, not on the order they were added, so every process
-    computes the same assignment. With 100 virtual nodes the largest share is typically within
-    ~1.2x of the smallest for a few thousand keys.
+    computes the same assignment. With the default 1000 virtual nodes per node the largest share
+    stays within about 1.3x of the smallest (with 100, unlucky node names reach 1.7x).
     """
 
-    def __init__(self, nodes: Iterable[str] = (), *, virtual_nodes: int = 100) -> None:
+    def __init__(self, nodes: Iterable[str] = (), *, virtual_nodes: int = 1000) -> None:
         if virtual_nodes < 1:
             raise ValueError(f"virtual_nodes must be >= 1, got {virtual_nodes}")
         self.virtual_nodes = virtual_nodes
@@ -283,8 +283,9 @@ class ShardingConfig:
     """Seconds a shard keeps trying to renew before it stops its controllers (10)."""
     retry_period: float = 2.0
     """Seconds between renewals, and between the sharder's checks for expired Leases (2)."""
-    virtual_nodes: int = 100
-    """Points per shard on the hash ring (100): more points, more even shares, slower ring builds."""
+    virtual_nodes: int = 1000
+    """Points per shard on the hash ring (1000): more points, more even shares, slower ring builds
+    (10 shards: 10,000 SHA-1 hashes, about 10 ms, once per membership change)."""
 
     def __post_init__(self) -> None:
         if not _LABEL_NAME.match(self.ring) or len(self.ring) > 40:

@@ -84,17 +84,19 @@ def test_adding_a_node_moves_about_one_in_n_plus_one_keys_and_only_to_it(nodes: 
     moved = [k for k in sample if before[k] != after[k]]
     assert all(after[k] == newcomer for k in moved)
     expected = len(sample) / (nodes + 1)
-    # 100 virtual nodes: a node's share is within about +-35 % of the ideal for any node names
-    assert 0.6 * expected <= len(moved) <= 1.45 * expected, (len(moved), expected)
+    # 1000 virtual nodes: a node's share is within about +-25 % of the ideal for any node names
+    assert 0.7 * expected <= len(moved) <= 1.3 * expected, (len(moved), expected)
 
 
 @settings(max_examples=20, deadline=None)
 @given(nodes=st.integers(min_value=2, max_value=6), salt=st.text(alphabet="xyz789", min_size=1, max_size=5))
 def test_shares_are_spread_evenly(nodes: int, salt: str) -> None:
-    ring = HashRing([f"{salt}-{i}" for i in range(nodes)], virtual_nodes=100)
+    ring = HashRing([f"{salt}-{i}" for i in range(nodes)])
     shares = Counter(ring.get(k) for k in keys(3000))
     assert len(shares) == nodes
-    assert max(shares.values()) / min(shares.values()) <= 1.6, shares
+    # 100 virtual nodes reached 1.67 for four nodes named "yzyy-0".."yzyy-3" (hypothesis found it);
+    # 1000 stay below about 1.3 (the rest is sampling noise of 3000 keys)
+    assert max(shares.values()) / min(shares.values()) <= 1.45, shares
 
 
 def test_three_named_shards_split_3000_objects_within_the_issues_bound() -> None:
