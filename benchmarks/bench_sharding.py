@@ -111,7 +111,7 @@ async def one_run(n: int, shards: int, log_dir: Path) -> Run:
         processes: list[ControllerProcess] = []
         try:
             client = Client(api_client, timeout=120.0)
-            await install_crd(client, ROOT / "examples/website_controller/crd.yaml", timeout=60)
+            await install_crd(client, ROOT / "examples/website_controller/manifests/crd.yaml", timeout=60)
             await client.create(NAMESPACES, {"metadata": {"name": NS}})
             observer = Observer(
                 api_client,
