@@ -796,8 +796,10 @@ class Sharder:
                 elif drain is None:
                     writes.append(self._writer(config.resource, obj, {config.drain_label: "true"}, "drain"))
             elif current is not None:
-                dead_with_objects.add(current)
+                # Claim a dead shard only when its objects have somewhere to go: with no shard alive,
+                # a claim would only keep the restarting shards from taking their Leases back.
                 if target is not None:
+                    dead_with_objects.add(current)
                     claim = self._claims.get(current)
                     if claim is not None and self._claim_valid(claim):
                         writes.append(

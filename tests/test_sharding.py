@@ -258,6 +258,7 @@ class Ring:
         self.records = Records()
         self.replicas: dict[str, Replica] = {}
         self.sharder: Sharder | None = None
+        self.sharder_scope = anyio.CancelScope()
 
     async def start_shard(self, shard_id: str) -> None:
         api_client = await self.kube.new_api_client()
@@ -298,7 +299,13 @@ class Ring:
 
     async def start_sharder(self) -> None:
         self.sharder = Sharder(await self.kube.new_api_client(), self.config)
-        self.tg.start_soon(self.sharder.run)
+        sharder, scope = self.sharder, self.sharder_scope
+
+        async def run() -> None:
+            with scope:
+                await sharder.run()
+
+        self.tg.start_soon(run)
 
     async def labels(self, client: Client) -> dict[str, str]:
         secrets = await client.list(SECRETS, self.kube.namespace, label_selector="suite=sharding")
@@ -568,3 +575,109 @@ async def test_managers_wired_as_the_docs_show_share_the_objects(kube: KubeTarge
         lease = await client.get(LEASES, shard_lease_name("secrets", shard_id), kube.namespace)
         assert lease["spec"]["holderIdentity"] == ""
     assert {s for s, _ in seen} == {"replica-a", "replica-b"}
+
+
+async def test_objects_labelled_with_a_shard_that_never_ran_move_under_a_claim(kube: KubeTarget) -> None:
+    """A label naming a shard without a Lease (a shard that never ran, or whose Lease was deleted): the
+    sharder creates that Lease as its claim -- so such a shard could not start meanwhile -- moves
+    the objects, and releases the claim."""
+    client = Client(kube.api_client)
+    async with ring_of(kube, []) as ring:
+        label = ring.config.shard_label
+        for i in range(10):
+            await client.create(
+                SECRETS,
+                {
+                    "metadata": {
+                        "name": f"ghost-{i}",
+                        "namespace": kube.namespace,
+                        "labels": {"suite": "sharding", label: "ghost"},
+                    }
+                },
+            )
+        await ring.start_shard("live")
+        keys_ = [f"{kube.namespace}/ghost-{i}" for i in range(10)]
+        await converged(ring, client, {"live"}, keys_)
+
+        async def released() -> bool:
+            lease = await client.get(LEASES, shard_lease_name(ring.config.ring, "ghost"), kube.namespace)
+            assert lease["spec"]["holderIdentity"] == "", lease["spec"]
+            assert lease["metadata"]["labels"]["shard.kctl.dev/shard"] == "ghost"
+            return True
+
+        await eventually(released, timeout=10, message="the claim on ghost's Lease released")
+    never_two_at_once(ring.records.spans)
+
+
+async def test_a_new_sharder_takes_over_and_keeps_assigning(kube: KubeTarget) -> None:
+    client = Client(kube.api_client)
+    async with ring_of(kube, ["s0", "s1"]) as ring:
+        standby = Sharder(await kube.new_api_client(), ring.config)
+        standby_scope = anyio.CancelScope()
+
+        async def run_standby() -> None:
+            with standby_scope:
+                await standby.run()
+
+        ring.tg.start_soon(run_standby)
+        keys_ = await create_secrets(client, kube.namespace, 20)
+        await converged(ring, client, {"s0", "s1"}, keys_)
+        assert ring.sharder is not None
+        assert ring.sharder.elector is not None
+        assert ring.sharder.elector.is_leader
+        assert standby.elector is not None
+        assert not standby.elector.is_leader
+        ring.sharder_scope.cancel()  # the leading sharder stops (and releases its Lease)
+        await eventually(lambda: _true(standby.elector is not None and standby.elector.is_leader), timeout=10)
+        more = [f"{kube.namespace}/late-{i}" for i in range(10)]
+        for key in more:
+            await client.create(
+                SECRETS,
+                {
+                    "metadata": {
+                        "name": key.split("/")[1],
+                        "namespace": kube.namespace,
+                        "labels": {"suite": "sharding"},
+                    }
+                },
+            )
+        await converged(ring, client, {"s0", "s1"}, keys_ + more)
+        standby_scope.cancel()
+    never_two_at_once(ring.records.spans)
+
+
+@pytest.mark.fake_only
+async def test_a_ring_whose_every_shard_died_comes_back(fake_kube: KubeTarget) -> None:
+    """Regression: with no shard alive, the sharder claimed the dead shards' Leases (their objects
+    had nowhere to go) and kept them, so the restarted shards could never take their Leases back."""
+    kube = fake_kube
+    client = Client(kube.api_client)
+    async with ring_of(kube, ["only"]) as ring:
+        keys_ = await create_secrets(client, kube.namespace, 10)
+        await converged(ring, client, {"only"}, keys_)
+        replica = ring.replicas.pop("only")
+        assert replica.shard.elector is not None
+        object.__setattr__(replica.shard.elector.config, "release_on_cancel", False)  # a crash
+        replica.scope.cancel()
+        await replica.done.wait()
+        await anyio.sleep(ring.config.lease_duration + 1.0)  # expired: the sharder sees no shard alive
+        restarted_at = time.monotonic()
+        await ring.start_shard("only")  # the restarted process: a new identity, the same shard id
+        await eventually(
+            lambda: _true(
+                ring.replicas["only"].shard.elector is not None
+                and ring.replicas["only"].shard.elector.is_leader
+            ),
+            timeout=ring.config.lease_duration * 2,
+            message="the restarted shard holds its Lease",
+        )
+        for key in keys_:  # it reconciles its objects again (a touch makes each one an event)
+            await client.patch(SECRETS, key.split("/")[1], {"data": {"y": "eQ=="}}, namespace=kube.namespace)
+
+        async def reconciled_again() -> bool:
+            done = {k for s, k, start, _ in ring.records.spans if s == "only" and start >= restarted_at}
+            assert done == set(keys_), f"{len(set(keys_) - done)} not reconciled since the restart"
+            return True
+
+        await eventually(reconciled_again, timeout=15, message="the restarted shard reconciles its objects")
+    never_two_at_once(ring.records.spans)
