@@ -468,7 +468,8 @@ class Shard:
         )
 
     async def run(self, informers: InformerFactory, cache: Cache | None = None) -> None:
-        """Hold the shard Lease and run the controllers while holding it.
+        """Hold the shard Lease and run the controllers while holding it (once per Shard: its
+        controllers run once).
 
         ``informers`` must be running. Raises :class:`ShardLeaseLost` when the Lease is lost (the
         controllers were cancelled before it could expire for anyone else). When cancelled, the
@@ -607,7 +608,8 @@ class Sharder:
     campaigns again after losing the Lease. Its informers (Leases of the ring; the primary and owned
     resources, metadata only) exist only while it leads, so standby replicas cache nothing for it.
     ``max_in_flight`` bounds concurrent label writes. ``api_client`` serves the sharder's Lease,
-    claims, informers and writes.
+    claims, informers and writes. A pass over every object runs at most every ``debounce`` seconds
+    while events arrive (a few milliseconds per thousand objects), and every half retry period.
     """
 
     def __init__(
@@ -618,7 +620,7 @@ class Sharder:
         identity: str | None = None,
         clock: Clock | None = None,
         max_in_flight: int = 16,
-        debounce: float = 0.05,
+        debounce: float = 0.2,
     ) -> None:
         self._api = api_client
         self.config = config
@@ -818,6 +820,12 @@ class Sharder:
                 writes.append(self._writer(config.resource, obj, patch, "assign"))
         for shard_id, count in counts.items():
             SHARDER_ASSIGNED.labels(config.ring, shard_id).set(count)
+        # forget pending writes of objects that are gone
+        present = {(0, _key(o)) for o in primary_store.list()}
+        for index, informer in enumerate(self._owned, start=1):
+            present.update((index, _key(o)) for o in informer.store.list())
+        for gone in [k for k in self._pending if k not in present]:
+            del self._pending[gone]
         for index, informer in enumerate(self._owned, start=1):
             writes.extend(self._child_writes(index, informer, owner_shards))
         await self._manage_claims(dead_with_objects, alive)
