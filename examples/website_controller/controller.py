@@ -514,9 +514,6 @@ class WebsiteReconciler:
             (DEPLOYMENTS, desired_deployment(website)),
             (SERVICES, desired_service(website)),
         ]
-        if self.child_labels:  # on the children's metadata only: never on the pod template
-            for _resource, desired in children:
-                desired["metadata"]["labels"] = {**desired["metadata"]["labels"], **self.child_labels}
         current: dict[str, dict[str, Any] | None] = {}
         for resource, desired in children:  # check both before writing either
             current[resource.kind] = found = await self._read(resource, desired)
@@ -573,8 +570,11 @@ class WebsiteReconciler:
             return current
         meta = desired["metadata"]
         if current is None:
+            created = desired
+            if self.child_labels:  # at creation only, on the child's metadata (never the pod template)
+                created = {**desired, "metadata": {**meta, "labels": {**meta["labels"], **self.child_labels}}}
             try:
-                applied = await self.client.create(resource, desired, field_manager=FIELD_MANAGER)
+                applied = await self.client.create(resource, created, field_manager=FIELD_MANAGER)
             except AlreadyExists:
                 fresh = await self.client.api.get(resource, meta["name"], meta["namespace"])
                 problem = _not_controlled_by(fresh, website["metadata"]["uid"])
@@ -722,8 +722,10 @@ def website_controller(
     Websites are filtered with ``generation_changed``: status writes and label edits do not
     reconcile again (the children's own events and resyncs still do). Owned Deployments and
     Services enqueue their Website on every change, which is how drift is noticed.
-    ``child_labels`` are put on the children's metadata (a shard labels its children with its
-    shard at creation, so its shard-selected cache sees them at once).
+    ``child_labels`` are put on the children's metadata when they are created (a shard labels its
+    children with its shard, so its shard-selected cache sees them at once); they are not part of the
+    desired state afterwards, so a Website that moves does not rewrite its children (the sharder
+    relabels them).
     """
     return Controller(
         "website",
