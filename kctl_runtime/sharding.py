@@ -360,6 +360,10 @@ def _drain_requested(label: str) -> Callable[[Mapping[str, Any], Mapping[str, An
     return update
 
 
+def _never(_obj: Mapping[str, Any]) -> bool:
+    return False
+
+
 def _size_of(informer: Informer) -> Callable[[], float]:
     store = informer.store
     return lambda: float(len(store))
@@ -451,7 +455,10 @@ class Shard:
             for o in controller.owns
         )
         if controller.predicates:
-            drain = from_functions(update=_drain_requested(config.drain_label))
+            # only a drain label's appearance bypasses the predicates; they decide everything else
+            drain = from_functions(
+                create=_never, update=_drain_requested(config.drain_label), delete=_never, generic=_never
+            )
             controller.predicates = (or_(drain, and_(*controller.predicates)),)
         gate = _ShardGate(controller.reconciler, self)
         controller.reconciler = gate

@@ -28,7 +28,7 @@ from kctl_runtime.errors import AlreadyExists, NotFound
 from kctl_runtime.informer import InformerFactory
 from kctl_runtime.manager import Manager
 from kctl_runtime.metrics import sample_value
-from kctl_runtime.predicates import generation_changed
+from kctl_runtime.predicates import from_functions, generation_changed
 from kctl_runtime.reconcile import Request
 from kctl_runtime.resource import CONFIGMAPS, LEASES, SECRETS
 from kctl_runtime.sharding import (
@@ -156,6 +156,25 @@ def test_adding_a_controller_selects_the_shard_and_keeps_its_predicates_for_othe
     relabelled = {"metadata": {"generation": 1, "labels": {"shard.kctl.dev/web": "s0", "other": "y"}}}
     assert predicate.update(old, drained)
     assert not predicate.update(old, relabelled)  # generation_changed still filters the rest
+
+
+def test_the_drain_bypass_leaves_creates_and_deletes_to_the_controllers_predicates() -> None:
+    config = ShardingConfig(ring="web", resource=SECRETS, lease_namespace="x")
+    shard = Shard(None, config, "s0")
+
+    async def noop(_request: Request) -> None:
+        return None
+
+    only_app_x = from_functions(
+        create=lambda o: (o.get("metadata") or {}).get("labels", {}).get("app") == "x",
+        delete=lambda o: False,
+    )
+    controller = Controller("sharded-creates", for_=SECRETS, reconciler=noop, predicates=[only_app_x])
+    shard.add(controller)
+    (predicate,) = controller.predicates
+    assert predicate.create({"metadata": {"labels": {"app": "x"}}})
+    assert not predicate.create({"metadata": {"labels": {"app": "y"}}})
+    assert not predicate.delete({"metadata": {}})
 
 
 # -------------------------------------------------------------------------------- shards in a process
