@@ -179,7 +179,9 @@ def test_the_drain_bypass_leaves_creates_and_deletes_to_the_controllers_predicat
 
 # -------------------------------------------------------------------------------- shards in a process
 
-LEASE, DEADLINE, RETRY = 3.0, 2.0, 0.5  # short Lease timing: tests of expiry stay fast
+# Short Lease timing keeps tests of expiry fast, but not so short that a loaded 2-core machine (an API
+# server busy for seconds) makes shards miss their renew deadline and stop, as they must.
+LEASE, DEADLINE, RETRY = 6.0, 4.0, 0.8
 
 
 @dataclass
@@ -456,15 +458,20 @@ async def test_a_drain_waits_for_the_reconcile_in_flight(kube: KubeTarget) -> No
         release = anyio.Event()
         entered: list[str] = []
 
+        moving = {k for k in keys_ if HashRing({"a", "b"}).get(k) == "b"}
+
         class Slow:
+            """Holds reconciles of the objects that will move (others -- late events of the first
+            pass on a loaded machine -- go straight through and never block the workers)."""
+
             async def reconcile(self, request: Request) -> None:
-                entered.append(str(request))
-                await release.wait()
+                if str(request) in moving:
+                    entered.append(str(request))
+                    await release.wait()
                 await inner.reconcile(request)
 
         gate.inner = Slow()
         # touch the objects that will move to b, so shard a is reconciling (and holding) some of them
-        moving = {k for k in keys_ if HashRing({"a", "b"}).get(k) == "b"}
         for key in sorted(moving):
             name = key.split("/")[1]
             await client.patch(SECRETS, name, {"data": {"x": "eA=="}}, namespace=kube.namespace)
