@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload", "typed", "sharding")
+BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload", "typed", "webhook", "sharding")
 
 
 def main(argv: list[str]) -> int:

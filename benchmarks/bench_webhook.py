@@ -1,7 +1,8 @@
 """Webhook latency through the real kube-apiserver: what an allowing validating webhook adds to a write.
 
 Run: ``python -m benchmarks.bench_webhook [--requests 200] [--runs 3]`` (needs the envtest binaries:
-``$KUBEBUILDER_ASSETS`` or the build cache). Prints a markdown table.
+``$KUBEBUILDER_ASSETS`` or the build cache). Prints a markdown table and writes
+``docs/benchmarks/webhook.md``.
 
 A real control plane (envtest) and a :class:`~kctl_runtime.webhook.WebhookServer` on 127.0.0.1 in
 this process; one ValidatingWebhookConfiguration (``failurePolicy: Fail``) selects ConfigMaps in
@@ -108,17 +109,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks/webhook.md"))
     args = parser.parse_args()
     with ControlPlane.from_environment(controller_manager=False) as plane:
         results = anyio.run(_bench, plane.kubeconfig_path, args.requests, args.runs)
-        print(f"{plane.describe()}; {args.requests} creates per run and namespace, {args.runs} runs\n")
-    print("| metric | median (min-max) over runs |")
-    print("|---|---|")
+        setting = f"{plane.describe()}; {args.requests} creates per run and namespace, {args.runs} runs"
+    rows = ["| metric | median (min-max) over runs |", "|---|---|"]
     for key in ("webhook_p50", "floor_p50", "webhook_p99", "floor_p99"):
-        print(f"| {key.replace('_', ' ')} (ms) | {_spread([r[key] for r in results])} |")
+        rows.append(f"| {key.replace('_', ' ')} (ms) | {_spread([r[key] for r in results])} |")
     for q in ("p50", "p99"):
         ratios = [r[f"webhook_{q}"] / r[f"floor_{q}"] for r in results]
-        print(f"| webhook / floor {q} | {_spread(ratios)} |")
+        rows.append(f"| webhook / floor {q} | {_spread(ratios)} |")
+    table = "\n".join(rows)
+    print(f"{setting}\n\n{table}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        "# Webhook latency\n\n"
+        "What an allowing validating webhook (`failurePolicy: Fail`, served by `kctl_runtime.webhook` on\n"
+        "127.0.0.1) adds to a ConfigMap create through the real kube-apiserver, against the same create in\n"
+        "a namespace the webhook does not select (the floor), interleaved. Written by\n"
+        "`python -m benchmarks.bench_webhook` (part of `make bench`).\n\n"
+        f"{setting}, on {time.strftime('%Y-%m-%d')}.\n\n{table}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -430,7 +430,7 @@ def _merge(
 
 async def website_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controller: bool) -> RunResult:
     client, n = bench.client, bench.n
-    await install_crd(client, ROOT / "examples/website_controller/crd.yaml", timeout=60)
+    await install_crd(client, ROOT / "examples/website_controller/manifests/crd.yaml", timeout=60)
     await client.create(NAMESPACES, {"metadata": {"name": NS}})
     created: dict[str, Obj] = {}
 

@@ -41,6 +41,7 @@ __all__ = [
     "UserInfo",
     "ValidatingHandler",
     "json_patch_diff",
+    "review_request",
 ]
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
@@ -49,6 +50,24 @@ _OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
 class ReviewError(ValueError):
     """A review body that is not a well-formed request (the server answers 400 with this text)."""
+
+
+def review_request(review: Any, api_version: str, kind: str) -> tuple[dict[str, Any], str]:
+    """The ``request`` of a review body and its ``uid``; :class:`ReviewError` for anything else."""
+    if not isinstance(review, dict):
+        raise ReviewError("the body is not a JSON object")
+    if review.get("apiVersion") != api_version or review.get("kind") != kind:
+        raise ReviewError(
+            f"expected apiVersion {api_version} kind {kind}, got apiVersion "
+            f"{review.get('apiVersion')!r} kind {review.get('kind')!r}"
+        )
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError(f"the {kind} has no request")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError("request.uid is missing")
+    return request, uid
 
 
 @dataclass(frozen=True)
@@ -85,19 +104,7 @@ class AdmissionRequest:
 
     @classmethod
     def from_review(cls, review: Any) -> AdmissionRequest:
-        if not isinstance(review, dict):
-            raise ReviewError("the body is not a JSON object")
-        if review.get("apiVersion") != ADMISSION_API_VERSION or review.get("kind") != "AdmissionReview":
-            raise ReviewError(
-                f"expected apiVersion {ADMISSION_API_VERSION} kind AdmissionReview, got apiVersion "
-                f"{review.get('apiVersion')!r} kind {review.get('kind')!r}"
-            )
-        request = review.get("request")
-        if not isinstance(request, dict):
-            raise ReviewError("the AdmissionReview has no request")
-        uid = request.get("uid")
-        if not isinstance(uid, str) or not uid:
-            raise ReviewError("request.uid is missing")
+        request, uid = review_request(review, ADMISSION_API_VERSION, "AdmissionReview")
         operation = request.get("operation")
         if operation not in _OPERATIONS:
             raise ReviewError(f"request.operation {operation!r} is not one of {', '.join(_OPERATIONS)}")

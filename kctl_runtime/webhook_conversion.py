@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kctl_runtime.webhook_admission import ReviewError
+from kctl_runtime.webhook_admission import ReviewError, review_request
 
 __all__ = ["CONVERSION_API_VERSION", "Converter", "convert_review"]
 
@@ -35,21 +35,9 @@ class ConversionFailed(Exception):
 
 
 def _parse(review: Any) -> tuple[str, str, list[dict[str, Any]]]:
-    if not isinstance(review, dict):
-        raise ReviewError("the body is not a JSON object")
-    if review.get("apiVersion") != CONVERSION_API_VERSION or review.get("kind") != "ConversionReview":
-        raise ReviewError(
-            f"expected apiVersion {CONVERSION_API_VERSION} kind ConversionReview, got apiVersion "
-            f"{review.get('apiVersion')!r} kind {review.get('kind')!r}"
-        )
-    request = review.get("request")
-    if not isinstance(request, dict):
-        raise ReviewError("the ConversionReview has no request")
-    uid = request.get("uid")
+    request, uid = review_request(review, CONVERSION_API_VERSION, "ConversionReview")
     desired = request.get("desiredAPIVersion")
     objects = request.get("objects")
-    if not isinstance(uid, str) or not uid:
-        raise ReviewError("request.uid is missing")
     if not isinstance(desired, str) or "/" not in desired:
         raise ReviewError(f"request.desiredAPIVersion {desired!r} is not group/version")
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):

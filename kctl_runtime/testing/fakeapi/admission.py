@@ -329,19 +329,9 @@ def _denied(name: str, status: dict[str, Any]) -> ApiError:
         message = f"{denied_by}: {status['reason']}"
     else:
         message = f"{denied_by} without explanation"
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "code": code,
-    }
-    if status.get("reason"):
-        body["reason"] = status["reason"]
-    if status.get("details"):
-        body["details"] = status["details"]
-    return ApiError(body)
+    return ApiError(
+        status_body(code, status.get("reason") or "", message, details=status.get("details") or None)
+    )
 
 
 def _rule_matches(rule: Any, attrs: Attributes) -> bool:

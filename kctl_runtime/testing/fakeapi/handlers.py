@@ -335,7 +335,19 @@ class ResourceHandler(ReadHandlers):
 
         if target.subresource == "scale":
             return self._json(self._scale_patch(rt, target, apply, dry_run, manager))
-        out = await self._admitted(
+        out = await self._patch_admitted(rt, target, dry_run, apply, manager)
+        return self._object(request, rt, out)
+
+    async def _patch_admitted(
+        self,
+        rt: ResourceType,
+        target: Target,
+        dry_run: bool,
+        transform: Callable[[dict[str, Any]], dict[str, Any]],
+        manager: str | None,
+    ) -> dict[str, Any]:
+        """An UPDATE through admission whose new object is ``transform(stored)`` (patch and apply)."""
+        return await self._admitted(
             "UPDATE",
             target,
             dry_run,
@@ -343,14 +355,13 @@ class ResourceHandler(ReadHandlers):
                 rt,
                 target.namespace,
                 target.name,
-                apply,
+                transform,
                 subresource=target.subresource or None,
                 dry_run=dry,
                 manager=manager,
             ),
             self._commit_update(target),
         )
-        return self._object(request, rt, out)
 
     def _commit_update(self, target: Target) -> Callable[[dict[str, Any], bool], dict[str, Any]]:
         """Write an admitted object over the stored one (its resourceVersion is the precondition)."""
@@ -424,21 +435,7 @@ class ResourceHandler(ReadHandlers):
                 "CREATE", target, dry_run, lambda dry: create(merged, dry), create, name=target.name
             )
             return self._object(request, rt, out, status=201)
-        out = await self._admitted(
-            "UPDATE",
-            target,
-            dry_run,
-            lambda dry: self.cluster.patch_with(
-                rt,
-                target.namespace,
-                target.name,
-                lambda _: merged,
-                subresource=target.subresource or None,
-                dry_run=dry,
-                manager=None,
-            ),
-            self._commit_update(target),
-        )
+        out = await self._patch_admitted(rt, target, dry_run, lambda _: merged, None)
         return self._object(request, rt, out)
 
     # ---- scale ----
