@@ -20,8 +20,15 @@ Contract
   what a newer one wrote. :meth:`CustomResource.from_object` raises :class:`InvalidObject` (a
   :class:`~kctl_runtime.reconcile.TerminalError`: retrying cannot fix the object) naming every field
   that does not parse; a controller worker logs it in one line and goes on with other keys.
-* Parsing happens at the edge (``client.get(Website, ...)``); informer caches keep the dicts the API
-  sent. Built-in kinds (Deployment, Service, ...) stay dicts.
+* Parsing happens at the edge (``client.get(Website, ...)``, or :meth:`CustomResource.from_object` on
+  a dict the reconciler read); informer caches keep the dicts the API sent. Built-in kinds
+  (Deployment, Service, ...) stay dicts.
+* Typed status writes: change ``obj.status`` in place, then :meth:`CustomResource.status_patch`
+  gives the smallest JSON merge patch from the status as :meth:`~CustomResource.from_object` read it
+  to the status now (``{}`` when nothing changed, so a reconciler writes only when it must),
+  conditional on the ``resourceVersion`` read. :func:`set_condition` is
+  :func:`kctl_runtime.conditions.set_condition` for a list of :class:`Condition` models (same
+  semantics: it delegates).
 
 Not supported (generation fails naming the field, see :mod:`kctl_runtime.crdgen`): recursive models,
 unions other than ``X | None`` and ``int | str``, tuples, discriminated unions.
@@ -29,6 +36,7 @@ unions other than ``X | None`` and ``int | str``, tuples, discriminated unions.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -38,12 +46,15 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PrivateAttr,
     ValidationError,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from kctl_runtime import conditions as _conditions
+from kctl_runtime.patch import diff_merge_patch
 from kctl_runtime.reconcile import TerminalError
 from kctl_runtime.resource import Resource
 
@@ -67,6 +78,7 @@ __all__ = [
     "Rule",
     "Scale",
     "WebhookConversion",
+    "set_condition",
 ]
 
 
@@ -231,6 +243,42 @@ Conditions = Annotated[list[Condition], ListType("map", keys=("type",))]
 """A list of :class:`Condition` merged by ``type`` (``x-kubernetes-list-type: map``)."""
 
 
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: _conditions.ConditionStatus | bool,
+    reason: str,
+    message: str = "",
+    observed_generation: int | None = None,
+    now: _dt.datetime,
+) -> bool:
+    """:func:`kctl_runtime.conditions.set_condition` on a list of :class:`Condition` models, in place.
+
+    Same arguments, validation and semantics (``lastTransitionTime`` moves only when ``status``
+    does; returns whether anything changed): it delegates, converting the condition of that ``type``
+    (the first one) to a dict and back. A changed condition is replaced in the list by a new model.
+    """
+    index = next((i for i, c in enumerate(conditions) if c.type == type), len(conditions))
+    raw = (
+        [conditions[index].model_dump(mode="json", by_alias=True, exclude_none=True)]
+        if conditions[index:]
+        else []
+    )
+    changed = _conditions.set_condition(
+        raw,
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=observed_generation,
+        now=now,
+    )
+    if changed:
+        conditions[index : index + 1] = [Condition.model_validate(raw[0])]
+    return changed
+
+
 # ------------------------------------------------------------------------------------- declarations
 
 
@@ -392,6 +440,9 @@ class CustomResource(Model):
     kind: str = ""
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
 
+    # the ``status`` of the object from_object parsed (a reference, not a copy): status_patch's baseline
+    _status_as_read: Any = PrivateAttr(default=None)
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
@@ -419,9 +470,13 @@ class CustomResource(Model):
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Self:
-        """Parse an object the API sent; raises :class:`InvalidObject` naming every bad field."""
+        """Parse an object the API sent; raises :class:`InvalidObject` naming every bad field.
+
+        The object's ``status`` is remembered (by reference: do not change ``obj`` afterwards) as
+        the baseline of :meth:`status_patch`.
+        """
         try:
-            return cls.model_validate(obj)
+            parsed = cls.model_validate(obj)
         except ValidationError as exc:
             meta = obj.get("metadata") if isinstance(obj, Mapping) else None
             meta = meta if isinstance(meta, Mapping) else {}
@@ -429,6 +484,36 @@ class CustomResource(Model):
                 f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
             )
             raise InvalidObject(cls.resource.kind, key, _problems(exc)) from None
+        parsed._status_as_read = obj.get("status")
+        return parsed
+
+    def status_patch(self) -> dict[str, Any]:
+        """The JSON merge patch from the status as read to ``self.status`` now; ``{}`` when equal.
+
+        The baseline is the ``status`` of the object :meth:`from_object` parsed (an object built in
+        Python, or read without a status, has the status model's defaults as its baseline). Change
+        ``self.status`` in place, then send the patch to the status subresource
+        (``client.patch(Kind.resource, name, patch, namespace=ns, subresource="status")``). Only
+        changed fields are sent (a field now ``None`` as ``null``, lists whole), with
+        ``metadata.resourceVersion`` as a precondition: the write fails with 409 Conflict if the
+        object changed since it was read.
+        """
+        status = getattr(self, "status", None)
+        if not isinstance(status, BaseModel):
+            raise TypeError(f"{type(self).__name__} has no status model")
+        after = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if after == self._status_as_read:
+            return {}  # the steady state: what the server holds already (no second parse and dump)
+        # normalised through the model, so defaults the server never stored are no change
+        baseline = type(status).model_validate(self._status_as_read or {})
+        before = baseline.model_dump(mode="json", by_alias=True, exclude_none=True)
+        changed = diff_merge_patch(before, after)
+        if not changed:
+            return {}
+        patch: dict[str, Any] = {"status": changed}
+        if self.metadata.resource_version:
+            patch["metadata"] = {"resourceVersion": self.metadata.resource_version}
+        return patch
 
     def to_object(self) -> dict[str, Any]:
         """The object as the API takes it: camelCase, holding what was read or set (defaults left unset

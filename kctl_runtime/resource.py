@@ -27,6 +27,7 @@ import orjson
 from kctl_runtime._http import ACCEPT_JSON, open_get
 
 __all__ = [
+    "CERTIFICATESIGNINGREQUESTS",
     "CONFIGMAPS",
     "CORE_EVENTS",
     "CUSTOMRESOURCEDEFINITIONS",
@@ -107,6 +108,9 @@ CORE_EVENTS = Resource("", "v1", "events", "Event")
 """core/v1 Events: what client-go's recorder (and :class:`~kctl_runtime.events.EventRecorder`) writes."""
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+CERTIFICATESIGNINGREQUESTS = Resource(
+    "certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", namespaced=False
+)
 CUSTOMRESOURCEDEFINITIONS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False
 )

@@ -21,6 +21,7 @@ import pytest
 from examples.user_controller import controller as users
 from examples.user_controller.tests.harness import install_crd as install_user_crd
 from examples.user_controller.tests.harness import user as user_body
+from examples.website_controller.api import Website
 from examples.website_controller.controller import (
     FIELD_MANAGER,
     WEBSITES,
@@ -328,8 +329,8 @@ def website_desired(namespace: str) -> Callable[[Client], Awaitable[list[str]]]:
         for site in sites:
             name = site["metadata"]["name"]
             for resource, want in (
-                (DEPLOYMENTS, desired_deployment(site)),
-                (SERVICES, desired_service(site)),
+                (DEPLOYMENTS, desired_deployment(Website.from_object(site))),
+                (SERVICES, desired_service(Website.from_object(site))),
             ):
                 try:
                     child = await api.get(resource, child_name(name), namespace)

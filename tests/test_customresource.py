@@ -3,6 +3,7 @@ objects that do not parse reaching the reconciler as a clear, terminal error."""
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from kctl_runtime.customresource import (
     ListType,
     Model,
     ObjectMeta,
+    set_condition,
 )
+from kctl_runtime.errors import Conflict
 from kctl_runtime.manager import Manager
 from kctl_runtime.reconcile import Request, TerminalError
 from kctl_runtime.resource import CONFIGMAPS
@@ -83,6 +86,96 @@ def test_list_types_need_keys_exactly_for_map_lists() -> None:
         ListType("map")
     with pytest.raises(ValueError, match="keys="):
         ListType("set", keys=("name",))
+
+
+# ---------------------------------------------------------------------------------- status writes
+
+T0 = _dt.datetime(2026, 12, 5, 9, 0, tzinfo=_dt.UTC)
+T1 = T0 + _dt.timedelta(minutes=5)
+
+
+def read_gadget(**status: Any) -> Gadget:
+    return Gadget.from_object(
+        {
+            "metadata": {"name": "g", "namespace": "ns", "resourceVersion": "7", "generation": 2},
+            "spec": {"size": 2},
+            "status": status,
+        }
+    )
+
+
+def test_the_typed_set_condition_keeps_apimachinery_semantics() -> None:
+    conditions = [Condition(type="Synced", status="True", reason="Done")]
+    assert set_condition(conditions, type="Ready", status=False, reason="Starting", now=T0)
+    assert not set_condition(conditions, type="Ready", status="False", reason="Starting", now=T1)
+    assert set_condition(conditions, type="Ready", status=True, reason="Up", observed_generation=2, now=T1)
+    assert set_condition(conditions, type="Ready", status=True, reason="StillUp", now=T0)
+    ready = conditions[1]
+    assert (ready.status, ready.reason, ready.observed_generation) == ("True", "StillUp", 2)
+    assert ready.last_transition_time == "2026-12-05T09:05:00Z"  # moved with the status only
+    assert conditions[0] == Condition(type="Synced", status="True", reason="Done")
+    with pytest.raises(ValueError, match="CamelCase"):
+        set_condition(conditions, type="Ready", status=True, reason="not camel", now=T0)
+    assert conditions[1].reason == "StillUp"  # validated before anything changed
+
+
+def test_the_status_patch_carries_only_what_changed_since_the_read() -> None:
+    gadget = read_gadget(replicas=1, observedGeneration=1, phaseOfTheMoon="full")
+    assert gadget.status_patch() == {}
+    gadget.status.replicas = 1
+    assert gadget.status_patch() == {}, "an unchanged value is no change"
+    gadget.status.replicas = 3
+    gadget.status.observed_generation = None
+    set_condition(gadget.status.conditions, type="Ready", status=True, reason="Up", now=T0)
+    assert gadget.status_patch() == {
+        "metadata": {"resourceVersion": "7"},
+        "status": {
+            "replicas": 3,
+            "observedGeneration": None,  # null deletes it in a merge patch
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Up",
+                    "message": "",
+                    "lastTransitionTime": "2026-12-05T09:00:00Z",
+                }
+            ],
+        },
+    }
+
+
+def test_an_object_read_without_status_or_built_in_python_starts_from_the_defaults() -> None:
+    assert Gadget.from_object({"metadata": {"name": "g"}, "spec": {}}).status_patch() == {}
+    built = Gadget(metadata=ObjectMeta(name="g"), spec=GadgetSpec())
+    assert built.status_patch() == {}
+    built.status.replicas = 2
+    assert built.status_patch() == {"status": {"replicas": 2}}
+
+
+async def test_a_typed_status_write_is_conditional_on_the_read(kube: KubeTarget) -> None:
+    client = Client(kube.api_client)
+    await install_crd(client, crd(Gadget))
+    name = unique_name("g")
+    await client.create(
+        Gadget, Gadget(metadata=ObjectMeta(name=name, namespace=kube.namespace), spec=GadgetSpec())
+    )
+    first = await client.get(Gadget, name, kube.namespace)
+    late = await client.get(Gadget, name, kube.namespace)
+    first.status.replicas = 2
+    set_condition(first.status.conditions, type="Ready", status=True, reason="Up", now=T0)
+    await client.patch(
+        Gadget.resource, name, first.status_patch(), namespace=kube.namespace, subresource="status"
+    )
+    written = await client.get(Gadget, name, kube.namespace)
+    assert (written.status.replicas, written.status.conditions[0].reason) == (2, "Up")
+    assert written.status_patch() == {}
+    late.status.replicas = 5
+    with pytest.raises(Conflict):
+        await client.patch(
+            Gadget.resource, name, late.status_patch(), namespace=kube.namespace, subresource="status"
+        )
+    assert (await client.get(Gadget, name, kube.namespace)).status.replicas == 2
 
 
 # ------------------------------------------------------------------------------ through the client

@@ -276,6 +276,24 @@ SCALE = [
             Req("GET", f"{APPS}/deployments/x", compare=("spec.replicas", "@writers")),
         ),
     ),
+    Scenario(
+        "a scale body whose spec or replicas has the wrong JSON type is a 400 (the fuzz test found a 500)",
+        (
+            Req("POST", f"{APPS}/deployments", _deploy("x"), expect=201),
+            *(
+                Req("PUT", f"{APPS}/deployments/x/scale", scale, expect=400, compare=("message",))
+                for scale in (
+                    {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "x"}, "spec": 5},
+                    {
+                        "apiVersion": "autoscaling/v1",
+                        "kind": "Scale",
+                        "metadata": {"name": "x"},
+                        "spec": {"replicas": "2"},
+                    },
+                )
+            ),
+        ),
+    ),
 ]
 
 

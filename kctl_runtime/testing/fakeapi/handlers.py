@@ -45,6 +45,7 @@ from .errors import (
     unsupported_media_type,
 )
 from .reads import ReadHandlers, Target, not_found_path, resolve
+from .validation import json_type
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
 
@@ -483,8 +484,22 @@ class ResourceHandler(ReadHandlers):
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized")
-        replicas = (body.get("spec") or {}).get("replicas", 0)
-        rv = (body.get("metadata") or {}).get("resourceVersion")
+        spec, meta = body.get("spec") or {}, body.get("metadata") or {}
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
+        replicas = 0 if replicas is None and isinstance(spec, dict) else replicas
+        if not isinstance(spec, dict) or not isinstance(meta, dict) or type(replicas) is not int:
+            field, go_type, value = (
+                ("Scale.spec", "v1.ScaleSpec", spec)
+                if not isinstance(spec, dict)
+                else ("Scale.metadata", "v1.ObjectMeta", meta)
+                if not isinstance(meta, dict)
+                else ("ScaleSpec.spec.replicas", "int32", replicas)
+            )
+            raise bad_request(
+                'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                f"{json_type(value)} into Go struct field {field} of type {go_type}"
+            )
+        rv = meta.get("resourceVersion")
 
         def edit(obj: dict[str, Any]) -> dict[str, Any]:
             if rv:

@@ -31,9 +31,12 @@ open watches end, the controllers stop and the port is released.
 * ``managed_fields`` (default ``True``, like kube-apiserver) records ``metadata.managedFields`` on every
   create / update / patch; ``False`` skips that bookkeeping (about 1.5 ms per write for a 1.4 KB
   ConfigMap) for load tests that do not look at it. Server-side apply always records its fields.
+* :attr:`FakeApiServer.ca_pem` is the fake cluster's CA: the built-in CertificateSigningRequest
+  signers issue from it and ``kube-root-ca.crt`` publishes it. It is made per server object (not
+  kept in a state file) and its certificates' validity is real time, whatever ``clock`` says.
 * ``controllers`` (default ``True``) runs the fake's own background controllers (garbage collector,
-  namespace lifecycle, default ServiceAccount and root CA publishing, CRD establishment); ``False``
-  steps them aside for a real kube-controller-manager pointed at the fake.
+  namespace lifecycle, default ServiceAccount and root CA publishing, CSR signing, CRD establishment);
+  ``False`` steps them aside for a real kube-controller-manager pointed at the fake.
 
 Served paths: ``/version``, ``/healthz``, ``/readyz``, ``/livez``, discovery (legacy and aggregated),
 ``/openapi/v2`` and ``/openapi/v3`` (see :mod:`.openapi`), and the resource paths (:mod:`.handlers`).
@@ -214,6 +217,12 @@ class FakeApiServer:
                 tmp.replace(self.state_file)
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The fake cluster's CA certificate (PEM): it signs CertificateSigningRequests for the built-in
+        signer names (:mod:`.certificates`) and is the ``ca.crt`` of every ``kube-root-ca.crt``."""
+        return self.cluster.certificate_authority.cert_pem
 
     async def api_client(self) -> ApiClient:
         """A kubernetes-asyncio ``ApiClient`` for this server; close it when done."""

@@ -37,9 +37,14 @@ def _kind_of(rt: ResourceType) -> str:
     return "" if rt.custom else f"{rt.group}/{rt.plural}"
 
 
+def json_type(value: Any) -> str:
+    """How Go's encoding/json names the JSON type of ``value`` in an unmarshal error."""
+    names = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "value")
+
+
 def _unmarshal_error(rt: ResourceType, field: str, value: Any, go_type: str) -> NoReturn:
-    json_type = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
-    got = json_type.get(type(value), "value")
+    got = json_type(value)
     raise bad_request(
         f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: json: cannot unmarshal '
         f"{got} into Go struct field {field} of type {go_type}"
