@@ -2,7 +2,8 @@
 
 Each benchmark runs in a fresh interpreter so one's memory and garbage do not disturb the next.
 ``python -m benchmarks fakeapi queue`` runs a subset. ``workload`` needs envtest binaries
-(``KUBEBUILDER_ASSETS``) and takes the longest (N = 300 and 3,000, three rounds).
+(``KUBEBUILDER_ASSETS``) and takes the longest (N = 300 and 3,000, three rounds); so does
+``sharding`` (1, 2 and 3 shard processes, N = 1,000, three rounds).
 Exits non-zero if any benchmark failed.
 """
 
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload", "typed", "webhook")
+BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload", "typed", "webhook", "sharding")
 
 
 def main(argv: list[str]) -> int:

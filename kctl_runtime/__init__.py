@@ -160,6 +160,13 @@ from kctl_runtime.resource import (
     object_key,
 )
 from kctl_runtime.servingcert import CertWatcher
+from kctl_runtime.sharding import (
+    HashRing,
+    Shard,
+    Sharder,
+    ShardingConfig,
+    ShardLeaseLost,
+)
 from kctl_runtime.store import (
     NAMESPACE_INDEX,
     ReplaceResult,
@@ -230,6 +237,7 @@ __all__ = [
     "ForcedShutdown",
     "Gone",
     "HandlerRegistration",
+    "HashRing",
     "Informer",
     "InformerFactory",
     "Init",
@@ -262,6 +270,10 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "ServerError",
+    "Shard",
+    "ShardLeaseLost",
+    "Sharder",
+    "ShardingConfig",
     "ShutDown",
     "Store",
     "SystemClock",

@@ -39,6 +39,20 @@ flag                     environment                  default
 ``--workers``            ``KCTL_WORKERS``             ``16`` concurrent reconciles per controller
 =======================  ===========================  =======================================
 
+With :func:`add_sharding_arguments` (for controllers that support :mod:`kctl_runtime.sharding`):
+
+=========================  ===========================  =======================================
+flag                       environment                  default
+=========================  ===========================  =======================================
+``--shard``                ``KCTL_SHARD``               off: one active replica (or leader election)
+``--shard-id``             ``KCTL_SHARD_ID``            the host name (the pod name in a cluster)
+``--shard-ring``           ``KCTL_SHARD_RING``          the program's ring name
+``--shard-lease-duration`` ``KCTL_SHARD_LEASE_DURATION`` ``15`` s (renew deadline 2/3, retry 2/15 of it)
+=========================  ===========================  =======================================
+
+``--shard`` and ``--leader-elect`` exclude each other: every shard is active on its own share, and
+the sharder among them is leader-elected on its own Lease.
+
 ``--workers`` defaults to :data:`DEFAULT_WORKERS` (16), not controller-runtime's 1: a reconciler
 spends nearly all its time waiting for the API server, so one worker leaves the process idle while a
 burst of changes queues up. Workers are coroutines (no threads), and the work queue still hands a
@@ -56,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,17 +81,20 @@ from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.logging import configure_logging
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import Resource, discover
+from kctl_runtime.sharding import ShardingConfig
 
 __all__ = [
     "DEFAULT_WORKERS",
     "POD_NAMESPACE_FILE",
     "add_manager_arguments",
+    "add_sharding_arguments",
     "leader_election_from_args",
     "lease_namespace",
     "manager_from_args",
     "positive_int",
     "positive_seconds",
     "preflight",
+    "sharding_from_args",
 ]
 
 POD_NAMESPACE_FILE = SERVICE_ACCOUNT_DIR / "namespace"
@@ -232,13 +250,92 @@ def add_manager_arguments(
     )
 
 
-def lease_namespace(args: argparse.Namespace, pod_namespace_file: Path = POD_NAMESPACE_FILE) -> str:
+def _shard_id(value: str) -> str:
+    text = value.strip().lower()
+    if (
+        not text
+        or len(text) > 63
+        or not all(c.isalnum() or c == "-" for c in text)
+        or text[0] == "-"
+        or text[-1] == "-"
+    ):
+        raise argparse.ArgumentTypeError(f"a shard id is a DNS label (letters, digits, '-'), got {value!r}")
+    return text
+
+
+def add_sharding_arguments(
+    parser: argparse.ArgumentParser, *, ring: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Add ``--shard``, ``--shard-id``, ``--shard-ring`` and ``--shard-lease-duration`` (module doc)."""
+    env = os.environ if environ is None else environ
+    try:
+        shard_default = _bool(env.get("KCTL_SHARD", "false"))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"KCTL_SHARD: {exc}")
+    parser.add_argument(
+        "--shard",
+        action=argparse.BooleanOptionalAction,
+        default=shard_default,
+        help=_help("run as one shard of a ring: each replica reconciles its share", "KCTL_SHARD", "off"),
+    )
+    parser.add_argument(
+        "--shard-id",
+        type=_shard_id,
+        default=env.get("KCTL_SHARD_ID") or socket.gethostname().split(".")[0].lower(),
+        help=_help(
+            "this replica's shard id, unique in the ring", "KCTL_SHARD_ID", "the host name, i.e. the pod name"
+        ),
+    )
+    parser.add_argument(
+        "--shard-ring",
+        default=env.get("KCTL_SHARD_RING", ring),
+        help=_help("the ring's name", "KCTL_SHARD_RING", ring),
+    )
+    parser.add_argument(
+        "--shard-lease-duration",
+        type=positive_seconds,
+        default=env.get("KCTL_SHARD_LEASE_DURATION", "15"),
+        help=_help("seconds before a dead shard's objects move", "KCTL_SHARD_LEASE_DURATION", "15"),
+    )
+
+
+def sharding_from_args(
+    args: argparse.Namespace,
+    resource: Resource,
+    *,
+    owns: Sequence[Resource] = (),
+    pod_namespace_file: Path = POD_NAMESPACE_FILE,
+) -> ShardingConfig | None:
+    """The ring the flags describe for ``resource`` (``None`` without ``--shard``)."""
+    if not args.shard:
+        return None
+    if getattr(args, "leader_elect", False):
+        raise ConfigError("--shard and --leader-elect exclude each other: every shard is active on its share")
+    duration = float(args.shard_lease_duration)
+    try:
+        return ShardingConfig(
+            ring=args.shard_ring,
+            resource=resource,
+            owns=tuple(owns),
+            lease_namespace=lease_namespace(args, pod_namespace_file, flag="--shard"),
+            namespace=args.namespace,
+            lease_duration=duration,
+            renew_deadline=duration * 2 / 3,
+            retry_period=duration * 2 / 15,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def lease_namespace(
+    args: argparse.Namespace, pod_namespace_file: Path = POD_NAMESPACE_FILE, *, flag: str = "--leader-elect"
+) -> str:
     """Where the Lease lives: the flag, else the pod's namespace; outside a cluster it must be given."""
     if args.lease_namespace:
         return str(args.lease_namespace)
     if pod_namespace_file.exists():
         return pod_namespace_file.read_text().strip()
-    raise ConfigError("--leader-elect needs --lease-namespace (or KCTL_LEASE_NAMESPACE) outside a cluster")
+    raise ConfigError(f"{flag} needs --lease-namespace (or KCTL_LEASE_NAMESPACE) outside a cluster")
 
 
 def leader_election_from_args(

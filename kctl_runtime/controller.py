@@ -181,10 +181,13 @@ class Owns:
     ``owns=[Owns(DEPLOYMENTS, [resource_version_changed()])]`` drops resyncs of owned Deployments.
 
     A bare :class:`~kctl_runtime.resource.Resource` in ``owns`` is ``Owns(resource)`` (no filters).
+    ``label_selector`` narrows the owned resource's informer on the server, so only matching objects
+    are cached and seen (a sharded controller selects its shard's children this way).
     """
 
     resource: Resource
     predicates: Sequence[Predicate] = ()
+    label_selector: str | None = None
 
 
 def _group_of(api_version: str) -> str:
@@ -421,7 +424,7 @@ class Controller:
                 _Source(
                     owned.resource,
                     self._scope(owned.resource),
-                    None,
+                    owned.label_selector or None,
                     _Handler(
                         self,
                         owned.resource.kind,

@@ -56,7 +56,7 @@ import random
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -71,7 +71,16 @@ from kctl_runtime.resource import LEASES
 
 _CALL_FAILURES_OR_BAD_LEASE: tuple[type[BaseException], ...] = (*CALL_FAILURES, ValueError)
 
-__all__ = ["LeaderElectionConfig", "LeaderElector", "Leadership", "default_identity", "format_micro_time"]
+__all__ = [
+    "LeaderElectionConfig",
+    "LeaderElector",
+    "Leadership",
+    "default_identity",
+    "format_micro_time",
+    "lease_record",
+    "released_lease",
+    "taken_lease",
+]
 
 T = TypeVar("T")
 
@@ -122,6 +131,10 @@ class LeaderElectionConfig:
     release_on_cancel: bool = True
     """Release the Lease when ``run()`` ends while leading, so failover takes about one poll
     instead of ``lease_duration`` (True). Set False only if the work may outlive ``run()``."""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+    """Labels the elector puts on the Lease when it creates or writes it (none by default), so
+    other tools can select Leases by purpose (:mod:`kctl_runtime.sharding` finds a ring's shard
+    Leases this way)."""
 
     def __post_init__(self) -> None:
         if not self.lease_name or len(self.lease_name) > 253 or not _DNS_SUBDOMAIN.match(self.lease_name):
@@ -158,7 +171,10 @@ class Leadership:
 _Record = tuple[str, Any, Any, Any, Any]
 
 
-def _record_of(lease: dict[str, Any]) -> _Record:
+def lease_record(lease: Mapping[str, Any]) -> _Record:
+    """What a Lease's holder writes on every renewal: ``(holderIdentity, renewTime, acquireTime,
+    leaseTransitions, leaseDurationSeconds)``. An observer measures expiry from the moment *it* saw
+    this tuple change, on its own monotonic clock (module doc), never from ``renewTime``."""
     spec = lease.get("spec") or {}
     return (
         spec.get("holderIdentity") or "",
@@ -467,7 +483,7 @@ class LeaderElector:
         cfg = self.config
         started = self._clock.monotonic()
         now = format_micro_time(self._clock.now())
-        if self._leading and self._lease is not None and _record_of(self._lease)[0] == cfg.identity:
+        if self._leading and self._lease is not None and lease_record(self._lease)[0] == cfg.identity:
             # Fast path: we wrote the lease last; update our cached copy directly.
             try:
                 updated = await self._put(self._next(self._lease, now), deadline)
@@ -487,7 +503,11 @@ class LeaderElector:
             body = {
                 "apiVersion": LEASES.api_version,
                 "kind": LEASES.kind,
-                "metadata": {"name": cfg.lease_name, "namespace": cfg.lease_namespace},
+                "metadata": {
+                    "name": cfg.lease_name,
+                    "namespace": cfg.lease_namespace,
+                    **({"labels": dict(cfg.labels)} if cfg.labels else {}),
+                },
                 "spec": self._spec(now, now, 0),
             }
             try:
@@ -499,11 +519,11 @@ class LeaderElector:
             self._succeeded(created, started)
             return True
         self._observe(lease)
-        holder = _record_of(lease)[0]
+        holder = lease_record(lease)[0]
         if holder and holder != cfg.identity:
             if self._leading:
                 raise _Lost()
-            if self._observed_time + self._record_duration(_record_of(lease)) > self._clock.monotonic():
+            if self._observed_time + self._record_duration(lease_record(lease)) > self._clock.monotonic():
                 return False
         try:
             updated = await self._put(self._next(lease, now), deadline)
@@ -513,23 +533,13 @@ class LeaderElector:
         return True
 
     def _spec(self, acquire_time: str, renew_time: str, transitions: int) -> dict[str, Any]:
-        return {
-            "holderIdentity": self.config.identity,
-            "leaseDurationSeconds": math.ceil(self.config.lease_duration),
-            "acquireTime": acquire_time,
-            "renewTime": renew_time,
-            "leaseTransitions": transitions,
-        }
+        return _holder_spec(
+            self.config.identity, self.config.lease_duration, acquire_time, renew_time, transitions
+        )
 
     def _next(self, lease: dict[str, Any], now: str) -> dict[str, Any]:
-        spec = dict(lease.get("spec") or {})
-        transitions = int(spec.get("leaseTransitions") or 0)
-        if spec.get("holderIdentity") == self.config.identity:
-            new_spec = self._spec(spec.get("acquireTime") or now, now, transitions)
-        else:
-            new_spec = self._spec(now, now, transitions + 1)
-        spec.update(new_spec)
-        return {**lease, "spec": spec}
+        cfg = self.config
+        return taken_lease(lease, cfg.identity, cfg.lease_duration, now, labels=cfg.labels)
 
     async def _put(self, lease: dict[str, Any], deadline: float) -> dict[str, Any]:
         result: dict[str, Any] = await request_json(
@@ -539,7 +549,7 @@ class LeaderElector:
 
     def _observe(self, lease: dict[str, Any]) -> None:
         self._lease = lease
-        record = _record_of(lease)
+        record = lease_record(lease)
         if record != self._observed:
             previous = self._observed[0] if self._observed is not None else None
             self._observed = record
@@ -556,16 +566,14 @@ class LeaderElector:
     async def _release(self) -> None:
         """Give the Lease up (holder emptied, duration 1 s) if our last write still holds it."""
         lease = self._lease
-        if lease is None or _record_of(lease)[0] != self.config.identity:
+        if lease is None or lease_record(lease)[0] != self.config.identity:
             return
-        spec = dict(lease.get("spec") or {})
-        now = format_micro_time(self._clock.now())
-        spec.update({"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now})
+        released = released_lease(lease, format_micro_time(self._clock.now()))
         deadline = self._clock.monotonic() + self.config.renew_deadline
         self._inflight += 1
         try:
             async with move_on_after(self._clock, self.config.renew_deadline) as timeout:
-                released = await self._put({**lease, "spec": spec}, deadline)
+                released = await self._put(released, deadline)
                 self._observe(released)
                 self._log.info("released the lease")
             if timeout.expired:
@@ -579,3 +587,53 @@ class LeaderElector:
             self._log.warning("could not release the lease", error=repr(exc))
         finally:
             self._inflight -= 1
+
+
+# --------------------------------------------------------------------------- lease bodies (shared)
+
+
+def _holder_spec(
+    identity: str, duration: float, acquire_time: str, renew_time: str, transitions: int
+) -> dict[str, Any]:
+    return {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": math.ceil(duration),
+        "acquireTime": acquire_time,
+        "renewTime": renew_time,
+        "leaseTransitions": transitions,
+    }
+
+
+def taken_lease(
+    lease: Mapping[str, Any],
+    identity: str,
+    duration: float,
+    now: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The body that makes ``identity`` hold ``lease`` (a renewal when it already does): holder,
+    duration (rounded up to whole seconds) and ``renewTime`` written; on a change of holder
+    ``acquireTime`` is reset and ``leaseTransitions`` incremented. ``labels`` are merged into the
+    Lease's labels. PUT it with the ``resourceVersion`` it carries (the optimistic-concurrency
+    precondition every lease write relies on). ``now`` is a MicroTime (:func:`format_micro_time`)."""
+    spec = dict(lease.get("spec") or {})
+    transitions = int(spec.get("leaseTransitions") or 0)
+    if spec.get("holderIdentity") == identity:
+        spec.update(_holder_spec(identity, duration, spec.get("acquireTime") or now, now, transitions))
+    else:
+        spec.update(_holder_spec(identity, duration, now, now, transitions + 1))
+    body = {**lease, "spec": spec}
+    if labels:
+        meta = dict(lease.get("metadata") or {})
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        body["metadata"] = meta
+    return body
+
+
+def released_lease(lease: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """The body that gives ``lease`` up: holder emptied and duration 1 s, so the next candidate takes
+    it at its next poll (client-go's release)."""
+    spec = dict(lease.get("spec") or {})
+    spec.update({"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now})
+    return {**lease, "spec": spec}

@@ -128,3 +128,38 @@ async def test_without_controllers_nothing_collects_or_publishes_for_a_real_cont
             assert namespace.status.phase == "Terminating"  # no namespace controller empties it
         finally:
             await api.close()
+
+
+async def test_a_failed_or_dry_run_create_gives_its_node_port_and_cluster_ip_back() -> None:
+    """Regression: creates of a NodePort Service that met AlreadyExists (or were dry runs) kept their
+    allocated node port, so ~2,800 of them filled 30000-32767 ("range of valid ports is full") --
+    the sharded Website controller's creates racing its cache did exactly that."""
+    from kctl_runtime.testing.fakeapi.errors import ApiError
+
+    async with FakeApiServer() as server:
+        cluster = server.cluster
+        rt = cluster.registry.find_kind("v1", "Service")
+        assert rt is not None
+
+        def service(name: str) -> dict[str, Any]:
+            return {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "NodePort", "ports": [{"port": 80}]},
+            }
+
+        first = cluster.create(rt, "default", service("taken"))
+        for _ in range(32768 - 30000):
+            with pytest.raises(ApiError):
+                cluster.create(rt, "default", service("taken"))
+            cluster.create(rt, "default", service("dry"), dry_run=True)
+        fresh = cluster.create(rt, "default", service("fresh"))
+        assert fresh["spec"]["ports"][0]["nodePort"] != first["spec"]["ports"][0]["nodePort"]
+        assert fresh["spec"]["clusterIP"] != first["spec"]["clusterIP"]
+        # a duplicate that names the existing object's own node port does not free it
+        again = service("taken")
+        again["spec"]["ports"][0]["nodePort"] = first["spec"]["ports"][0]["nodePort"]
+        with pytest.raises(ApiError):
+            cluster.create(rt, "default", again)
+        assert first["spec"]["ports"][0]["nodePort"] in cluster.defaulter._used_ports

@@ -495,11 +495,13 @@ class WebsiteReconciler:
         *,
         clock: Clock | None = None,
         conflict_retry_seconds: float = 60.0,
+        child_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.events = events
         self.clock: Clock = clock or SystemClock()
         self.conflict_retry_seconds = conflict_retry_seconds
+        self.child_labels = dict(child_labels or {})
 
     # --8<-- [start:reconcile]
     async def reconcile(self, request: Request) -> RequeueAfter | None:
@@ -578,8 +580,11 @@ class WebsiteReconciler:
             return current
         meta = desired["metadata"]
         if current is None:
+            created = desired
+            if self.child_labels:  # at creation only, on the child's metadata (never the pod template)
+                created = {**desired, "metadata": {**meta, "labels": {**meta["labels"], **self.child_labels}}}
             try:
-                applied = await self.client.create(resource, desired, field_manager=FIELD_MANAGER)
+                applied = await self.client.create(resource, created, field_manager=FIELD_MANAGER)
             except AlreadyExists:
                 fresh = await self.client.api.get(resource, meta["name"], meta["namespace"])
                 problem = _not_controlled_by(fresh, str(website.metadata.uid))
@@ -742,18 +747,27 @@ def website_controller(
     clock: Clock | None = None,
     max_concurrent_reconciles: int = 2,
     conflict_retry_seconds: float = 60.0,
+    child_labels: Mapping[str, str] | None = None,
 ) -> Controller:
-    """The Website controller, ready for ``manager.add``.
+    """The Website controller, ready for ``manager.add`` (or ``Shard.add``).
 
     Websites are filtered with ``generation_changed``: status writes and label edits do not
     reconcile again (the children's own events and resyncs still do). Owned Deployments and
     Services enqueue their Website on every change, which is how drift is noticed.
+    ``child_labels`` are put on the children's metadata when they are created (a shard labels its
+    children with its shard, so its shard-selected cache sees them at once); they are not part of the
+    desired state afterwards, so a Website that moves does not rewrite its children (the sharder
+    relabels them).
     """
     return Controller(
         "website",
         for_=WEBSITES,
         reconciler=WebsiteReconciler(
-            client, events, clock=clock, conflict_retry_seconds=conflict_retry_seconds
+            client,
+            events,
+            clock=clock,
+            conflict_retry_seconds=conflict_retry_seconds,
+            child_labels=child_labels,
         ),
         owns=[DEPLOYMENTS, SERVICES],
         predicates=[generation_changed()],

@@ -379,8 +379,17 @@ class Defaulter:
         self._used_ips: set[str] = {"10.0.0.1"}
         self._next_port = 30000
         self._used_ports: set[int] = set()
+        self._created_ips: list[str] = []
+        self._created_ports: list[int] = []
+
+    def undo_create(self) -> None:
+        """Give back what the last :meth:`on_create` allocated (its create failed, or was a dry run)."""
+        self._used_ips.difference_update(self._created_ips)
+        self._used_ports.difference_update(self._created_ports)
+        self._created_ips, self._created_ports = [], []
 
     def on_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        self._created_ips, self._created_ports = [], []
         if rt.custom:
             return
         if rt.plural == "namespaces":
@@ -420,6 +429,7 @@ class Defaulter:
             ip = spec.get("clusterIP")
             if ip in (None, ""):
                 ip = self._allocate_ip()
+                self._created_ips.append(ip)
             elif ip != "None":
                 if ip in self._used_ips:
                     raise ApiError(
@@ -432,6 +442,7 @@ class Defaulter:
                         )
                     )
                 self._used_ips.add(ip)
+                self._created_ips.append(ip)
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
             spec.setdefault("ipFamilies", ["IPv4"])
@@ -444,8 +455,10 @@ class Defaulter:
             if spec["type"] in ("NodePort", "LoadBalancer"):
                 if not port.get("nodePort"):
                     port["nodePort"] = self._allocate_port()
-                else:
+                    self._created_ports.append(port["nodePort"])
+                elif int(port["nodePort"]) not in self._used_ports:
                     self._used_ports.add(int(port["nodePort"]))
+                    self._created_ports.append(int(port["nodePort"]))
         if spec["type"] in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
         obj.setdefault("status", {"loadBalancer": {}})

@@ -347,14 +347,22 @@ class Cluster:
             from .admission import USER_INFO
 
             certificates.prepare_create(obj, USER_INFO)
+        # Like the real registry, a create that fails after allocating (a name taken) or a dry run
+        # gives back the cluster IP and node ports it allocated: they do not leak until the range
+        # is full (the sharded Website controller's creates that meet AlreadyExists filled it).
         self.defaulter.on_create(rt, obj)
-        if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
-            raise already_exists(rt.plural, rt.group, name)
-        if manager is not None:
-            obj = self._managed(rt, None, obj, manager, None)
-        if dry_run:
-            return self.view(rt, obj)
-        stored = self.storage.create(rt.storage_key, obj)
+        try:
+            if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
+                raise already_exists(rt.plural, rt.group, name)
+            if manager is not None:
+                obj = self._managed(rt, None, obj, manager, None)
+            if dry_run:
+                self.defaulter.undo_create()
+                return self.view(rt, obj)
+            stored = self.storage.create(rt.storage_key, obj)
+        except ApiError:
+            self.defaulter.undo_create()
+            raise
         return self.view(rt, stored.obj)
 
     def update(
