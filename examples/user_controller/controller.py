@@ -295,6 +295,9 @@ class UserReconciler:
         # Secrets are not watched: the last proof of each User's token Secret, by User key. One
         # worker per key at a time (the queue's guarantee), so no two reconciles race on an entry.
         self._token_checks: dict[Request, _TokenCheck] = {}
+        # resourceVersions of each User that our own writes replaced: a cached User at one of them
+        # is older than what we wrote, and the watch event of that write reconciles it again
+        self._superseded: dict[Request, set[str]] = {}
         # uids of token Secrets this process created or proved to be a User's, by User key and
         # namespace: removing one is then a single delete conditional on that uid
         self._secret_uids: dict[Request, dict[str, str]] = {}
@@ -307,13 +310,27 @@ class UserReconciler:
         except NotFound:
             self._token_checks.pop(request, None)
             self._secret_uids.pop(request, None)
+            self._superseded.pop(request, None)
             return None
+        read_rv = str(user["metadata"].get("resourceVersion"))
+        if read_rv in self._superseded.get(request, ()):
+            # The cache has not caught up with our own last write to this User (its finalizer or
+            # status): acting on it would only earn a 409. That write's event brings us back.
+            _log.debug("cache behind our own write; waiting for its event", resource_version=read_rv)
+            return None
+        self._superseded.pop(request, None)
+
+        async def apply(stored: dict[str, Any]) -> RequeueAfter | TerminalError | None:
+            if str(stored["metadata"].get("resourceVersion")) != read_rv:
+                self._supersede(stored, read_rv)  # finalizer() added the finalizer on read_rv
+            return await self._apply(stored)
+
         outcome = await finalizer(
             self.api_client,
             USERS,
             user,
             FINALIZER,
-            apply=self._apply,
+            apply=apply,
             cleanup=self._cleanup,
             field_manager=FIELD_MANAGER,
             # the finalizer is stored before apply runs either way; going on at once saves a trip
@@ -637,6 +654,10 @@ class UserReconciler:
         if warn and not already_reported:
             self.events.event(user, "Warning", reason, message)
 
+    def _supersede(self, user: Mapping[str, Any], resource_version: str) -> None:
+        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        self._superseded.setdefault(key, set()).add(resource_version)
+
     async def _patch_status(self, user: Mapping[str, Any], status: dict[str, Any]) -> None:
         old = {k: v for k, v in (user.get("status") or {}).items() if k in _STATUS_FIELDS}
         new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
@@ -654,6 +675,7 @@ class UserReconciler:
             subresource="status",
             field_manager=FIELD_MANAGER,
         )
+        self._supersede(user, str(meta["resourceVersion"]))
 
 
 async def _concurrently(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
