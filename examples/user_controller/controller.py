@@ -30,8 +30,18 @@ no ``get``, ``list`` or ``watch`` on secrets at all -- it creates the token Secr
 that name exists, changes it only through a JSON patch whose first operation *tests* that the
 Secret carries this User's uid label (so a Secret it does not own is never touched), and deletes
 it only after the same test. A deleted token Secret therefore produces no event for this
-controller; every User is re-checked every ``resync_seconds`` (default 300) instead. A deleted
+controller; every User's token Secret is re-checked at least every ``resync_seconds`` (default 300)
+instead -- and only then: a reconcile within ``resync_seconds`` of this process proving the Secret
+in place for the same namespace and ServiceAccount uid skips the check (so the echoes of our own
+writes cost no request). A token Secret bound to an earlier ServiceAccount of the same name (the
+``kubernetes.io/service-account.uid`` annotation differs) is replaced at once. A deleted
 ServiceAccount or namespace is noticed at once (ServiceAccounts are watched).
+
+Every reconcile that changes something records ONE Normal event naming all it did (reasons
+``AccountCreated``, ``AccountMoved``, ``AccountRemoved``, ``TokenRequested``, ``NamespaceCreated``,
+``AccountRepaired``). A reconcile that reads (from the cache) a User at a resourceVersion that this
+process's own finalizer or status write replaced does nothing: that write's watch event reconciles
+the User again.
 
 Conflicts are reported, never resolved by force: a ServiceAccount or Secret of the same name that
 belongs to someone else (another User with the same name in the same group, or an object this
