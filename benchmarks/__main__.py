@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload")
+BENCHMARKS = ("fakeapi", "informer", "queue", "controller", "workload", "typed", "webhook")
 
 
 def main(argv: list[str]) -> int:

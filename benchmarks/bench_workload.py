@@ -53,6 +53,7 @@ import anyio.to_thread
 
 from examples.user_controller import controller as users
 from examples.website_controller import controller as websites
+from examples.website_controller.api import Website
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
 from kctl_runtime.informer import Informer
@@ -430,7 +431,7 @@ def _merge(
 
 async def website_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controller: bool) -> RunResult:
     client, n = bench.client, bench.n
-    await install_crd(client, ROOT / "examples/website_controller/crd.yaml", timeout=60)
+    await install_crd(client, ROOT / "examples/website_controller/manifests/crd.yaml", timeout=60)
     await client.create(NAMESPACES, {"metadata": {"name": NS}})
     created: dict[str, Obj] = {}
 
@@ -439,12 +440,12 @@ async def website_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controll
         if controller:
             return []
         return [
-            _create(client, DEPLOYMENTS, websites.desired_deployment(website)),
-            _create(client, SERVICES, websites.desired_service(website)),
+            _create(client, DEPLOYMENTS, websites.desired_deployment(Website.from_object(website))),
+            _create(client, SERVICES, websites.desired_service(Website.from_object(website))),
         ]
 
     def apply_deployment(website: Obj) -> Job:
-        desired = websites.desired_deployment(website)
+        desired = websites.desired_deployment(Website.from_object(website))
 
         async def job() -> list[Job]:
             await client.patch(
@@ -490,7 +491,7 @@ async def website_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controll
 
 async def user_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controller: bool) -> RunResult:
     client, n = bench.client, bench.n
-    await install_crd(client, ROOT / "examples/user_controller/crd.yaml", timeout=60)
+    await install_crd(client, ROOT / "examples/user_controller/manifests/crd.yaml", timeout=60)
     await client.create(NAMESPACES, {"metadata": {"name": NS}})
     created: dict[str, Obj] = {}
 

@@ -44,7 +44,7 @@ T = TypeVar("T")
 NAMESPACE = "demo"
 WEBSITE = "kubia"
 CHILD = f"{WEBSITE}-website"
-CRD_FILE = Path(__file__).resolve().parent / "website_controller" / "crd.yaml"
+CRD_FILE = Path(__file__).resolve().parent / "website_controller" / "manifests" / "crd.yaml"
 
 
 class DemoTimeout(Exception):
@@ -147,7 +147,7 @@ async def ready_condition(api: Client) -> dict[str, Any] | None:
 async def run_demo(api_client: Any, timeout: float) -> None:
     api = Client(api_client)
 
-    step(1, "install the CRD (examples/website_controller/crd.yaml) and apply a Website")
+    step(1, "install the CRD (examples/website_controller/manifests/crd.yaml) and apply a Website")
     crd = yaml.safe_load(CRD_FILE.read_text())
     try:
         await install_crd(api, crd, timeout=timeout)

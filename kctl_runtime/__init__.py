@@ -146,16 +146,19 @@ from kctl_runtime.resource import (
     DEPLOYMENTS,
     EVENTS,
     LEASES,
+    MUTATINGWEBHOOKCONFIGURATIONS,
     NAMESPACES,
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
     SERVICES,
+    VALIDATINGWEBHOOKCONFIGURATIONS,
     Resource,
     discover,
     forget_discovery,
     object_key,
 )
+from kctl_runtime.servingcert import CertWatcher
 from kctl_runtime.store import (
     NAMESPACE_INDEX,
     ReplaceResult,
@@ -172,6 +175,8 @@ from kctl_runtime.watcher import (
     WatcherConfig,
     WatcherEvent,
 )
+from kctl_runtime.webhook import WebhookServer
+from kctl_runtime.webhook_admission import AdmissionRequest, AdmissionResponse, UserInfo
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -186,13 +191,17 @@ __all__ = [
     "JSON_PATCH",
     "LEASES",
     "MERGE_PATCH",
+    "MUTATINGWEBHOOKCONFIGURATIONS",
     "NAMESPACES",
     "NAMESPACE_INDEX",
     "PODS",
     "SECRETS",
     "SERVICEACCOUNTS",
     "SERVICES",
+    "VALIDATINGWEBHOOKCONFIGURATIONS",
     "AddFinalizerFailed",
+    "AdmissionRequest",
+    "AdmissionResponse",
     "AlreadyExists",
     "ApiError",
     "Apply",
@@ -202,6 +211,7 @@ __all__ = [
     "BucketRateLimiter",
     "Cache",
     "CacheSyncTimeout",
+    "CertWatcher",
     "CleanupFailed",
     "Client",
     "Clock",
@@ -255,10 +265,12 @@ __all__ = [
     "SystemClock",
     "TerminalError",
     "TooManyRequests",
+    "UserInfo",
     "Watch",
     "Watcher",
     "WatcherConfig",
     "WatcherEvent",
+    "WebhookServer",
     "WorkQueue",
     "and_",
     "annotations_changed",

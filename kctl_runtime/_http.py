@@ -16,17 +16,21 @@ Contract
 * :func:`iter_lines` yields complete newline-terminated lines of a streaming body, in order; a
   trailing fragment without a newline at end of stream is yielded too (a server that closes
   mid-line has sent garbage, which the caller's JSON decode reports).
+* :func:`open_get` records the request in client-go's request metrics
+  (:func:`kctl_runtime.metrics.observe_request`), timed until the answer's headers.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import orjson
 
 from kctl_runtime.errors import api_error
+from kctl_runtime.metrics import api_host, observe_request
 
 __all__ = ["ACCEPT_JSON", "ACCEPT_META_LIST", "ACCEPT_META_WATCH", "iter_lines", "loads", "open_get"]
 
@@ -48,14 +52,20 @@ def loads(data: bytes) -> Any:
 
 async def open_get(api_client: Any, path: str, params: Sequence[tuple[str, str]], accept: str) -> Any:
     """Start a GET and return the aiohttp response once its status is 2xx (caller releases it)."""
-    response = await api_client.call_api(
-        path,
-        "GET",
-        query_params=list(params),
-        header_params={"Accept": accept},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
+    started = time.monotonic()
+    status: int | None = None
+    try:
+        response = await api_client.call_api(
+            path,
+            "GET",
+            query_params=list(params),
+            header_params={"Accept": accept},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
+        status = response.status
+    finally:
+        observe_request("GET", api_host(api_client.configuration.host), status, time.monotonic() - started)
     if not 200 <= response.status < 300:
         try:
             body = await response.read()

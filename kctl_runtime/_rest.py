@@ -22,6 +22,8 @@ Contract
   server's ``Status`` body and ``Retry-After``. Transport failures raise what aiohttp raises
   (``aiohttp.ClientError``, ``TimeoutError``), unwrapped: the request may or may not have reached
   the server. Nothing is retried here; :class:`kctl_runtime.client.Client` decides that.
+* Every request is recorded in client-go's request metrics
+  (:func:`kctl_runtime.metrics.observe_request`): its status, or ``<error>`` for a transport failure.
 
 Not guaranteed: support for kubernetes-asyncio authentication other than ``BearerToken`` api keys
 and client certificates (basic auth is not used by current kubeconfigs and is not sent).
@@ -29,6 +31,7 @@ and client certificates (basic auth is not used by current kubeconfigs and is no
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +43,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from kctl_runtime.errors import api_error
+from kctl_runtime.metrics import api_host, observe_request
 
 __all__ = ["request_json"]
 
@@ -129,10 +133,17 @@ async def request_json(
         options["server_hostname"] = rest.server_hostname
     client_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.ClientTimeout()
     session = transport.session
-    async with session.request(
-        method, url, data=data, headers=headers, timeout=client_timeout, **options
-    ) as resp:
-        raw = await resp.read()
-        if not 200 <= resp.status <= 299:
-            raise api_error(resp.status, raw, resp.headers)
+    host = api_host(api_client.configuration.host)
+    started = time.monotonic()
+    status: int | None = None
+    try:
+        async with session.request(
+            method, url, data=data, headers=headers, timeout=client_timeout, **options
+        ) as resp:
+            status = resp.status
+            raw = await resp.read()
+    finally:
+        observe_request(method, host, status, time.monotonic() - started)
+    if not 200 <= resp.status <= 299:
+        raise api_error(resp.status, raw, resp.headers)
     return orjson.loads(raw) if raw else None

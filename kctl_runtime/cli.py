@@ -6,7 +6,6 @@ Contract
 :func:`add_manager_arguments` adds these options to an :class:`argparse.ArgumentParser`, each a flag
 and a ``KCTL_*`` environment variable (the flag wins; ``--help`` lists them):
 
-=====================  ===========================  =======================================
 flag                   environment                  default
 =====================  ===========================  =======================================
 ``--kubeconfig``       ``KCTL_KUBECONFIG``          ``$KUBECONFIG``, in-cluster, ``~/.kube/config``
@@ -21,6 +20,24 @@ flag                   environment                  default
 ``--log-level``        ``KCTL_LOG_LEVEL``           ``info``
 ``--workers``          ``KCTL_WORKERS``             ``16`` concurrent reconciles per controller
 =====================  ===========================  =======================================
+=======
+=======================  ===========================  =======================================
+flag                     environment                  default
+=======================  ===========================  =======================================
+``--kubeconfig``         ``KCTL_KUBECONFIG``          ``$KUBECONFIG``, in-cluster, ``~/.kube/config``
+``--context``            ``KCTL_CONTEXT``             the kubeconfig's current context
+``--namespace``          ``KCTL_NAMESPACE``           all namespaces
+``--leader-elect``       ``KCTL_LEADER_ELECT``        off
+``--lease-namespace``    ``KCTL_LEASE_NAMESPACE``     the pod's namespace in a cluster
+``--lease-name``         ``KCTL_LEASE_NAME``          the program's lease name
+``--health-bind``        ``KCTL_HEALTH_BIND``         ``127.0.0.1:8081`` (``off`` disables)
+``--metrics-bind``       ``KCTL_METRICS_BIND``        ``127.0.0.1:8080`` (``off`` disables)
+``--metrics-secure``     ``KCTL_METRICS_SECURE``      off (HTTPS + TokenReview/SubjectAccessReview)
+``--metrics-cert-dir``   ``KCTL_METRICS_CERT_DIR``    none (``tls.crt`` and ``tls.key``)
+``--log-format``         ``KCTL_LOG_FORMAT``          ``console`` (``json`` for log pipelines)
+``--log-level``          ``KCTL_LOG_LEVEL``           ``info``
+``--workers``            ``KCTL_WORKERS``             ``16`` concurrent reconciles per controller
+=======================  ===========================  =======================================
 
 ``--workers`` defaults to :data:`DEFAULT_WORKERS` (16), not controller-runtime's 1: a reconciler
 spends nearly all its time waiting for the API server, so one worker leaves the process idle while a
@@ -110,6 +127,11 @@ def positive_int(value: str) -> int:
     return number
 
 
+def _help(text: str, env_name: str, default: str) -> str:
+    """One help vocabulary for every flag: what it is, its environment variable, its default."""
+    return f"{text} (env {env_name}; default: {default})".replace("%", "%%")
+
+
 def add_manager_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -119,9 +141,21 @@ def add_manager_arguments(
 ) -> None:
     """Add the standard manager options (module doc) to ``parser``, defaults from ``environ``."""
     env = os.environ if environ is None else environ
-    parser.add_argument("--kubeconfig", default=env.get("KCTL_KUBECONFIG"), help="kubeconfig file")
-    parser.add_argument("--context", default=env.get("KCTL_CONTEXT"), help="kubeconfig context")
-    parser.add_argument("--namespace", default=env.get("KCTL_NAMESPACE") or None, help=namespace_help)
+    parser.add_argument(
+        "--kubeconfig",
+        default=env.get("KCTL_KUBECONFIG"),
+        help=_help("kubeconfig file", "KCTL_KUBECONFIG", "$KUBECONFIG, in-cluster, ~/.kube/config"),
+    )
+    parser.add_argument(
+        "--context",
+        default=env.get("KCTL_CONTEXT"),
+        help=_help("kubeconfig context", "KCTL_CONTEXT", "the kubeconfig's current context"),
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env.get("KCTL_NAMESPACE") or None,
+        help=_help(namespace_help, "KCTL_NAMESPACE", "all namespaces"),
+    )
     try:
         leader_default = _bool(env.get("KCTL_LEADER_ELECT", "false"))
     except argparse.ArgumentTypeError as exc:
@@ -130,33 +164,71 @@ def add_manager_arguments(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=leader_default,
-        help="campaign for a Lease; only the leader reconciles",
+        help=_help("campaign for a Lease; only the leader reconciles", "KCTL_LEADER_ELECT", "off"),
     )
     parser.add_argument(
         "--lease-namespace",
         default=env.get("KCTL_LEASE_NAMESPACE") or None,
-        help="namespace of the leader-election Lease (default: the pod's namespace)",
-    )
-    parser.add_argument("--lease-name", default=env.get("KCTL_LEASE_NAME", lease_name))
-    parser.add_argument(
-        "--health-bind", type=_bind, default=_bind(env.get("KCTL_HEALTH_BIND", "127.0.0.1:8081"))
+        help=_help("namespace of the leader-election Lease", "KCTL_LEASE_NAMESPACE", "the pod's namespace"),
     )
     parser.add_argument(
-        "--metrics-bind", type=_bind, default=_bind(env.get("KCTL_METRICS_BIND", "127.0.0.1:8080"))
+        "--lease-name",
+        default=env.get("KCTL_LEASE_NAME", lease_name),
+        help=_help("name of the leader-election Lease", "KCTL_LEASE_NAME", lease_name),
+    )
+    parser.add_argument(
+        "--health-bind",
+        type=_bind,
+        default=_bind(env.get("KCTL_HEALTH_BIND", "127.0.0.1:8081")),
+        help=_help("HOST:PORT of /healthz and /readyz, or off", "KCTL_HEALTH_BIND", "127.0.0.1:8081"),
+    )
+    parser.add_argument(
+        "--metrics-bind",
+        type=_bind,
+        default=_bind(env.get("KCTL_METRICS_BIND", "127.0.0.1:8080")),
+        help=_help("HOST:PORT of /metrics, or off", "KCTL_METRICS_BIND", "127.0.0.1:8080"),
+    )
+    try:
+        secure_default = _bool(env.get("KCTL_METRICS_SECURE", "false"))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"KCTL_METRICS_SECURE: {exc}")
+    parser.add_argument(
+        "--metrics-secure",
+        action=argparse.BooleanOptionalAction,
+        default=secure_default,
+        help=_help(
+            "serve /metrics over HTTPS to callers the API server authorizes (TokenReview + "
+            "SubjectAccessReview for get on /metrics)",
+            "KCTL_METRICS_SECURE",
+            "off",
+        ),
+    )
+    parser.add_argument(
+        "--metrics-cert-dir",
+        default=env.get("KCTL_METRICS_CERT_DIR") or None,
+        help=_help(
+            "directory with tls.crt and tls.key for --metrics-secure (a mounted TLS Secret)",
+            "KCTL_METRICS_CERT_DIR",
+            "none; --metrics-secure needs it",
+        ),
     )
     # a string default goes through ``type`` too, so a bad KCTL_LOG_FORMAT fails unless the flag is given
     parser.add_argument(
         "--log-format",
         type=_log_format,
         default=env.get("KCTL_LOG_FORMAT", "console"),
-        help="json or console (default: console)",
+        help=_help("json or console", "KCTL_LOG_FORMAT", "console"),
     )
-    parser.add_argument("--log-level", default=env.get("KCTL_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        default=env.get("KCTL_LOG_LEVEL", "info"),
+        help=_help("debug, info, warning or error", "KCTL_LOG_LEVEL", "info"),
+    )
     parser.add_argument(
         "--workers",
         type=positive_int,
         default=env.get("KCTL_WORKERS", str(DEFAULT_WORKERS)),
-        help=f"concurrent reconciles per controller (default: {DEFAULT_WORKERS})",
+        help=_help("concurrent reconciles per controller", "KCTL_WORKERS", str(DEFAULT_WORKERS)),
     )
 
 
@@ -228,9 +300,11 @@ async def manager_from_args(
             context=args.context,
             health_bind=args.health_bind,
             metrics_bind=args.metrics_bind,
+            metrics_secure=args.metrics_secure,
+            metrics_cert_dir=args.metrics_cert_dir,
             leader_election=leader_election,
             preflight=check,
             **manager_options,
         )
-    except ValueError as exc:  # a malformed bind address
+    except ValueError as exc:  # a malformed bind address, a missing metrics certificate
         raise ConfigError(str(exc)) from None

@@ -26,6 +26,12 @@ Contract
 * Objects returned are **copies** (one orjson round trip): mutate and send them back freely; the
   cache is never affected. Cached objects may lack fields the informer strips (``managedFields``).
   Items returned by :meth:`Client.list` always carry ``apiVersion`` and ``kind``.
+* **Typed** reads and writes: pass a :class:`~kctl_runtime.customresource.CustomResource` class
+  instead of a :class:`Resource` (``client.get(Website, name, ns)``) and the answer is parsed into
+  it at read time (the cache keeps dicts); :meth:`Client.create`, :meth:`Client.update` and
+  :meth:`Client.update_status` take and return model instances the same way. An object that does
+  not parse raises :class:`~kctl_runtime.customresource.InvalidObject` naming its bad fields.
+  Built-in kinds stay dicts.
 * **Writes** always go to the API, as raw JSON dicts encoded and decoded with orjson
   (:mod:`kctl_runtime._rest`: no model classes, no ``sanitize_for_serialization`` walk). The
   answer is the server's object. :meth:`Client.update` and :meth:`Client.update_status` use the
@@ -50,7 +56,7 @@ import builtins
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, Self, TypeVar, cast, overload
 
 import orjson
 import structlog
@@ -72,6 +78,7 @@ __all__ = [
     "Client",
     "PatchType",
     "RetryPolicy",
+    "TypedResource",
 ]
 
 _log = structlog.get_logger("kctl_runtime.client")
@@ -85,6 +92,21 @@ _PATCH_CONTENT_TYPES: Mapping[str, str] = {
 }
 _LIST_PAGE = 500
 T = TypeVar("T")
+
+
+class TypedResource(Protocol):
+    """A typed view of a kind (a :class:`~kctl_runtime.customresource.CustomResource` class)."""
+
+    @classmethod
+    def kube_resource(cls) -> Resource: ...
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> Self: ...
+
+    def to_object(self) -> dict[str, Any]: ...
+
+
+M = TypeVar("M", bound=TypedResource)
 
 
 class _Store(Protocol):
@@ -236,6 +258,10 @@ def _ensure_index(informer: CachedInformer, name: str, fn: IndexFunc) -> None:
 
 def _copy(obj: Any) -> Any:
     return orjson.loads(orjson.dumps(obj))
+
+
+def _untyped(obj: Mapping[str, Any] | TypedResource) -> Mapping[str, Any]:
+    return obj if isinstance(obj, Mapping) else obj.to_object()
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -408,8 +434,20 @@ class Client:
 
     # ------------------------------------------------------------------ reads
 
-    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
-        """The object ``name`` (in ``namespace`` for namespaced kinds); raises ``NotFound``."""
+    @overload
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]: ...
+
+    @overload
+    async def get(self, resource: type[M], name: str, namespace: str | None = None) -> M: ...
+
+    async def get(
+        self, resource: Resource | type[TypedResource], name: str, namespace: str | None = None
+    ) -> dict[str, Any] | TypedResource:
+        """The object ``name`` (in ``namespace`` for namespaced kinds); raises ``NotFound``.
+
+        With a typed class for ``resource``, the object parsed into it (module doc)."""
+        if not isinstance(resource, Resource):
+            return resource.from_object(await self.get(resource.kube_resource(), name, namespace))
         if resource.namespaced and namespace is None:
             raise ValueError(f"{resource.group_resource} is namespaced: pass namespace=")
         ns = namespace if resource.namespaced else None
@@ -426,6 +464,7 @@ class Client:
         found: dict[str, Any] = await self._call("GET", resource.path(ns, name))
         return found
 
+    @overload
     async def list(
         self,
         resource: Resource,
@@ -434,15 +473,42 @@ class Client:
         field_selector: str | None = None,
         *,
         limit: int | None = None,
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]: ...
+
+    @overload
+    async def list(
+        self,
+        resource: type[M],
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> builtins.list[M]: ...
+
+    async def list(
+        self,
+        resource: Resource | type[TypedResource],
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> builtins.list[Any]:
         """Objects of ``resource`` (in ``namespace``, or everywhere for ``None``) matching the selectors.
 
         From the cache, the label selector is evaluated locally and field selectors are supported
         for ``metadata.name`` / ``metadata.namespace`` and indexed fields; any other field selector
-        goes to the API. ``limit``: at most that many items (module doc).
+        goes to the API. ``limit``: at most that many items (module doc). With a typed class, the
+        objects parsed into it (the first that does not parse raises).
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be >= 1")
+        if not isinstance(resource, Resource):
+            found = await self.list(
+                resource.kube_resource(), namespace, label_selector, field_selector, limit=limit
+            )
+            return [resource.from_object(obj) for obj in found]
         ns = namespace if resource.namespaced else None
         informer = self._cache.informer_for(resource, ns) if self._cache is not None else None
         indexes = self._cache._indexes.get(resource, {}) if self._cache is not None else {}
@@ -536,6 +602,7 @@ class Client:
             )
         return str(ns)
 
+    @overload
     async def create(
         self,
         resource: Resource,
@@ -544,9 +611,39 @@ class Client:
         namespace: str | None = None,
         field_manager: str | None = None,
         dry_run: bool = False,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def create(
+        self,
+        resource: type[M],
+        obj: M,
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
+    ) -> M: ...
+
+    async def create(
+        self,
+        resource: Resource | type[TypedResource],
+        obj: Mapping[str, Any] | TypedResource,
+        *,
+        namespace: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any] | TypedResource:
         """Create ``obj``; ``apiVersion``/``kind`` default to the resource's. Raises ``AlreadyExists``."""
-        body = dict(obj)
+        if not isinstance(resource, Resource):
+            typed = await self.create(
+                resource.kube_resource(),
+                _untyped(obj),
+                namespace=namespace,
+                field_manager=field_manager,
+                dry_run=dry_run,
+            )
+            return resource.from_object(typed)
+        body = dict(_untyped(obj))
         body.setdefault("apiVersion", resource.api_version)
         body.setdefault("kind", resource.kind)
         ns = self._namespace_of(resource, body, namespace)
@@ -558,22 +655,54 @@ class Client:
         )
         return created
 
+    @overload
     async def update(
         self, resource: Resource, obj: Mapping[str, Any], *, field_manager: str | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def update(self, resource: type[M], obj: M, *, field_manager: str | None = None) -> M: ...
+
+    async def update(
+        self,
+        resource: Resource | type[TypedResource],
+        obj: Mapping[str, Any] | TypedResource,
+        *,
+        field_manager: str | None = None,
+    ) -> dict[str, Any] | TypedResource:
         """Replace the object (PUT); its ``metadata.resourceVersion`` guards against lost updates."""
         return await self._put(resource, obj, None, field_manager)
 
+    @overload
     async def update_status(
         self, resource: Resource, obj: Mapping[str, Any], *, field_manager: str | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def update_status(self, resource: type[M], obj: M, *, field_manager: str | None = None) -> M: ...
+
+    async def update_status(
+        self,
+        resource: Resource | type[TypedResource],
+        obj: Mapping[str, Any] | TypedResource,
+        *,
+        field_manager: str | None = None,
+    ) -> dict[str, Any] | TypedResource:
         """Replace the ``status`` subresource (PUT .../status) from ``obj``."""
         return await self._put(resource, obj, "status", field_manager)
 
     async def _put(
-        self, resource: Resource, obj: Mapping[str, Any], subresource: str | None, field_manager: str | None
-    ) -> dict[str, Any]:
-        body = dict(obj)
+        self,
+        resource: Resource | type[TypedResource],
+        obj: Mapping[str, Any] | TypedResource,
+        subresource: str | None,
+        field_manager: str | None,
+    ) -> dict[str, Any] | TypedResource:
+        if not isinstance(resource, Resource):
+            typed = await self._put(resource.kube_resource(), _untyped(obj), subresource, field_manager)
+            assert isinstance(typed, dict)
+            return resource.from_object(typed)
+        body = dict(_untyped(obj))
         body.setdefault("apiVersion", resource.api_version)
         body.setdefault("kind", resource.kind)
         ns = self._namespace_of(resource, body, None)

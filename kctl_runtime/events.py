@@ -180,10 +180,12 @@ class EventCorrelator:
 
     Args:
         clock: for the aggregation window, the spam buckets and the timestamps of combined events.
-        burst / qps: the per source+object token bucket of the spam filter.
+        burst: size of the per source+object token bucket of the spam filter.
+        qps: refill rate (tokens per second) of that bucket.
         cache_size: entries in each LRU cache.
-        max_events / max_interval: aggregate from the ``max_events``-th distinct message on,
-            for messages less than ``max_interval`` seconds apart.
+        max_events: aggregate from the ``max_events``-th distinct message on, for messages
+            less than ``max_interval`` seconds apart.
+        max_interval: see ``max_events``.
         name_for: makes the name of a combined event from the involved object's name.
     """
 
@@ -306,7 +308,8 @@ class EventRecorder:
         component: ``source.component`` and ``reportingComponent`` (usually the controller's name).
         host: ``source.host`` and ``reportingInstance`` (e.g. the pod or node name), or ``None``.
         clock: time source for timestamps, the spam filter, aggregation and retries.
-        burst / qps: spam filter per source+object (client-go: 25, one per 5 minutes).
+        burst: spam filter bucket size per source+object (client-go: 25).
+        qps: spam filter refill rate (client-go: one per 5 minutes).
         cache_size: entries in each correlator cache (client-go: 4096).
         max_queued: events waiting to be sent before new ones are dropped (client-go: 1000).
         max_tries: attempts per event on transient failures (client-go: 12).

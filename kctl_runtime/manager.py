@@ -12,7 +12,12 @@ Contract
    manager runs (and, under leader election, while the elector is not stuck), and 500 while a
    controller's last reconcile or an informer's last list/watch was refused with 401: revoked
    credentials make the kubelet restart the pod (which reloads them) instead of leaving a
-   "healthy" controller that enforces nothing.
+   "healthy" controller that enforces nothing. Webhook servers (:meth:`Manager.add_webhook_server`)
+   start here too, on every replica, and join ``/readyz``.
+   With ``metrics_secure``, ``/metrics`` is served over HTTPS (certificate from ``metrics_cert_dir``
+   through :class:`kctl_runtime.servingcert.CertWatcher`, reloaded on rotation) behind
+   :class:`kctl_runtime.authfilter.AuthFilter`: a bearer token checked with a TokenReview and a
+   SubjectAccessReview, 401/403 otherwise.
 2. **Cache** -- the shared informers start (those the added controllers need were requested by
    :meth:`Manager.add`, so they warm up even on a standby replica) and event recorders start. The
    manager waits up to ``cache_sync_timeout`` seconds for every informer to sync; on timeout
@@ -56,6 +61,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+from kctl_runtime.authfilter import AuthFilter
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.config import FatalError, load_config
@@ -64,9 +70,11 @@ from kctl_runtime.informer import Informer, InformerFactory
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import Resource
+from kctl_runtime.servingcert import CertWatcher
 
 if TYPE_CHECKING:
     from kctl_runtime.events import EventRecorder
+    from kctl_runtime.webhook import WebhookServer
 
 __all__ = ["CacheSyncTimeout", "ForcedShutdown", "LeaderElectionLost", "Manager", "freeze_gc"]
 
@@ -174,6 +182,11 @@ class Manager:
             the collector itself.
         serve_default_metrics: ``/metrics`` also serves prometheus-client's default registry
             (process and Python metrics, and whatever the application registered there).
+        metrics_secure: serve ``/metrics`` over HTTPS, only to callers whose bearer token the API
+            server authenticates and authorizes for ``get`` on the non-resource URL ``/metrics``
+            (:mod:`kctl_runtime.authfilter`). Needs ``metrics_cert_dir`` and a ``metrics_bind``
+            apart from ``health_bind`` (probes stay plain HTTP).
+        metrics_cert_dir: directory holding ``tls.crt`` and ``tls.key`` (a mounted TLS Secret).
     """
 
     def __init__(
@@ -194,6 +207,8 @@ class Manager:
         field_manager: str | None = None,
         freeze_gc: bool = True,
         serve_default_metrics: bool = True,
+        metrics_secure: bool = False,
+        metrics_cert_dir: str | None = None,
     ) -> None:
         if cache_sync_timeout <= 0:
             raise ValueError("cache_sync_timeout must be > 0")
@@ -211,6 +226,17 @@ class Manager:
         self.handle_signals = handle_signals
         self.freeze_gc = freeze_gc
         self.serve_default_metrics = serve_default_metrics
+        self._metrics_filter: AuthFilter | None = None
+        self._metrics_certs: CertWatcher | None = None
+        if metrics_secure and self._metrics_addr is not None:
+            if self._metrics_addr == self._health_addr:
+                raise ValueError("metrics_secure needs a metrics_bind apart from health_bind")
+            if not metrics_cert_dir:
+                raise ValueError(
+                    "metrics_secure needs metrics_cert_dir (a directory with tls.crt and tls.key)"
+                )
+            self._metrics_certs = CertWatcher(metrics_cert_dir, what="metrics", clock=self.clock)
+            self._metrics_filter = AuthFilter(api_client, clock=self.clock)
         self.informers = InformerFactory(api_client, clock=self.clock, default_resync=default_resync)
         self.cache = Cache()
         self.client = Client(
@@ -235,6 +261,7 @@ class Manager:
         self._sync_scope: anyio.CancelScope | None = None
         self._root: anyio.abc.TaskGroup | None = None
         self._runners: list[web.AppRunner] = []
+        self._webhook_servers: list[WebhookServer] = []
 
     @classmethod
     async def from_config(
@@ -317,6 +344,13 @@ class Manager:
                 self._root.start_soon(recorder.run, name=f"event recorder {component}")
         return recorder
 
+    def add_webhook_server(self, server: WebhookServer) -> None:
+        """Serve ``server`` on every replica, from before the caches sync; ``/readyz`` includes it."""
+        if self._started:
+            raise RuntimeError("add webhook servers before Manager.run()")
+        self._webhook_servers.append(server)
+        self.add_readyz_check(f"webhook-{len(self._webhook_servers)}", server.ready)
+
     def add_healthz_check(self, name: str, check: HealthCheck) -> None:
         """Extra liveness check for ``/healthz`` (sync or async, returning ``True`` when healthy)."""
         self._health_checks[name] = check
@@ -387,6 +421,10 @@ class Manager:
                 if self.handle_signals and threading.current_thread() is threading.main_thread():
                     root.start_soon(self._watch_signals, name="manager signals")
                 await self._start_servers()
+                if self._metrics_certs is not None:
+                    root.start_soon(self._metrics_certs.run, name="metrics certificate reload")
+                for server in self._webhook_servers:  # before cache sync: conversion may need them
+                    await root.start(server.serve, name="webhook server")
                 self._running = True
                 root.start_soon(self.informers.run, name="informers")
                 for component, recorder in self._recorders.items():
@@ -582,7 +620,8 @@ class Manager:
     async def _start_servers(self) -> None:
         sites: list[tuple[tuple[str, int], list[tuple[str, Any]], str]] = []
         health_routes = [("/healthz", self._healthz), ("/readyz", self._readyz)]
-        metrics_routes = [("/metrics", self._metrics)]
+        metrics = self._metrics if self._metrics_filter is None else self._metrics_filter.wrap(self._metrics)
+        metrics_routes = [("/metrics", metrics)]
         if self._health_addr is not None and self._health_addr == self._metrics_addr:
             sites.append((self._health_addr, health_routes + metrics_routes, "both"))
         else:
@@ -597,7 +636,8 @@ class Manager:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             self._runners.append(runner)
-            site = web.TCPSite(runner, host, port)
+            certs = self._metrics_certs if role == "metrics" else None
+            site = web.TCPSite(runner, host, port, ssl_context=certs.context if certs else None)
             try:
                 await site.start()
             except OSError as exc:

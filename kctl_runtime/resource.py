@@ -24,20 +24,23 @@ from typing import Any
 
 import orjson
 
-from kctl_runtime.errors import api_error
+from kctl_runtime._http import ACCEPT_JSON, open_get
 
 __all__ = [
+    "CERTIFICATESIGNINGREQUESTS",
     "CONFIGMAPS",
     "CORE_EVENTS",
     "CUSTOMRESOURCEDEFINITIONS",
     "DEPLOYMENTS",
     "EVENTS",
     "LEASES",
+    "MUTATINGWEBHOOKCONFIGURATIONS",
     "NAMESPACES",
     "PODS",
     "SECRETS",
     "SERVICEACCOUNTS",
     "SERVICES",
+    "VALIDATINGWEBHOOKCONFIGURATIONS",
     "Resource",
     "discover",
     "forget_discovery",
@@ -105,8 +108,25 @@ CORE_EVENTS = Resource("", "v1", "events", "Event")
 """core/v1 Events: what client-go's recorder (and :class:`~kctl_runtime.events.EventRecorder`) writes."""
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+CERTIFICATESIGNINGREQUESTS = Resource(
+    "certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", namespaced=False
+)
 CUSTOMRESOURCEDEFINITIONS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False
+)
+VALIDATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration",
+    namespaced=False,
+)
+MUTATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingwebhookconfigurations",
+    "MutatingWebhookConfiguration",
+    namespaced=False,
 )
 
 
@@ -139,17 +159,9 @@ async def discover(api_client: Any, api_version: str, kind: str) -> Resource:
         return cached
     group, _, version = api_version.rpartition("/")
     path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    response = await api_client.call_api(
-        path,
-        "GET",
-        header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
+    response = await open_get(api_client, path, (), ACCEPT_JSON)
     try:
         body = await response.read()
-        if response.status != 200:
-            raise api_error(response.status, body, response.headers)
     finally:
         response.release()
     document = orjson.loads(body)

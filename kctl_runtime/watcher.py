@@ -35,6 +35,15 @@ backoff; every other error backs off before retrying the same action (``429`` wa
 server's ``Retry-After``); a watch that ends within a second without any event counts as an error,
 so a server that closes at once cannot make the loop spin.
 
+Recovery from an API server restart is prompt (issue 10, item 5): the relist after a 410 draws its
+delay from a backoff of its own, so the delays that connection errors piled up while the server was
+down do not postpone it (a restarted kube-apiserver answers 410 to every watch resumed from before
+the restart); and while the server refuses connections, or answers with a ``Retry-After`` hint
+(kube-apiserver's 429 while its storage initialises), delays stop growing at
+:attr:`WatcherConfig.reconnect_max` (never below the hint). A refused connection costs the server
+nothing, so polling every couple of seconds is cheap; every other error still backs off up to
+``backoff_max``.
+
 NOT guaranteed: every intermediate state of an object is seen (the API compacts history; a relist
 shows only the latest state); exactly-once delivery across relists (an object unchanged across a
 relist is sent again as ``InitApply``).
@@ -43,6 +52,7 @@ relist is sent again as ``InitApply``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -187,6 +197,11 @@ class WatcherConfig:
     backoff_reset_after: float = 120.0
     """After this many seconds without errors the delays start over from ``backoff_initial``."""
 
+    reconnect_max: float = 2.0
+    """Longest delay while the server refuses connections or sends ``Retry-After`` (a restart
+    or rolling update): the watch reconnects within about this long of the server coming back,
+    instead of up to ``backoff_max`` later (a ``backoff_max`` below it wins)."""
+
     def __post_init__(self) -> None:
         if self.page_size < 0:
             raise ValueError(f"page_size must be >= 0 (0: no pagination), got {self.page_size}")
@@ -196,6 +211,8 @@ class WatcherConfig:
         if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
             raise ValueError(f"inactivity_timeout must be > 0, got {self.inactivity_timeout}")
         Backoff(self.backoff_initial, self.backoff_max, reset_after=self.backoff_reset_after)
+        if self.reconnect_max <= 0:
+            raise ValueError(f"reconnect_max must be > 0, got {self.reconnect_max}")
 
     def new_backoff(self, clock: Clock, rand: Callable[[], float] | None = None) -> Backoff:
         """The backoff sequence these settings describe."""
@@ -265,6 +282,9 @@ class Watcher:
         self.clock: Clock = clock or SystemClock()
         self._rand = rand or random.random
         self.backoff = self.config.new_backoff(self.clock, self._rand)
+        #: Delays before relists after a 410, apart from the error delays (see the module docstring).
+        self.relist_backoff = self.config.new_backoff(self.clock, self._rand)
+        self._reconnecting = False  # the last failure was a refused connection or carried Retry-After
         self.state: State = Empty()
         self._path = resource.path(self.config.namespace)
         self._meta_accept = self.config.metadata_only
@@ -308,10 +328,16 @@ class Watcher:
         action: Action = initial_action(self.state, streaming=self._streaming)
         while True:
             if isinstance(action, BackOff):
-                delay = self.backoff.next_delay()
+                if action.relist:
+                    delay = self.relist_backoff.next_delay()
+                else:
+                    delay = self.backoff.next_delay()
+                    if self._reconnecting or action.retry_after is not None:
+                        delay = min(delay, self.config.reconnect_max)
                 if action.retry_after is not None:
                     delay = max(delay, action.retry_after)
                 self.last_failure = action.reason
+                self._reconnecting = False
                 log = _log.info if action.relist else _log.warning
                 log(
                     "list-watch backing off",
@@ -367,7 +393,7 @@ class Watcher:
             return Failed(message=f"undecodable list response: {type(exc).__name__}: {exc}")
         if self.config.metadata_only and data.get("kind") != "PartialObjectMetadataList":
             items = [_partial(item) for item in items]
-        self.backoff.mark_healthy(self.clock.monotonic())
+        self._healthy()
         return PageReceived(items, str(meta.get("resourceVersion", "")), meta.get("continue") or None)
 
     async def _read_all(self, params: list[tuple[str, str]], accept: str, limit: float) -> bytes | Input:
@@ -389,7 +415,7 @@ class Watcher:
                 except ApiError as exc:
                     outcome = self._api_failure(exc)
                 except TRANSPORT_ERRORS as exc:
-                    outcome = Failed(message=f"{type(exc).__name__}: {exc}")
+                    outcome = self._transport_failure(exc)
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught:
             return Failed(message=f"list response silent for {limit}s")
@@ -397,7 +423,17 @@ class Watcher:
             return outcome
         return b"".join(chunks)
 
+    def _healthy(self) -> None:
+        now = self.clock.monotonic()
+        self.backoff.mark_healthy(now)
+        self.relist_backoff.mark_healthy(now)
+
+    def _transport_failure(self, exc: BaseException) -> Input:
+        self._reconnecting = _refused(exc)
+        return Failed(message=f"{type(exc).__name__}: {exc}")
+
     def _api_failure(self, exc: ApiError) -> Input:
+        self._reconnecting = exc.retry_after is not None
         if exc.status == 406 and self._meta_accept:
             _log.info("server cannot serve PartialObjectMetadata; reducing objects on the client")
             self._meta_accept = False
@@ -430,7 +466,7 @@ class Watcher:
                 except ApiError as exc:
                     action = self._apply(self._api_failure(exc), sink)
                 except TRANSPORT_ERRORS as exc:
-                    action = self._apply(Failed(message=f"{type(exc).__name__}: {exc}"), sink)
+                    action = self._apply(self._transport_failure(exc), sink)
                 else:
                     try:
                         action = await self._consume(response, sink, silence, counter)
@@ -461,7 +497,7 @@ class Watcher:
                     action = self.feed_line(line, sink)
                     if not isinstance(action, KeepWatching):
                         return action
-                    self.backoff.mark_healthy(self.clock.monotonic())
+                    self._healthy()
         except TRANSPORT_ERRORS as exc:
             _log.info("watch connection dropped; resuming", resource=str(self.resource), error=str(exc))
         return KEEP_WATCHING
@@ -493,6 +529,18 @@ def _classify(exc: ApiError) -> Input:
         return GoneInput()
     retry_after = exc.retry_after if isinstance(exc, TooManyRequests) or exc.retry_after else None
     return Failed(exc.status, retry_after, exc.message)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a transport error is a refused connection (nothing listens: a server restarting)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # aiohttp wraps the OSError; follow a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return False
 
 
 def _partial(obj: Mapping[str, Any]) -> dict[str, Any]:

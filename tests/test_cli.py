@@ -117,3 +117,31 @@ async def test_preflight_says_when_the_api_server_cannot_be_reached(kube: KubeTa
     client.configuration.host = f"http://127.0.0.1:{port}"
     with pytest.raises(ConfigError, match="cannot reach the API server"):
         await preflight(client, [CONFIGMAPS])
+
+
+@pytest.mark.parametrize("program", ["examples.website_controller", "examples.user_controller"])
+def test_help_shows_every_flags_help_environment_variable_and_default(program: str) -> None:
+    import re
+    import subprocess
+    import sys
+
+    parser = argparse.ArgumentParser(prog="ctl")
+    add_manager_arguments(parser, lease_name="ctl-lease", environ={})
+    for action in parser._actions:
+        if action.dest != "help":
+            assert action.help, action.dest
+            assert "(env KCTL_" in action.help, action.dest
+            assert "; default: " in action.help, action.dest
+    shown = subprocess.run(
+        [sys.executable, "-m", program, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "1000", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    options = " ".join(shown.split("options:", 1)[1].split())  # one line; each option starts "--name"
+    blocks = re.split(r" (?=--[a-z][a-z-]* [A-Z_]+ |--[a-z][a-z-]*, --no-)", options)[1:]
+    assert len(blocks) >= len(parser._actions) - 1, blocks
+    for block in blocks:
+        assert re.search(r"\(env KCTL_[A-Z_]+; default: [^)]+\)$", block), block

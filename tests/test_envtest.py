@@ -77,7 +77,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def test_pinned_version_is_the_one_the_build_recipe_builds() -> None:
-    go_mod = (REPO / "hack" / "envtest" / "go.mod").read_text()
+    go_mod = (envtest.BUILD_SCRIPT.parent / "go.mod").read_text()
     pinned = re.search(r"^(?:require )?\s*k8s\.io/kubernetes (v\S+)$", go_mod, re.MULTILINE)
     assert pinned is not None
     assert pinned.group(1) == envtest.KUBERNETES_VERSION
@@ -86,17 +86,68 @@ def test_pinned_version_is_the_one_the_build_recipe_builds() -> None:
         assert f"k8s.io/{staging} => k8s.io/{staging} {minor}\n" in go_mod
 
 
-def test_build_script_and_library_agree_on_the_asset_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["bash", str(REPO / "hack" / "envtest" / "build.sh")],
+        [sys.executable, "-m", "kctl_runtime.testing.envtest", "build"],
+    ],
+    ids=["repository-script", "package-command"],
+)
+def test_build_command_and_library_agree_on_the_asset_folder(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     for name in ("KCTL_ENVTEST_ASSETS_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     printed = subprocess.run(
-        ["bash", str(REPO / "hack" / "envtest" / "build.sh"), "--print-dir"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*command, "--print-dir"], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.strip()
     assert Path(printed) == envtest.default_assets_dir()
     assert envtest.default_assets_dir().name == envtest.KUBERNETES_VERSION
+
+
+def test_the_repository_build_script_runs_the_one_shipped_in_the_package() -> None:
+    wrapper = (REPO / "hack" / "envtest" / "build.sh").read_text()
+    assert "kctl_runtime/testing/envtest/gobuild/build.sh" in wrapper
+    assert sorted(p.name for p in (REPO / "hack" / "envtest").iterdir()) == ["build.sh"]
+    assert {p.name for p in envtest.BUILD_SCRIPT.parent.iterdir()} >= {
+        "build.sh",
+        "go.mod",
+        "go.sum",
+        "tools.go",
+    }
+
+
+def test_the_build_command_says_what_is_wrong_with_the_go_it_was_given(tmp_path: Path) -> None:
+    env = {**os.environ, "KCTL_ENVTEST_ASSETS_DIR": str(tmp_path / "assets"), "GO": str(tmp_path / "no-go")}
+    env.pop("KUBEBUILDER_ASSETS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "kctl_runtime.testing.envtest", "build"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"GO={tmp_path / 'no-go'} is not a command" in done.stderr
+    assert done.stdout == ""
+    assert not (tmp_path / "assets").exists()
+
+
+def test_missing_binaries_tell_a_pip_user_both_ways_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("KCTL_ENVTEST_ASSETS_DIR", str(tmp_path))
+    with pytest.raises(envtest.EnvtestUnavailable) as caught:
+        envtest.Binaries.find()
+    message = str(caught.value)
+    assert "KUBEBUILDER_ASSETS" in message
+    assert "setup-envtest" in message
+    assert "python -m kctl_runtime.testing.envtest build" in message
+    assert "hack/" not in message
 
 
 def test_an_incomplete_kubebuilder_assets_folder_is_reported_not_worked_around(

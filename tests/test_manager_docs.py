@@ -4,51 +4,31 @@
 start it against the API server, read its probes, stop it with SIGTERM, and break its kubeconfig.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 - the snippet below brings its own import block
+
+from tests.test_controller_docs import DeploymentInfo  # the reconciler shown in docs/controllers.md
 
 # --8<-- [start:main]
 import argparse
-import os
 
+from kctl_runtime.cli import add_manager_arguments, manager_from_args
 from kctl_runtime.config import run_cli
 from kctl_runtime.controller import Controller
-from kctl_runtime.leaderelection import LeaderElectionConfig
-from kctl_runtime.logging import configure_logging
-from kctl_runtime.manager import Manager
 from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS
-from tests.test_controller_docs import DeploymentInfo
 
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="deployment-info")
-    parser.add_argument(
-        "--kubeconfig", help="path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube)"
-    )
-    parser.add_argument("--context", help="kubeconfig context (default: current-context)")
-    parser.add_argument("--namespace", help="watch only this namespace (default: all)")
-    parser.add_argument("--health-probe-bind-address", default="127.0.0.1:8081")
-    parser.add_argument("--metrics-bind-address", default="127.0.0.1:8080")
-    parser.add_argument("--leader-elect", action="store_true", help="run controllers only while leading")
-    parser.add_argument("--log-format", choices=["json", "console"], default="json")
-    return parser.parse_args()
+# DeploymentInfo is the reconciler of the controllers page, imported from your own package.
 
 
 async def main() -> None:
-    args = parse_args()
-    configure_logging(args.log_format)
-    leader_election = None
-    if args.leader_elect:
-        leader_election = LeaderElectionConfig(
-            lease_name="deployment-info", lease_namespace=os.environ.get("POD_NAMESPACE", "default")
-        )
-    manager = await Manager.from_config(
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        namespace=args.namespace,
-        health_bind=args.health_probe_bind_address,
-        metrics_bind=args.metrics_bind_address,
-        leader_election=leader_election,
+    parser = argparse.ArgumentParser(
+        prog="deployment-info", description="Run the deployment-info controller."
     )
+    # --kubeconfig, --context, --namespace, --leader-elect, --lease-namespace, --lease-name,
+    # --health-bind, --metrics-bind, --log-format, --log-level; each also a KCTL_* variable
+    add_manager_arguments(parser, lease_name="deployment-info")
+    args = parser.parse_args()
+    # logging, a preflight (server reachable, Deployments and ConfigMaps served), then the manager
+    manager = await manager_from_args(args, requires=[DEPLOYMENTS, CONFIGMAPS])
     manager.add(
         Controller(
             "deployment-info",
@@ -115,10 +95,12 @@ async def test_doc_snippet_main_serves_probes_and_exits_cleanly_on_sigterm(kube:
         str(kube.kubeconfig),
         "--namespace",
         kube.namespace,
-        "--health-probe-bind-address",
+        "--health-bind",
         f"127.0.0.1:{health}",
-        "--metrics-bind-address",
+        "--metrics-bind",
         f"127.0.0.1:{metrics}",
+        "--log-format",
+        "json",
     )
     try:
 

@@ -43,7 +43,8 @@ def parse_args(
         "--resync-seconds",
         type=positive_seconds,
         default=env.get("KCTL_RESYNC_SECONDS", "300"),
-        help="re-check every User this often (Secrets are not watched)",
+        help="re-check every User this often, in seconds; Secrets are not watched "
+        "(env KCTL_RESYNC_SECONDS; default: 300)",
     )
     return parser.parse_args(argv)
 
@@ -56,7 +57,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     manager = await manager_from_args(
         args,
         requires=[USERS],
-        install_hint="install the CRD (kubectl apply -f examples/user_controller/crd.yaml)",
+        install_hint="install the CRD (kubectl apply -f examples/user_controller/manifests/crd.yaml)",
         scope_manager=False,
         field_manager=FIELD_MANAGER,
     )

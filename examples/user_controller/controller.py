@@ -63,6 +63,7 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
+from examples.user_controller.api import User
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.conditions import find_condition, set_condition
@@ -72,7 +73,7 @@ from kctl_runtime.finalizer import finalizer
 from kctl_runtime.patch import pointer
 from kctl_runtime.predicates import from_functions, label_selector, namespace_in
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
-from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS, Resource
+from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
 
 __all__ = [
     "FIELD_MANAGER",
@@ -100,8 +101,8 @@ __all__ = [
 
 _log = structlog.get_logger("examples.user_controller")
 
-USERS = Resource("ch20.kiamol.net", "v1", "users", "User")
-"""The User custom resource (see ``crd.yaml``)."""
+USERS = User.resource
+"""The User custom resource, declared by the class in ``api.py``."""
 
 FIELD_MANAGER = "user-controller"
 """The name written in ``managedFields`` and in the ``app.kubernetes.io/managed-by`` label."""

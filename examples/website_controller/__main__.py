@@ -42,7 +42,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     manager = await manager_from_args(
         args,
         requires=[WEBSITES],
-        install_hint="install the CRD (kubectl apply -f examples/website_controller/crd.yaml)",
+        install_hint="install the CRD (kubectl apply -f examples/website_controller/manifests/crd.yaml)",
         field_manager=FIELD_MANAGER,
     )
     manager.add(

@@ -57,6 +57,17 @@ does not control is reported the same way with reason ``ChildConflict``, but re-
 ``conflict_retry_seconds`` (that object may go away, and its deletion is not an event this
 controller sees).
 
+Typed: the reconciler reads the Website from the cache as a dict (the cache keeps dicts) and parses
+it into :class:`~examples.website_controller.api.Website` (``Website.from_object``), so its field
+access is checked by ``mypy --strict``; status is written as a typed
+:class:`~examples.website_controller.api.WebsiteStatus` (``Website.status_patch``); the children
+(Deployment, Service) stay dicts. A Website that passed the CRD's schema but does not parse into the
+model -- stored before a schema change, or a value only the model rejects (``spec.gitRepo`` holding
+a non-breaking space: the server's Go regexp ``\\s`` is ASCII-only, the model's is Unicode) -- gets
+``Ready=False`` reason ``InvalidSpec`` naming the bad fields (``InvalidObject`` when the bad fields
+are not in the spec), one Warning event per generation, and ends in the parse error, a
+:class:`~kctl_runtime.reconcile.TerminalError`: one log line, not retried until the Website changes.
+
 NOT done: the controller does not check that the repository exists or is reachable (git-sync retries
 on its own; its failures show in the pod, not in the Website's status).
 """
@@ -66,14 +77,16 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 
+from examples.website_controller.api import Website
+from kctl_runtime import conditions
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.conditions import find_condition, set_condition
 from kctl_runtime.controller import Controller
+from kctl_runtime.customresource import InvalidObject, set_condition
 from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
@@ -84,6 +97,7 @@ __all__ = [
     "GIT_SYNC_IMAGE",
     "NGINX_IMAGE",
     "WEBSITES",
+    "Address",
     "EventSink",
     "WebsiteReconciler",
     "child_name",
@@ -101,8 +115,8 @@ __all__ = [
 
 _log = structlog.get_logger("examples.website_controller")
 
-WEBSITES = Resource("extensions.example.com", "v1", "websites", "Website")
-"""The Website custom resource (see ``crd.yaml``)."""
+WEBSITES = Website.resource
+"""The Website custom resource, declared by the class in ``api.py``."""
 
 FIELD_MANAGER = "website-controller"
 """The server-side-apply field manager: the controller owns exactly the fields it applies."""
@@ -142,14 +156,13 @@ def selector_for(website_name: str) -> dict[str, str]:
     return {"app": "website", "website": website_name}
 
 
-def owner_reference(website: Mapping[str, Any]) -> dict[str, Any]:
+def owner_reference(website: Website) -> dict[str, Any]:
     """A controller ownerReference to ``website``: the garbage collector deletes children with it."""
-    meta = website["metadata"]
     return {
         "apiVersion": WEBSITES.api_version,
         "kind": WEBSITES.kind,
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "name": website.metadata.name,
+        "uid": website.metadata.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -179,9 +192,7 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
-def _check_git_url(url: Any) -> list[str]:
-    if not isinstance(url, str) or not url:
-        return ["spec.gitRepo is required"]
+def _check_git_url(url: str) -> list[str]:
     return [_scrub(problem, url) for problem in _git_url_problems(url, redact_url(url))]
 
 
@@ -211,10 +222,8 @@ def _git_url_problems(url: str, shown: str) -> list[str]:
     return problems
 
 
-def _check_branch(branch: Any) -> list[str]:
+def _check_branch(branch: str) -> list[str]:
     """git check-ref-format --branch, as far as it can be checked without git."""
-    if not isinstance(branch, str) or not branch:
-        return ["spec.branch must be a non-empty string"]
     bad = f"spec.branch {branch!r} is not a valid git branch name"
     if _REF_FORBIDDEN.search(branch):
         return [f"{bad}: it contains a space, a control character or one of ~ ^ : ? * [ \\"]
@@ -234,27 +243,21 @@ def _check_branch(branch: Any) -> list[str]:
     return []
 
 
-def validate_website(website: Mapping[str, Any]) -> list[str]:
-    """Everything wrong with ``website`` that the CRD schema cannot express; ``[]`` when valid.
+def validate_website(website: Website) -> list[str]:
+    """Everything wrong with ``website`` that its model cannot express; ``[]`` when valid.
 
-    Never raises: any shape of user input yields a list of human-readable problems.
+    Types, lengths, the URL's shape and the replica bounds are the model's (a Website that breaks
+    them does not parse); this checks what needs code. Never raises.
     """
-    meta = website.get("metadata") or {}
-    spec = website.get("spec")
-    if not isinstance(spec, Mapping):
-        return ["spec is missing"]
     problems: list[str] = []
-    name = str(meta.get("name", ""))
+    name = website.metadata.name
     if len(child_name(name)) > _MAX_LABEL or not _DNS_1035.match(name):
         problems.append(
             f"metadata.name {name!r} cannot name a Service: it must start with a letter, use only "
             f"lower-case letters, digits and '-', and be at most {_MAX_LABEL - len(_SUFFIX)} characters"
         )
-    problems.extend(_check_git_url(spec.get("gitRepo")))
-    problems.extend(_check_branch(spec.get("branch", "main")))
-    replicas = spec.get("replicas", 1)
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 10:
-        problems.append(f"spec.replicas must be an integer from 0 to 10, got {replicas!r}")
+    problems.extend(_check_git_url(website.spec.git_repo))
+    problems.extend(_check_branch(website.spec.branch))
     return problems
 
 
@@ -269,7 +272,7 @@ def _restricted_security_context(uid: int) -> dict[str, Any]:
     }
 
 
-def desired_deployment(website: Mapping[str, Any]) -> dict[str, Any]:
+def desired_deployment(website: Website) -> dict[str, Any]:
     """The Deployment ``NAME-website`` for a valid ``website`` (call :func:`validate_website` first).
 
     The pod shares one emptyDir, ``content``: git-sync (root ``/git``) checks the branch out under
@@ -278,21 +281,19 @@ def desired_deployment(website: Mapping[str, Any]) -> dict[str, Any]:
     symlink and every sync is picked up atomically. Both containers run as non-root with a read-only
     root filesystem; their scratch space is a second emptyDir at ``/tmp``.
     """
-    meta = website["metadata"]
-    spec = website["spec"]
-    name = meta["name"]
+    name = website.metadata.name
     labels = labels_for(name)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": child_name(name),
-            "namespace": meta["namespace"],
+            "namespace": website.metadata.namespace,
             "labels": labels,
             "ownerReferences": [owner_reference(website)],
         },
         "spec": {
-            "replicas": int(spec.get("replicas", 1)),
+            "replicas": website.spec.replicas,
             "selector": {"matchLabels": selector_for(name)},
             "template": {
                 "metadata": {"labels": labels},
@@ -323,8 +324,8 @@ def desired_deployment(website: Mapping[str, Any]) -> dict[str, Any]:
                             "name": "git-sync",
                             "image": GIT_SYNC_IMAGE,
                             "env": [
-                                {"name": "GITSYNC_REPO", "value": spec["gitRepo"]},
-                                {"name": "GITSYNC_REF", "value": spec.get("branch", "main")},
+                                {"name": "GITSYNC_REPO", "value": website.spec.git_repo},
+                                {"name": "GITSYNC_REF", "value": website.spec.branch},
                                 {"name": "GITSYNC_ROOT", "value": "/git"},
                                 {"name": "GITSYNC_LINK", "value": "html"},
                                 {"name": "GITSYNC_PERIOD", "value": SYNC_PERIOD},
@@ -351,20 +352,19 @@ def desired_deployment(website: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def desired_service(website: Mapping[str, Any]) -> dict[str, Any]:
+def desired_service(website: Website) -> dict[str, Any]:
     """The NodePort Service ``NAME-website``: port 80 to the pods' ``http`` port.
 
     The nodePort is left to the API server to allocate (and is then owned by it, not by us), so
     re-applying never moves it.
     """
-    meta = website["metadata"]
-    name = meta["name"]
+    name = website.metadata.name
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
             "name": child_name(name),
-            "namespace": meta["namespace"],
+            "namespace": website.metadata.namespace,
             "labels": labels_for(name),
             "ownerReferences": [owner_reference(website)],
         },
@@ -425,14 +425,14 @@ def covers(actual: Any, desired: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- status
 
 
-def readiness(website: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
+def readiness(website: Website, deployment: Mapping[str, Any] | None) -> tuple[bool, str, str]:
     """``(ready, reason, message)`` for the Website's ``Ready`` condition, from its Deployment.
 
     Ready means "serving at the requested scale": ``availableReplicas >= spec.replicas`` as reported
     by the Deployment controller for the Deployment's current generation. A Deployment whose status
     still describes an older generation is progressing, whatever its counters say.
     """
-    replicas = int((website.get("spec") or {}).get("replicas", 1))
+    replicas = website.spec.replicas
     if deployment is None:
         return False, "DeploymentProgressing", "the Deployment does not exist yet"
     status = deployment.get("status") or {}
@@ -451,20 +451,29 @@ def readiness(website: Mapping[str, Any], deployment: Mapping[str, Any] | None) 
     return False, "DeploymentProgressing", message
 
 
-def service_address(service: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The status fields describing where the site is served: ``clusterIP``, ``nodePort``, ``url``."""
-    if service is None:
-        return {}
-    spec = service.get("spec") or {}
-    address: dict[str, Any] = {}
+class Address(NamedTuple):
+    """Where the site is served (the status fields ``clusterIP``, ``nodePort``, ``url``)."""
+
+    cluster_ip: str | None = None
+    node_port: int | None = None
+    url: str | None = None
+
+
+def service_address(service: Mapping[str, Any] | None) -> Address:
+    """The site's address, from its Service (all ``None`` without one)."""
+    spec = (service or {}).get("spec") or {}
     ip = spec.get("clusterIP")
-    if ip and ip != "None":
-        address["clusterIP"] = ip
-        address["url"] = f"http://{ip}:{SERVICE_PORT}"
-    for port in spec.get("ports") or ():
-        if port.get("port") == SERVICE_PORT and port.get("nodePort"):
-            address["nodePort"] = int(port["nodePort"])
-    return address
+    node_port = next(
+        (
+            int(p["nodePort"])
+            for p in spec.get("ports") or ()
+            if p.get("port") == SERVICE_PORT and p.get("nodePort")
+        ),
+        None,
+    )
+    if not ip or ip == "None":
+        return Address(node_port=node_port)
+    return Address(ip, node_port, f"http://{ip}:{SERVICE_PORT}")
 
 
 # ------------------------------------------------------------------------------------------ reconciler
@@ -474,9 +483,6 @@ class EventSink(Protocol):
     """What the reconciler needs of an event recorder (``manager.event_recorder(...)``)."""
 
     def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
-
-
-_STATUS_FIELDS = ("observedGeneration", "conditions", "availableReplicas", "clusterIP", "nodePort", "url")
 
 
 class WebsiteReconciler:
@@ -495,18 +501,25 @@ class WebsiteReconciler:
         self.clock: Clock = clock or SystemClock()
         self.conflict_retry_seconds = conflict_retry_seconds
 
+    # --8<-- [start:reconcile]
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         try:
-            website = await self.client.get(WEBSITES, request.name, request.namespace)
+            obj = await self.client.get(WEBSITES, request.name, request.namespace)  # a dict, from the cache
         except NotFound:
             return None  # deleted: the garbage collector removes the children
-        if (website.get("metadata") or {}).get("deletionTimestamp"):
+        try:
+            website = Website.from_object(obj)
+        except InvalidObject as exc:
+            await self._unparseable(obj, exc)
+            raise  # terminal: one log line, not retried until the Website changes
+        if website.metadata.deletion_timestamp:
             return None
         problems = validate_website(website)
         if problems:
             await self._not_ready(website, "InvalidSpec", "; ".join(problems))
             raise TerminalError(f"invalid Website: {'; '.join(problems)}")
-        uid = website["metadata"]["uid"]
+        # --8<-- [end:reconcile]
+        uid = str(website.metadata.uid)
         children = [
             (DEPLOYMENTS, desired_deployment(website)),
             (SERVICES, desired_service(website)),
@@ -534,9 +547,7 @@ class WebsiteReconciler:
         await self._write_status(website, actual["Deployment"], actual["Service"])
         return None
 
-    async def _conflict(
-        self, website: Mapping[str, Any], resource: Resource, name: str, problem: str
-    ) -> RequeueAfter:
+    async def _conflict(self, website: Website, resource: Resource, name: str, problem: str) -> RequeueAfter:
         """Report a child name taken by an object we do not control; look again later."""
         message = f"{resource.kind} {name} already exists and {problem}; delete or rename it"
         await self._not_ready(website, "ChildConflict", message)
@@ -552,7 +563,7 @@ class WebsiteReconciler:
 
     async def _converge(
         self,
-        website: Mapping[str, Any],
+        website: Website,
         resource: Resource,
         desired: dict[str, Any],
         current: dict[str, Any] | None,
@@ -571,7 +582,7 @@ class WebsiteReconciler:
                 applied = await self.client.create(resource, desired, field_manager=FIELD_MANAGER)
             except AlreadyExists:
                 fresh = await self.client.api.get(resource, meta["name"], meta["namespace"])
-                problem = _not_controlled_by(fresh, website["metadata"]["uid"])
+                problem = _not_controlled_by(fresh, str(website.metadata.uid))
                 if problem is not None:
                     raise _TakenMeanwhile(problem) from None
                 return fresh  # our own earlier create, not in the cache yet: converged next time
@@ -588,7 +599,7 @@ class WebsiteReconciler:
         verb = "Created" if current is None else "Updated"
         what = f"{resource.kind} {meta['name']}"
         self.events.event(
-            website,
+            website.to_object(),
             "Normal",
             verb,
             f"created {what}" if current is None else f"updated {what} to match the Website",
@@ -596,20 +607,13 @@ class WebsiteReconciler:
         _log.info(f"{verb.lower()} {resource.kind.lower()}", child=meta["name"])
         return applied
 
-    async def _not_ready(self, website: Mapping[str, Any], reason: str, message: str) -> None:
+    async def _not_ready(self, website: Website, reason: str, message: str) -> None:
         """Ready=False with ``reason``; one Warning event per generation (not per retry or resync)."""
-        generation = website["metadata"].get("generation")
-        status = _status_of(website)
-        conditions = status["conditions"]
-        previous = find_condition(conditions, "Ready")
-        already_reported = (
-            previous is not None
-            and previous.get("reason") == reason
-            and previous.get("message") == message
-            and status.get("observedGeneration") == generation
-        )
-        set_condition(
-            conditions,
+        generation = website.metadata.generation
+        status = website.status
+        status.observed_generation = generation
+        changed = set_condition(
+            status.conditions,
             type="Ready",
             status="False",
             reason=reason,
@@ -617,22 +621,22 @@ class WebsiteReconciler:
             observed_generation=generation,
             now=self.clock.now(),
         )
-        status["observedGeneration"] = generation
-        await self._patch_status(website, status)
-        if not already_reported:
-            self.events.event(website, "Warning", reason, message)
+        await self._patch_status(website)
+        if changed:
+            self.events.event(website.to_object(), "Warning", reason, message)
 
+    # --8<-- [start:status]
     async def _write_status(
         self,
-        website: Mapping[str, Any],
+        website: Website,
         deployment: Mapping[str, Any] | None,
         service: Mapping[str, Any] | None,
     ) -> None:
-        generation = website["metadata"].get("generation")
-        status = _status_of(website)
+        generation = website.metadata.generation
+        status = website.status
         ready, reason, message = readiness(website, deployment)
         set_condition(
-            status["conditions"],
+            status.conditions,
             type="Ready",
             status=ready,
             reason=reason,
@@ -640,42 +644,71 @@ class WebsiteReconciler:
             observed_generation=generation,
             now=self.clock.now(),
         )
-        status["observedGeneration"] = generation
-        status["availableReplicas"] = int(
+        status.observed_generation = generation
+        status.available_replicas = int(
             ((deployment or {}).get("status") or {}).get("availableReplicas") or 0
         )
-        for key in ("clusterIP", "nodePort", "url"):
-            status.pop(key, None)
-        status.update(service_address(service))
-        await self._patch_status(website, status)
+        status.cluster_ip, status.node_port, status.url = service_address(service)
+        await self._patch_status(website)
 
-    async def _patch_status(self, website: Mapping[str, Any], status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource when something we manage in it changed."""
-        old = {k: v for k, v in (website.get("status") or {}).items() if k in _STATUS_FIELDS}
-        new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
-        if old == new:
+    async def _patch_status(self, website: Website) -> None:
+        """Merge-patch the status subresource when something in it changed since it was read.
+
+        The resourceVersion read is a precondition (409 when stale): a late write from an ex-leader,
+        or one based on an old cache, never replaces a newer status.
+        """
+        patch = website.status_patch()
+        if patch:
+            await self.client.patch(
+                WEBSITES,
+                website.metadata.name,
+                patch,
+                namespace=website.metadata.namespace,
+                subresource="status",
+                field_manager=FIELD_MANAGER,
+            )
+
+    # --8<-- [end:status]
+
+    async def _unparseable(self, obj: Mapping[str, Any], error: InvalidObject) -> None:
+        """Report a Website that does not parse into the model: Ready=False, one Warning event.
+
+        There is no model to use, so this works on the dict with the untyped condition helpers,
+        touching only ``status.conditions`` and ``status.observedGeneration``.
+        """
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
             return
-        patch: dict[str, Any] = {key: None for key in old if key not in new}  # null deletes in a merge patch
-        patch.update(new)
-        meta = website["metadata"]
+        in_spec = all(problem.startswith("spec.") for problem in error.problems)
+        reason = "InvalidSpec" if in_spec else "InvalidObject"
+        message = f"the Website does not match its model: {'; '.join(error.problems)}"
+        status = obj.get("status")
+        found = status.get("conditions") if isinstance(status, Mapping) else None
+        current = [dict(c) for c in found or () if isinstance(c, Mapping)]
+        generation = meta.get("generation")
+        changed = conditions.set_condition(
+            current,
+            type="Ready",
+            status="False",
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            now=self.clock.now(),
+        )
+        if not changed:
+            return  # reported already (this generation, this problem)
+        patch = conditions.status_conditions_patch(
+            current, resource_version=meta["resourceVersion"], observed_generation=generation
+        )
         await self.client.patch(
             WEBSITES,
             meta["name"],
-            # The resourceVersion read is a precondition (409 when stale): a late write from an
-            # ex-leader, or one based on an old cache, never replaces a newer status.
-            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
+            patch,
             namespace=meta["namespace"],
             subresource="status",
             field_manager=FIELD_MANAGER,
         )
-
-
-def _status_of(website: Mapping[str, Any]) -> dict[str, Any]:
-    """A private deep copy of the managed part of ``status`` (so the cached object is never touched)."""
-    status = website.get("status") or {}
-    copied = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
-    copied["conditions"] = [dict(c) for c in status.get("conditions") or ()]
-    return copied
+        self.events.event(obj, "Warning", reason, message)
 
 
 class _TakenMeanwhile(Exception):

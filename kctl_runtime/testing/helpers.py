@@ -1,8 +1,13 @@
-"""Helpers for testing controllers: install a CRD and wait until it is served; run a manager for
-the duration of a block.
+"""Helpers for testing controllers: poll until a condition holds; unique names; install a CRD and
+wait until it is served; run a manager for the duration of a block.
 
 Contract
 --------
+* :func:`eventually` awaits a check until it returns a truthy value without raising
+  ``AssertionError`` (the one polling loop of the test kit); after ``timeout`` seconds it raises
+  ``AssertionError`` with ``message`` and the last assertion's text.
+* :func:`unique_name` gives a DNS-1123 name no other test of the session uses (the real tier is
+  shared by a whole session, so cluster-scoped objects need them).
 * :func:`install_crd` creates a CustomResourceDefinition (one that exists already is fine: the
   real tier is shared by a whole test session), waits until its ``Established`` condition is true
   *and* its resource answers a list (a real kube-apiserver answers 404 or 429 "storage is
@@ -22,9 +27,10 @@ Neither needs pytest: they work in any asyncio program (the demo uses them too).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import yaml
@@ -34,7 +40,40 @@ from kctl_runtime.errors import AlreadyExists, NotFound, TooManyRequests
 from kctl_runtime.manager import Manager
 from kctl_runtime.resource import CUSTOMRESOURCEDEFINITIONS, Resource
 
-__all__ = ["crd_resource", "install_crd", "running_manager"]
+__all__ = ["crd_resource", "eventually", "install_crd", "running_manager", "unique_name"]
+
+T = TypeVar("T")
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A DNS-1123 name that no other test in this session uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition not met",
+) -> T:
+    """Await ``check()`` until it returns without raising ``AssertionError`` and returns a truthy value.
+
+    Real control planes act asynchronously (garbage collection, namespace deletion); the fake often
+    acts at once. Tests that must pass on both poll with this.
+    """
+    last: BaseException | None = None
+    with anyio.move_on_after(timeout):
+        while True:
+            try:
+                result = await check()
+            except AssertionError as exc:
+                last = exc
+            else:
+                if result:
+                    return result
+            await anyio.sleep(interval)
+    raise AssertionError(f"{message} within {timeout}s" + (f": {last}" if last else ""))
 
 
 def crd_resource(crd: Mapping[str, Any]) -> Resource:
@@ -49,12 +88,11 @@ def crd_resource(crd: Mapping[str, Any]) -> Resource:
 
 
 async def _poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    with anyio.move_on_after(timeout):
-        while True:  # the server has no event to wait on: poll it
-            if await check():
-                return
-            await anyio.sleep(0.05)
-    raise TimeoutError(f"{what} within {timeout}s")
+    """:func:`eventually`, raising ``TimeoutError`` (these helpers' contract), not ``AssertionError``."""
+    try:
+        await eventually(check, timeout=timeout, message=what)
+    except AssertionError as exc:
+        raise TimeoutError(str(exc)) from None
 
 
 async def install_crd(

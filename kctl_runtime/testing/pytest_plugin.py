@@ -1,112 +1,66 @@
 """pytest fixtures for testing controllers against a Kubernetes API: the fake one or a real one.
 
-Load it with ``pytest_plugins = ["kctl_runtime.testing.pytest_plugin"]`` in a ``conftest.py``.
+Installing kctl-runtime registers this plugin with pytest through its ``pytest11`` entry point: no
+``conftest.py`` line is needed (an old ``pytest_plugins = ["kctl_runtime.testing.pytest_plugin"]``
+still works and does not load it twice). In a project that requests none of its fixtures it only
+adds the ``--backend`` option and the ``fake_only`` / ``real_only`` markers: no fixture runs and no
+server starts (importing it imports kctl_runtime, about 0.3 s; kubernetes-asyncio's models load only
+when a fixture makes a client).
 
 Contract
 --------
-* ``kube`` — a :class:`KubeTarget` for one test, parametrized over the enabled backends:
-  ``fake`` (the in-process :class:`~kctl_runtime.testing.fakeapi.FakeApiServer`, a fresh server per
-  test) and ``real`` (one real control plane per session, started by
+* ``kube`` — a :class:`~kctl_runtime.testing.target.KubeTarget` for one test, parametrized over the
+  enabled backends: ``fake`` (the in-process :class:`~kctl_runtime.testing.fakeapi.FakeApiServer`,
+  a fresh server per test) and ``real`` (one real control plane per session, started by
   :mod:`kctl_runtime.testing.envtest`). Each test gets a freshly created namespace
   (``kube.namespace``) and a fresh kubernetes-asyncio ``ApiClient`` (``kube.api_client``).
-  Cluster-scoped objects a test creates must have unique names (:func:`unique_name`) because the
-  real control plane is shared by the whole session.
+  Cluster-scoped objects a test creates must have unique names
+  (:func:`~kctl_runtime.testing.helpers.unique_name`) because the real control plane is shared by
+  the whole session.
+* :meth:`~kctl_runtime.testing.target.KubeTarget.restart_api_server` restarts the API server under
+  a test (fake: same port, same objects; real: same port, same etcd).
 * ``fake_kube`` — the same, fake backend only (for fault injection and timing control).
 * ``kube_pair`` — a fake target and, when the real backend is enabled and available, a real one (else
   ``None``), each with its own namespace: for differential tests that send the same requests to both
   and compare the answers.
+* Both are pytest-asyncio fixtures declared explicitly, so they work under pytest-asyncio's
+  ``strict`` mode (the default: mark async tests ``@pytest.mark.asyncio``) and ``auto`` mode alike,
+  on a function-scoped event loop. Without pytest-asyncio installed (``pip install
+  'kctl-runtime[test]'``) a test requesting them fails with one line saying so.
 * Tests marked ``@pytest.mark.fake_only`` run only on the fake backend; ``real_only`` only on real.
 * Backends: ``--backend fake,real`` or ``KCTL_TEST_BACKENDS``; default ``fake,real``. When the real
   control plane cannot start: in CI (``CI=true``) or with ``KCTL_REQUIRE_REAL=1`` the whole run fails
-  with the reason; elsewhere the real-tier tests are skipped and one line says how to enable it.
+  with the reason; elsewhere the real-tier tests are skipped and one line says how to enable it
+  (``KUBEBUILDER_ASSETS``, or ``python -m kctl_runtime.testing.envtest build``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
-import anyio
 import pytest
 
+from kctl_runtime.testing.helpers import eventually, unique_name
+from kctl_runtime.testing.target import KubeTarget, api_client_for
+
 if TYPE_CHECKING:
-    from kubernetes_asyncio.client import ApiClient
-
     from kctl_runtime.testing.envtest import ControlPlane
-    from kctl_runtime.testing.fakeapi import FakeApiServer
 
+_async_fixture: Any
+try:
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # the fixtures then fail with a clear message (module doc)
+    _async_fixture = None
+
+# Re-exported for tests written against this module before kctl_runtime.testing exported them.
 __all__ = ["KubeTarget", "eventually", "unique_name"]
-
-T = TypeVar("T")
 
 _BACKENDS_KEY = pytest.StashKey[list[str]]()
 _REAL_KEY = pytest.StashKey["ControlPlane | None"]()
 _REAL_ERROR_KEY = pytest.StashKey[str | None]()
-
-
-def unique_name(prefix: str = "t") -> str:
-    """A DNS-1123 name that no other test in this session uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    message: str = "condition not met",
-) -> T:
-    """Await ``check()`` until it returns without raising ``AssertionError`` and returns a truthy value.
-
-    Real control planes act asynchronously (garbage collection, namespace deletion); the fake often
-    acts at once. Tests that must pass on both poll with this.
-    """
-    last: BaseException | None = None
-    with anyio.move_on_after(timeout):
-        while True:
-            try:
-                result = await check()
-            except AssertionError as exc:
-                last = exc
-            else:
-                if result:
-                    return result
-            await anyio.sleep(interval)
-    raise AssertionError(f"{message} within {timeout}s" + (f": {last}" if last else ""))
-
-
-@dataclass
-class KubeTarget:
-    """What a test gets: one API server to talk to, and a namespace of its own."""
-
-    backend: str
-    kubeconfig: Path
-    api_client: ApiClient
-    namespace: str
-    fake: FakeApiServer | None = None
-    _clients: list[ApiClient] = field(default_factory=list, repr=False)
-
-    @property
-    def is_fake(self) -> bool:
-        return self.backend == "fake"
-
-    async def new_api_client(self) -> ApiClient:
-        """Another independent ``ApiClient`` for the same server (closed after the test)."""
-        client = await _api_client_for(self.kubeconfig)
-        self._clients.append(client)
-        return client
-
-
-async def _api_client_for(kubeconfig: Path) -> ApiClient:
-    from kctl_runtime.config import load_config
-
-    client: ApiClient = await load_config(kubeconfig)
-    return client
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -183,38 +137,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     error = config.stash.get(_REAL_ERROR_KEY, None)
     if error:
-        hint = (
-            ""
-            if "KUBEBUILDER_ASSETS" in error
-            else " -- run `make envtest-assets` (needs Go) or set KUBEBUILDER_ASSETS"
-        )
-        terminalreporter.write_line(
-            f"REAL TIER SKIPPED: {error}{hint}",
-            yellow=True,
-            bold=True,
-        )
+        from kctl_runtime.testing.envtest import BUILD_HINT
+
+        hint = "" if "KUBEBUILDER_ASSETS" in error else f" -- {BUILD_HINT}"
+        terminalreporter.write_line(f"REAL TIER SKIPPED: {error}{hint}", yellow=True, bold=True)
     plane = config.stash.get(_REAL_KEY, None)
     if plane is not None:
         terminalreporter.write_line(f"real tier: {plane.describe()}")
 
 
-@pytest.fixture
-async def kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
+async def _kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
     """One API server (fake or real, by parametrization) and a fresh namespace for this test."""
     backend: str = request.param
     async with _target(request.config, backend) as target:
         yield target
 
 
-@pytest.fixture
-async def fake_kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
+async def _fake_kube(request: pytest.FixtureRequest) -> AsyncIterator[KubeTarget]:
     """The fake API server only: for fault injection and timing control."""
     async with _target(request.config, "fake") as target:
         yield target
 
 
-@pytest.fixture
-async def kube_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[KubeTarget, KubeTarget | None]]:
+def _without_pytest_asyncio(name: str) -> Callable[[], None]:
+    def fail() -> None:
+        pytest.fail(
+            f"the `{name}` fixture is async and needs pytest-asyncio: pip install 'kctl-runtime[test]'",
+            pytrace=False,
+        )
+
+    return fail
+
+
+# pytest_asyncio.fixture, not pytest.fixture: pytest-asyncio's strict mode runs only the async
+# fixtures it was told about.
+if _async_fixture is not None:
+    kube: Any = _async_fixture(_kube, name="kube")
+    fake_kube: Any = _async_fixture(_fake_kube, name="fake_kube")
+else:
+    kube = pytest.fixture(_without_pytest_asyncio("kube"), name="kube")
+    fake_kube = pytest.fixture(_without_pytest_asyncio("fake_kube"), name="fake_kube")
+
+
+async def _kube_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[KubeTarget, KubeTarget | None]]:
     """The fake API server and, when enabled and available, the real control plane, side by side."""
     async with _target(request.config, "fake") as fake:
         if "real" not in request.config.stash[_BACKENDS_KEY] or _start_real(request.config) is None:
@@ -222,6 +187,12 @@ async def kube_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[KubeT
             return
         async with _target(request.config, "real") as real:
             yield fake, real
+
+
+if _async_fixture is not None:
+    kube_pair: Any = _async_fixture(_kube_pair, name="kube_pair")
+else:
+    kube_pair = pytest.fixture(_without_pytest_asyncio("kube_pair"), name="kube_pair")
 
 
 @contextlib.asynccontextmanager
@@ -232,7 +203,7 @@ async def _target(config: pytest.Config, backend: str) -> AsyncIterator[KubeTarg
         from kctl_runtime.testing.fakeapi import FakeApiServer
 
         async with FakeApiServer() as server:
-            api = await _api_client_for(server.kubeconfig_path)
+            api = await api_client_for(server.kubeconfig_path)
             target = KubeTarget("fake", server.kubeconfig_path, api, "", fake=server)
             async with _namespace(target, client):
                 yield target
@@ -240,8 +211,8 @@ async def _target(config: pytest.Config, backend: str) -> AsyncIterator[KubeTarg
     plane = _start_real(config)
     if plane is None:
         pytest.skip(f"real control plane unavailable: {config.stash[_REAL_ERROR_KEY]}")
-    api = await _api_client_for(plane.kubeconfig_path)
-    target = KubeTarget("real", plane.kubeconfig_path, api, "")
+    api = await api_client_for(plane.kubeconfig_path)
+    target = KubeTarget("real", plane.kubeconfig_path, api, "", plane=plane)
     async with _namespace(target, client):
         yield target
 

@@ -119,6 +119,16 @@ VALIDATION = [
         ),
     ),
     Scenario(
+        "a Deployment spec or ConfigMap data that is not an object is a 400 (the fuzz test found a 500)",
+        (
+            Req("POST", f"{APPS}/deployments", {**_deploy("x"), "spec": 5}, expect=400, compare=("message",)),
+            Req("POST", f"{NS}/configmaps", {**_cm("y"), "data": [1]}, expect=400, compare=("message",)),
+            Req(
+                "POST", f"{NS}/configmaps", {**_cm("z"), "binaryData": "x"}, expect=400, compare=("message",)
+            ),
+        ),
+    ),
+    Scenario(
         "a wrongly typed field in a merge patch is a 422... or what the real one says",
         (
             Req("POST", f"{NS}/configmaps", _cm("x", data={"a": "b"}), expect=201),
@@ -264,6 +274,24 @@ SCALE = [
                 compare=("spec",),
             ),
             Req("GET", f"{APPS}/deployments/x", compare=("spec.replicas", "@writers")),
+        ),
+    ),
+    Scenario(
+        "a scale body whose spec or replicas has the wrong JSON type is a 400 (the fuzz test found a 500)",
+        (
+            Req("POST", f"{APPS}/deployments", _deploy("x"), expect=201),
+            *(
+                Req("PUT", f"{APPS}/deployments/x/scale", scale, expect=400, compare=("message",))
+                for scale in (
+                    {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "x"}, "spec": 5},
+                    {
+                        "apiVersion": "autoscaling/v1",
+                        "kind": "Scale",
+                        "metadata": {"name": "x"},
+                        "spec": {"replicas": "2"},
+                    },
+                )
+            ),
         ),
     ),
 ]

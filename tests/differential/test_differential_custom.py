@@ -24,6 +24,19 @@ BOUNDED = {
         },
     },
 }
+# Go's regexp (what kube-apiserver matches patterns with): \s and \d are ASCII-only.
+PATTERNED = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "pattern": r"^https://[^\s/]+(/[^\s]*)?$"},
+                "code": {"type": "string", "pattern": r"^\d+$"},
+            },
+        },
+    },
+}
 WIDGET = {"apiVersion": "{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}
 STATUS = "{crd}/w/status"
 CRD = {"status": True, "scale": True}
@@ -84,6 +97,23 @@ SCENARIOS = [
             Req("GET", "{crd}/w", compare=("status", "@managers")),
         ),
         crd=CRD,
+    ),
+    Scenario(
+        "a pattern's \\s and \\d are ASCII: a non-breaking space and an Arabic-Indic digit are not",
+        (
+            Req("POST", "{crd}", {**WIDGET, "spec": {"url": "https://h/a\u00a0b"}}, expect=201),
+            Req("PATCH", "{crd}/w", {"spec": {"url": "https://h/a b"}}, content_type=MERGE, expect=422),
+            Req("PATCH", "{crd}/w", {"spec": {"code": "\u0661"}}, content_type=MERGE, expect=422),
+            Req(
+                "PATCH",
+                "{crd}/w",
+                {"spec": {"code": "42"}},
+                content_type=MERGE,
+                expect=200,
+                compare=("spec",),
+            ),
+        ),
+        crd={**CRD, "schema": PATTERNED},
     ),
     Scenario(
         "the scale subresource of a custom resource reads the configured paths",

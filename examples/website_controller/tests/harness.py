@@ -30,7 +30,7 @@ from kctl_runtime.testing.helpers import install_crd as install_crd_and_wait
 from kctl_runtime.testing.helpers import running_manager
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
-CRD_PATH = Path(__file__).resolve().parents[1] / "crd.yaml"
+CRD_PATH = Path(__file__).resolve().parents[1] / "manifests" / "crd.yaml"
 REPO = "https://github.com/luksa/kubia-website-example.git"
 
 

@@ -14,7 +14,8 @@ import anyio
 import pytest
 
 from examples.website_controller.__main__ import lease_namespace, parse_args
-from examples.website_controller.controller import WEBSITES, readiness, service_address
+from examples.website_controller.api import Website, WebsiteSpec
+from examples.website_controller.controller import WEBSITES, Address, readiness, service_address
 from examples.website_controller.tests.harness import get_or_none, install_crd, website
 from kctl_runtime.client import Client
 from kctl_runtime.config import ConfigError
@@ -114,8 +115,8 @@ def deployment(generation: int = 2, observed: int = 2, available: int = 0, **ext
     return {"metadata": {"generation": generation}, "status": status}
 
 
-def site(replicas: int = 2) -> dict[str, Any]:
-    return {"spec": {"replicas": replicas}}
+def site(replicas: int = 2) -> Website:
+    return Website(spec=WebsiteSpec(git_repo="https://example.com/site.git", replicas=replicas))
 
 
 def test_ready_needs_every_requested_replica_available_for_the_current_generation() -> None:
@@ -141,13 +142,11 @@ def test_a_deployment_past_its_progress_deadline_is_reported_failed() -> None:
 
 def test_the_address_comes_from_the_service() -> None:
     service = {"spec": {"clusterIP": "10.0.0.7", "ports": [{"port": 80, "nodePort": 31000}]}}
-    assert service_address(service) == {
-        "clusterIP": "10.0.0.7",
-        "url": "http://10.0.0.7:80",
-        "nodePort": 31000,
-    }
-    assert service_address({"spec": {"clusterIP": "None", "ports": []}}) == {}
-    assert service_address(None) == {}
+    assert service_address(service) == Address(
+        cluster_ip="10.0.0.7", node_port=31000, url="http://10.0.0.7:80"
+    )
+    assert service_address({"spec": {"clusterIP": "None", "ports": []}}) == Address()
+    assert service_address(None) == Address()
 
 
 async def test_the_demo_runs_the_whole_story_and_exits_zero() -> None:

@@ -1,4 +1,4 @@
-"""Unit tests of the Website controller's pure parts: validation, desired children, drift detection."""
+"""Unit tests of the Website controller's pure parts: parsing and validation, desired children, drift."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from examples.website_controller.api import Website
 from examples.website_controller.controller import (
     GIT_SYNC_IMAGE,
     WEBSITES,
@@ -19,9 +20,11 @@ from examples.website_controller.controller import (
     redact_url,
     validate_website,
 )
+from kctl_runtime.customresource import InvalidObject
 
 
-def website(name: str = "kubia", **spec: Any) -> dict[str, Any]:
+def raw(name: str = "kubia", **spec: Any) -> dict[str, Any]:
+    """A Website as the API server sends it (a dict)."""
     body: dict[str, Any] = {"gitRepo": "https://github.com/luksa/kubia-website-example.git"}
     body.update(spec)
     return {
@@ -30,6 +33,19 @@ def website(name: str = "kubia", **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "web", "uid": "1234-uid", "generation": 3},
         "spec": body,
     }
+
+
+def website(name: str = "kubia", **spec: Any) -> Website:
+    """The same, parsed into the model (what the reconciler works on)."""
+    return Website.from_object(raw(name, **spec))
+
+
+def problems(obj: dict[str, Any]) -> list[str]:
+    """What the reconciler reports about ``obj``: the parse failures, else what validation finds."""
+    try:
+        return validate_website(Website.from_object(obj))
+    except InvalidObject as exc:
+        return exc.problems
 
 
 def env_of(deployment: dict[str, Any], container: str) -> dict[str, str]:
@@ -41,6 +57,7 @@ def env_of(deployment: dict[str, Any], container: str) -> dict[str, str]:
 def test_a_website_with_an_https_repo_and_defaults_is_valid() -> None:
     assert validate_website(website()) == []
     assert validate_website(website(branch="release/v1.2", replicas=0)) == []
+    assert problems(raw(branch="release/v1.2", replicas=0)) == []
 
 
 @pytest.mark.parametrize(
@@ -62,14 +79,20 @@ def test_a_website_with_an_https_repo_and_defaults_is_valid() -> None:
         ({"branch": "main."}, "ends with '.'"),
         ({"branch": "a@{1}"}, "reserved"),
         ({"branch": "what?"}, "contains"),
-        ({"replicas": 11}, "0 to 10"),
-        ({"replicas": True}, "0 to 10"),
+        # the model's constraints (the CRD has them too; a Website stored before they existed has not)
+        ({"replicas": 11}, "spec.replicas: Input should be less than or equal to 10"),
+        ({"replicas": -1}, "spec.replicas: Input should be greater than or equal to 0"),
+        ({"replicas": 2.5}, "spec.replicas: Input should be a valid integer"),
+        ({"gitRepo": "ftp://example.com/site.git"}, "spec.gitRepo: String should match pattern"),
+        # a non-breaking space passes the CRD's pattern on the API server (Go's \s is ASCII) but
+        # not the model's (Unicode \s): the reconciler reports it instead of cloning it
+        ({"gitRepo": "https://example.com/my\u00a0site.git"}, "spec.gitRepo: String should match pattern"),
     ],
 )
 def test_an_invalid_spec_is_explained_not_raised(spec: dict[str, Any], fragment: str) -> None:
-    problems = validate_website(website(**spec))
-    assert problems, f"{spec} should be invalid"
-    assert any(fragment in p for p in problems), problems
+    found = problems(raw(**spec))
+    assert found, f"{spec} should be invalid"
+    assert any(fragment in p for p in found), found
 
 
 @pytest.mark.parametrize(
@@ -88,9 +111,9 @@ def test_an_invalid_spec_is_explained_not_raised(spec: dict[str, Any], fragment:
 )
 def test_credentials_in_the_git_url_are_never_repeated_even_when_the_url_is_invalid(url: str) -> None:
     """Regression (issue 10 item 7): an otherwise invalid URL was echoed, token and all."""
-    problems = validate_website(website(gitRepo=url))
-    assert problems
-    assert not any("s3cr3t" in p for p in problems), problems
+    found = problems(raw(gitRepo=url))
+    assert found
+    assert not any("s3cr3t" in p for p in found), found
     assert "s3cr3t" not in redact_url(url)
 
 
@@ -107,9 +130,9 @@ def test_a_name_that_cannot_name_a_service_is_invalid() -> None:
     assert validate_website(website(name="my.site"))
 
 
-def test_a_website_without_spec_is_invalid() -> None:
-    assert validate_website({"metadata": {"name": "x"}}) == ["spec is missing"]
-    assert "spec.gitRepo is required" in validate_website({"metadata": {"name": "x"}, "spec": {}})
+def test_a_website_without_spec_does_not_parse() -> None:
+    assert problems({"metadata": {"name": "x"}}) == ["spec: Field required"]
+    assert problems({"metadata": {"name": "x"}, "spec": {}}) == ["spec.gitRepo: Field required"]
 
 
 json_values = st.recursive(
@@ -128,8 +151,8 @@ json_values = st.recursive(
         json_values | st.text(max_size=80).map(lambda s: "https://" + s),
     ),
 )
-def test_validation_never_raises_whatever_the_user_writes(name: str, spec: dict[str, Any]) -> None:
-    result = validate_website({"metadata": {"name": name}, "spec": spec})
+def test_parsing_and_validation_never_raise_whatever_the_user_writes(name: str, spec: dict[str, Any]) -> None:
+    result = problems({"metadata": {"name": name}, "spec": spec})  # only InvalidObject is caught
     assert isinstance(result, list)
     assert all(isinstance(p, str) and p for p in result)
 
@@ -211,7 +234,7 @@ def test_the_service_is_a_node_port_on_80_selecting_the_websites_pods() -> None:
 
 def test_builders_are_pure() -> None:
     w = website()
-    before = copy.deepcopy(w)
+    before = w.model_copy(deep=True)
     assert desired_deployment(w) == desired_deployment(w)
     assert desired_service(w) == desired_service(w)
     assert w == before

@@ -14,7 +14,9 @@ import anyio
 import pytest
 import yaml
 
+from examples.website_controller.api import Website
 from examples.website_controller.controller import WEBSITES
+from examples.website_controller.permissions import permissions
 from examples.website_controller.tests.harness import (
     env,
     events_for,
@@ -33,9 +35,12 @@ from examples.website_controller.tests.rbac_tools import (
 )
 from kctl_runtime.client import Client
 from kctl_runtime.config import load_config
+from kctl_runtime.crdgen import crd_yaml
 from kctl_runtime.errors import AlreadyExists, Forbidden
+from kctl_runtime.generated import assert_current
 from kctl_runtime.leaderelection import LeaderElectionConfig
 from kctl_runtime.manager import _FLUSH_TIMEOUT, Manager
+from kctl_runtime.rbac import rbac_yaml
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
@@ -96,8 +101,17 @@ def test_every_manifest_parses_and_names_its_kind() -> None:
         assert doc.get("metadata", {}).get("name"), doc
 
 
-def test_the_packaged_crd_is_the_examples_crd() -> None:
-    assert (MANIFESTS / "crd.yaml").read_text() == (HERE / "crd.yaml").read_text()
+def test_the_crd_is_generated_from_the_website_class() -> None:
+    command = "python -m kctl_runtime crd examples.website_controller.api:Website"
+    assert_current(MANIFESTS / "crd.yaml", crd_yaml(Website), command)
+
+
+def test_the_rbac_is_generated_from_the_declared_permissions() -> None:
+    source = "examples.website_controller.permissions:permissions"
+    command = f"python -m kctl_runtime rbac {source}"
+    assert_current(MANIFESTS / "rbac.yaml", rbac_yaml(permissions(), source=source), command)
+    variant = rbac_yaml(permissions(), source=source, watch_namespace="web")
+    assert_current(HERE / "manifests-namespaced" / "rbac.yaml", variant, f"{command} --watch-namespace web")
 
 
 def test_the_crd_has_the_promised_shape() -> None:

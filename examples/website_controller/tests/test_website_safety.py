@@ -12,8 +12,10 @@ import anyio
 import pytest
 import structlog
 
+from examples.website_controller.api import Website
 from examples.website_controller.controller import WEBSITES, WebsiteReconciler
 from examples.website_controller.tests.harness import (
+    REPO,
     events_for,
     get_or_none,
     install_crd,
@@ -196,6 +198,50 @@ async def test_a_late_status_write_from_an_ex_leader_is_refused(kube: KubeTarget
 
     ex_leader = WebsiteReconciler(api, ListSink())
     with pytest.raises(Conflict):
-        await ex_leader._not_ready(seen_by_old_leader, "InvalidSpec", "a verdict on a stale read")
+        await ex_leader._not_ready(
+            Website.from_object(seen_by_old_leader), "InvalidSpec", "a verdict on a stale read"
+        )
     after = await api.get(WEBSITES, "kubia", ns)
     assert after["status"] == written["status"], "the stale write replaced the new leader's status"
+
+
+async def test_a_website_the_model_rejects_is_reported_once_and_never_crashes_or_loops(
+    kube: KubeTarget, api: Client
+) -> None:
+    """Issue 12 item 6: a Website that passed the API server's schema but does not parse into the model.
+
+    The CRD's pattern forbids whitespace in ``spec.gitRepo``; kube-apiserver matches it with Go's
+    regexp, whose ``\\s`` is ASCII-only, so a non-breaking space gets through, and the model (Unicode
+    ``\\s``) rejects it. The reconciler must report it on the object and in one log line, go on with
+    other Websites, not retry it, and pick it up again once it is fixed."""
+    ns = kube.namespace
+    bad_url = "https://github.com/luksa/kubia\u00a0website.git"
+    with structlog.testing.capture_logs() as logs:
+        async with running_controller(kube) as running:
+            await api.create(WEBSITES, website("kubia", ns, gitRepo=bad_url))  # the server accepts it
+            await api.create(WEBSITES, website("good", ns))
+            condition = await eventually(
+                lambda: condition_with(api, ns, "InvalidSpec"), message="Ready=False reason InvalidSpec"
+            )
+            assert condition["message"].startswith("the Website does not match its model: spec.gitRepo:")
+            assert condition["observedGeneration"] == 1
+            await eventually(lambda: warning(api, ns, "InvalidSpec"), message="a Warning event")
+            await eventually(
+                lambda: get_or_none(api, DEPLOYMENTS, "good-website", ns), message="the good Website served"
+            )
+            await anyio.sleep(2.0)  # room for a requeue storm, or a second event
+            kubia_calls = [r for r in running.reconciler.calls if r.name == "kubia"]
+            assert 1 <= len(kubia_calls) <= 2, kubia_calls  # not retried: terminal
+            assert await get_or_none(api, DEPLOYMENTS, "kubia-website", ns) is None
+            warnings = [e for e in await events_for(api, ns, "kubia") if e.get("reason") == "InvalidSpec"]
+            assert len(warnings) == 1, warnings
+            # fixed by its owner: a new generation, reconciled again, served
+            await api.patch(WEBSITES, "kubia", {"spec": {"gitRepo": REPO}}, namespace=ns)
+            await eventually(
+                lambda: get_or_none(api, DEPLOYMENTS, "kubia-website", ns), message="the fixed Website served"
+            )
+    terminal = [e for e in logs if "does not match its model" in str(e.get("error", ""))]
+    assert len(terminal) == 1, terminal
+    assert terminal[0]["log_level"] == "warning"
+    assert "exc_info" not in terminal[0], "a parse failure is no bug: no traceback"
+    assert terminal[0]["error"].startswith(f"Website {ns}/kubia does not match its model: spec.gitRepo:")

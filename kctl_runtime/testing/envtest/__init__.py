@@ -32,8 +32,10 @@ Contract
   first, which then stops them in order).
 * Binaries are found as controller-runtime's envtest finds them (:meth:`Binaries.find`):
   ``$KUBEBUILDER_ASSETS`` (``etcd``, ``kube-apiserver``, optional ``kube-controller-manager`` and
-  ``kubectl``), else the cache ``hack/envtest/build.sh`` fills for :data:`KUBERNETES_VERSION`:
-  ``${XDG_CACHE_HOME:-~/.cache}/kctl-runtime/envtest/<version>/``.
+  ``kubectl``; setup-envtest's output folder works), else the cache that
+  ``python -m kctl_runtime.testing.envtest build`` fills for :data:`KUBERNETES_VERSION`:
+  ``${XDG_CACHE_HOME:-~/.cache}/kctl-runtime/envtest/<version>/``. When neither has them the error
+  says both ways (:data:`BUILD_HINT`).
 * The API is synchronous (subprocesses and blocking polls): call it from a session fixture or a
   thread, not from inside a running event loop's hot path.
 
@@ -42,6 +44,7 @@ Command::
     python -m kctl_runtime.testing.envtest start [--dir DIR]   # prints the kubeconfig path
     python -m kctl_runtime.testing.envtest status [--dir DIR]
     python -m kctl_runtime.testing.envtest stop [--dir DIR]
+    python -m kctl_runtime.testing.envtest build [--print-dir]   # compile the binaries (Go 1.26)
 
 ``start`` leaves the plane running after the command exits; DIR (default
 ``$TMPDIR/kctl-envtest-<uid>``) holds the kubeconfig, ``state.json`` (pids, port) and ``logs/``.
@@ -49,7 +52,13 @@ Command::
 
 from __future__ import annotations
 
-from kctl_runtime.testing.envtest._binaries import KUBERNETES_VERSION, Binaries, default_assets_dir
+from kctl_runtime.testing.envtest._binaries import (
+    BUILD_HINT,
+    BUILD_SCRIPT,
+    KUBERNETES_VERSION,
+    Binaries,
+    default_assets_dir,
+)
 from kctl_runtime.testing.envtest._errors import EnvtestUnavailable
 from kctl_runtime.testing.envtest._plane import (
     ADMIN_USER,
@@ -61,6 +70,8 @@ from kctl_runtime.testing.envtest._plane import (
 
 __all__ = [
     "ADMIN_USER",
+    "BUILD_HINT",
+    "BUILD_SCRIPT",
     "DEFAULT_START_TIMEOUT",
     "DEFAULT_STOP_TIMEOUT",
     "KUBERNETES_VERSION",

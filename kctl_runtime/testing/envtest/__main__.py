@@ -1,19 +1,28 @@
-"""``python -m kctl_runtime.testing.envtest start|status|stop [--dir DIR]``: a plane outside pytest.
+"""``python -m kctl_runtime.testing.envtest start|status|stop|build``: a plane outside pytest; binaries.
 
 ``start`` starts a control plane that outlives the command, writes ``kubeconfig`` and ``state.json``
 (pids, port) into DIR and prints the kubeconfig path as its last stdout line; ``status`` exits 0 when
 it is running and ready, 1 otherwise; ``stop`` stops it (exit 0 also when nothing was running).
 Errors go to stderr as one line, exit status 1.
+
+``build [--quiet-if-unavailable] [--print-dir]`` compiles etcd, kube-apiserver,
+kube-controller-manager and kubectl from the Go module shipped in this package (``gobuild/``; needs
+Go 1.26, once, several minutes) into :func:`~kctl_runtime.testing.envtest.default_assets_dir`, and
+prints that folder as its last stdout line; ``hack/envtest/build.sh`` in the repository runs the
+same script. Its exit status is the script's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from kctl_runtime.testing.envtest._binaries import BUILD_SCRIPT
 from kctl_runtime.testing.envtest._errors import EnvtestUnavailable
 from kctl_runtime.testing.envtest._plane import DEFAULT_START_TIMEOUT, ControlPlane
 
@@ -50,11 +59,40 @@ def _parser() -> argparse.ArgumentParser:
                 help=f"seconds to wait for readiness (default $KCTL_ENVTEST_START_TIMEOUT or "
                 f"{DEFAULT_START_TIMEOUT:.0f})",
             )
+    build = sub.add_parser(
+        "build",
+        help="compile etcd, kube-apiserver, kube-controller-manager and kubectl (needs Go 1.26); "
+        "print the folder to use as KUBEBUILDER_ASSETS",
+    )
+    build.add_argument(
+        "--quiet-if-unavailable",
+        action="store_true",
+        help="without Go: say so on stderr and exit 0 instead of failing",
+    )
+    build.add_argument("--print-dir", action="store_true", help="print the asset folder, build nothing")
     return parser
+
+
+def build(quiet_if_unavailable: bool = False, print_dir: bool = False) -> int:
+    """Run the shipped build script (module doc); its output passes through. Returns its exit status."""
+    bash = shutil.which("bash")
+    if bash is None:
+        print(
+            "envtest: the build script needs bash; or set KUBEBUILDER_ASSETS to a folder with etcd and "
+            "kube-apiserver (setup-envtest's output works)",
+            file=sys.stderr,
+        )
+        return 1
+    argv = [bash, str(BUILD_SCRIPT)]
+    argv += ["--quiet-if-unavailable"] if quiet_if_unavailable else []
+    argv += ["--print-dir"] if print_dir else []
+    return subprocess.run(argv, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "build":
+        return build(args.quiet_if_unavailable, args.print_dir)
     work: Path = (args.dir or default_dir()).resolve()
     try:
         if args.command == "start":

@@ -9,15 +9,23 @@ from pathlib import Path
 
 from kctl_runtime.testing.envtest._errors import EnvtestUnavailable
 
-#: The Kubernetes release ``hack/envtest/build.sh`` builds (pinned in ``hack/envtest/go.mod``; a test
-#: keeps the two equal).
+#: The Kubernetes release the shipped build script builds (pinned in ``gobuild/go.mod``; a test keeps
+#: the two equal).
 KUBERNETES_VERSION = "v1.36.4"
 
-_BUILD_HINT = "run `bash hack/envtest/build.sh` (needs Go 1.26) or set KUBEBUILDER_ASSETS"
+#: The build recipe shipped with the package: ``python -m kctl_runtime.testing.envtest build`` runs it.
+BUILD_SCRIPT = Path(__file__).resolve().parent / "gobuild" / "build.sh"
+
+#: What to do when the binaries are missing, for a user who installed kctl-runtime with pip.
+BUILD_HINT = (
+    "set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver (setup-envtest's output works: "
+    "KUBEBUILDER_ASSETS=$(setup-envtest use -p path 1.36.x)), or build them once with "
+    "`python -m kctl_runtime.testing.envtest build` (needs Go 1.26)"
+)
 
 
 def default_assets_dir(version: str = KUBERNETES_VERSION) -> Path:
-    """Where ``hack/envtest/build.sh`` puts the binaries of ``version``.
+    """Where ``python -m kctl_runtime.testing.envtest build`` puts the binaries of ``version``.
 
     ``$KCTL_ENVTEST_ASSETS_DIR`` if set, else ``${XDG_CACHE_HOME:-~/.cache}/kctl-runtime/envtest/<version>``.
     """
@@ -49,7 +57,7 @@ class Binaries:
 
     @classmethod
     def find(cls) -> Binaries:
-        """Look where controller-runtime's envtest looks, then in the cache ``build.sh`` fills.
+        """Look where controller-runtime's envtest looks, then in the cache the build command fills.
 
         1. ``$KUBEBUILDER_ASSETS``: a folder with ``etcd`` and ``kube-apiserver`` (and optionally
            ``kube-controller-manager``, ``kubectl``). If it is set but incomplete, that is an error:
@@ -66,7 +74,7 @@ class Binaries:
             source = f"cache {folder}"
         missing = [name for name in ("etcd", "kube-apiserver") if not _executable(folder / name)]
         if missing:
-            raise EnvtestUnavailable(f"no {' or '.join(missing)} in {source}: {_BUILD_HINT}")
+            raise EnvtestUnavailable(f"no {' or '.join(missing)} in {source}: {BUILD_HINT}")
         kcm = folder / "kube-controller-manager"
         kubectl_env = os.environ.get("KCTL_KUBECTL")
         kubectl = Path(kubectl_env) if kubectl_env else folder / "kubectl"

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import tempfile
@@ -101,7 +102,8 @@ class ControlPlane:
         if controller_manager and binaries.kube_controller_manager is None:
             raise EnvtestUnavailable(
                 f"kube-controller-manager requested but not found in {binaries.source}: "
-                "run `bash hack/envtest/build.sh` or set KCTL_ENVTEST_CONTROLLER_MANAGER=0"
+                "run `python -m kctl_runtime.testing.envtest build` (needs Go 1.26) or set "
+                "KCTL_ENVTEST_CONTROLLER_MANAGER=0"
             )
         self.binaries = binaries
         self.controller_manager = (
@@ -116,6 +118,7 @@ class ControlPlane:
         self._ca_pem = b""
         self._ssl: ssl.SSLContext | None = None  # for self._ca_pem; built once per start
         self._port = 0
+        self._apiserver_argv: list[str | Path] = []  # to start it again (restart_apiserver)
         self._running = False
         #: Seconds from :meth:`start` until ready (including the default ServiceAccount with the
         #: controller-manager); 0.0 before.
@@ -290,6 +293,32 @@ class ControlPlane:
         plane._running = any(p.alive() for p in plane._processes)
         return plane
 
+    def restart_apiserver(self, *, kill: bool = False, down_seconds: float = 0.0) -> float:
+        """Stop kube-apiserver and start it again on the same port, certificates and etcd.
+
+        ``kill`` sends SIGKILL instead of SIGTERM (graceful: it closes watches and drains
+        requests first); ``down_seconds`` keeps it down that long (connections are refused
+        meanwhile). Blocks until ``/readyz`` answers ``ok`` again (``start_timeout``) and returns
+        the seconds from the stop signal until then. Its log goes on in ``kube-apiserver.log``.
+        Raises :class:`EnvtestUnavailable` if it does not come back, ``RuntimeError`` on a plane
+        this process did not start (re-attached planes do not know the command line).
+        """
+        if not self._running or not self._apiserver_argv:
+            raise RuntimeError("restart_apiserver needs a control plane started by this process")
+        old = next(p for p in self._processes if p.name == "kube-apiserver")
+        began = time.monotonic()
+        if kill:
+            old.signal(signal.SIGKILL)
+        stop_all([old], self.stop_timeout)
+        if down_seconds > 0:
+            time.sleep(down_seconds)
+        new = Process.spawn("kube-apiserver", self._apiserver_argv, old.log_path, append=True)
+        self._processes[self._processes.index(old)] = new
+        deadline = time.monotonic() + self.start_timeout
+        self._wait_for("/readyz", "the restarted kube-apiserver's /readyz", deadline)
+        self._write_state()
+        return time.monotonic() - began
+
     @property
     def pids(self) -> dict[str, int]:
         """Process ids by program name (``etcd``, ``kube-apiserver``, ``kube-controller-manager``)."""
@@ -340,16 +369,13 @@ class ControlPlane:
         etcd_client, etcd_peer, self._port = _free_ports(3)
         self._write_kubeconfig(pki)
         logs = work / "logs"
+        self._apiserver_argv = self._apiserver_args(work, pki, tokens, etcd_client)
         try:
             self._processes.append(
                 Process.spawn("etcd", self._etcd_args(work, etcd_client, etcd_peer), logs / "etcd.log")
             )
             self._processes.append(
-                Process.spawn(
-                    "kube-apiserver",
-                    self._apiserver_args(work, pki, tokens, etcd_client),
-                    logs / "kube-apiserver.log",
-                )
+                Process.spawn("kube-apiserver", self._apiserver_argv, logs / "kube-apiserver.log")
             )
             if self.controller_manager:
                 # It waits for the API server's /healthz on its own, so start it now.

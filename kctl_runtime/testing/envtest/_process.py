@@ -38,9 +38,9 @@ class Process:
         self._marker = marker
 
     @classmethod
-    def spawn(cls, name: str, argv: Sequence[str | Path], log_path: Path) -> Process:
+    def spawn(cls, name: str, argv: Sequence[str | Path], log_path: Path, *, append: bool = False) -> Process:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log:
+        with log_path.open("ab" if append else "wb") as log:
             popen = subprocess.Popen(
                 [str(a) for a in argv],
                 stdin=subprocess.DEVNULL,

@@ -3,7 +3,9 @@
 Contract
 --------
 :func:`builtin_types` lists the built-in resources the fake serves (core/v1, apps/v1,
-coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1) with the discovery facts of
+coordination.k8s.io/v1, events.k8s.io/v1, apiextensions.k8s.io/v1, admissionregistration.k8s.io/v1
+webhook configurations, certificates.k8s.io/v1 CertificateSigningRequests with their ``approval`` and
+``status`` subresources -- see :mod:`.certificates`) with the discovery facts of
 kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 
 :class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
@@ -32,8 +34,55 @@ _READ_ONLY = ("get", "list", "watch")
 _NO_DELETE_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 
+def _replicas_scale() -> dict[str, str]:
+    """The scale subresource of the apps/v1 kinds with ``spec.replicas`` (Deployment, ReplicaSet)."""
+    return {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+
+
 def _col(name: str, path: str | None, type_: str = "string", priority: int = 0) -> PrinterColumn:
     return PrinterColumn(name=name, type=type_, json_path=path, priority=priority)
+
+
+def _csr_columns() -> tuple[PrinterColumn, ...]:
+    """kube-apiserver's CSR columns, with the (field documentation) descriptions it sends."""
+    return (
+        PrinterColumn("SignerName", json_path=".spec.signerName", description=_CSR_SIGNER_DOC),
+        # (the real server describes Requestor with the request field's documentation)
+        PrinterColumn("Requestor", json_path=".spec.username", description="Base64-encoded PKCS#10 CSR data"),
+        PrinterColumn("RequestedDuration", json_path="@csrduration", description=_CSR_DURATION_DOC),
+        PrinterColumn(
+            "Condition",
+            json_path="@csrcondition",
+            description="Conditions applied to the request, such as approval or denial.",
+        ),
+    )
+
+
+_CSR_SIGNER_DOC = (
+    "Requested signer for the request. It is a qualified name in the form: `scope-hostname.io/name`. "
+    "If empty, it will be defaulted:\n 1. If it's a kubelet client certificate, it is assigned\n"
+    '    "kubernetes.io/kube-apiserver-client-kubelet".\n 2. If it\'s a kubelet serving certificate, '
+    'it is assigned\n    "kubernetes.io/kubelet-serving".\n 3. Otherwise, it is assigned '
+    '"kubernetes.io/legacy-unknown".\nDistribution of trust for signers happens out of band. You can '
+    "select on this field using `spec.signerName`."
+)
+_CSR_DURATION_DOC = (
+    "expirationSeconds is the requested duration of validity of the issued certificate. The "
+    "certificate signer may issue a certificate with a different validity duration so a client must "
+    "check the delta between the notBefore and and notAfter fields in the issued certificate to "
+    "determine the actual duration.\n\nThe v1.22+ in-tree implementations of the well-known Kubernetes "
+    "signers will honor this field as long as the requested duration is not greater than the maximum "
+    "duration they will honor per the --cluster-signing-duration CLI flag to the Kubernetes controller "
+    "manager.\n\nCertificate signers may not honor this field for various reasons:\n\n  1. Old signer "
+    "that is unaware of the field (such as the in-tree\n     implementations prior to v1.22)\n  2. "
+    "Signer whose configured maximum is shorter than the requested duration\n  3. Signer whose "
+    "configured minimum is longer than the requested duration\n\nThe minimum valid value for "
+    "expirationSeconds is 600, i.e. 10 minutes."
+)
 
 
 def builtin_types() -> list[ResourceType]:
@@ -158,11 +207,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Ready", "@deployready"),
                 _col("Up-to-date", ".status.updatedReplicas", "integer"),
@@ -183,11 +228,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status_subresource=True,
             tracks_generation=True,
-            scale_subresource={
-                "specReplicasPath": ".spec.replicas",
-                "statusReplicasPath": ".status.replicas",
-                "labelSelectorPath": ".status.selector",
-            },
+            scale_subresource=_replicas_scale(),
             printer_columns=(
                 _col("Desired", ".spec.replicas", "integer"),
                 _col("Current", ".status.replicas", "integer"),
@@ -212,6 +253,38 @@ def builtin_types() -> list[ResourceType]:
             True,
             short_names=("ev",),
             printer_columns=(_col("Reason", ".reason"), _col("Note", ".note")),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
+        ),
+        ResourceType(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            False,
+            categories=("api-extensions",),
+            printer_columns=(_col("Webhooks", "#webhooks", "integer"),),
+        ),
+        ResourceType(
+            "certificates.k8s.io",
+            "v1",
+            "certificatesigningrequests",
+            "certificatesigningrequest",
+            "CertificateSigningRequest",
+            False,
+            short_names=("csr",),
+            status_subresource=True,
+            subresources=("approval",),
+            printer_columns=_csr_columns(),
         ),
         ResourceType(
             "apiextensions.k8s.io",
@@ -310,6 +383,10 @@ class Defaulter:
             obj.setdefault("type", "Opaque")
         elif rt.plural == "pods":
             _pod_defaults(obj)
+        elif rt.group == "admissionregistration.k8s.io":
+            from .admission import default_webhook_configuration
+
+            default_webhook_configuration(obj, mutating=rt.plural.startswith("mutating"))
 
     def _service(self, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})

@@ -37,12 +37,12 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import certificates, validation
 from . import crd as crdlib
-from . import validation
 from .builtins import Defaulter, builtin_types, fold_string_data
 from .discovery import Registry, ResourceType
 from .errors import (
@@ -60,6 +60,9 @@ from .errors import (
 )
 from .storage import Storage, Stored
 from .watch import WatchHub
+
+if TYPE_CHECKING:
+    from kctl_runtime.servingcert import CertificateAuthority
 
 __all__ = ["Cluster", "DeleteOptions"]
 
@@ -134,10 +137,21 @@ class Cluster:
         #: record ``metadata.managedFields`` on create/update/patch (server-side apply always does)
         self.track_managed_fields = True
         self.warnings: list[str] = []
+        self._ca: CertificateAuthority | None = None
         for rt in builtin_types():
             self.registry.add(rt)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.namespace_type, "", {"metadata": {"name": name}})
+
+    @property
+    def certificate_authority(self) -> CertificateAuthority:
+        """The fake cluster's CA, made on first use: the built-in CSR signers issue from it and
+        ``kube-root-ca.crt`` publishes it (needs the ``cryptography`` package)."""
+        if self._ca is None:
+            from kctl_runtime.servingcert import CertificateAuthority
+
+            self._ca = CertificateAuthority("kctl-fake-cluster-ca", extra="test")
+        return self._ca
 
     @property
     def namespace_type(self) -> ResourceType:
@@ -325,6 +339,10 @@ class Cluster:
             fold_string_data(obj)
         validation.drop_empty_maps(rt, obj)
         validation.validate_builtin(rt, obj, None)
+        if certificates.is_csr(rt):
+            from .admission import USER_INFO
+
+            certificates.prepare_create(obj, USER_INFO)
         self.defaulter.on_create(rt, obj)
         if self.storage.get(rt.storage_key, meta.get("namespace", ""), name) is not None:
             raise already_exists(rt.plural, rt.group, name)
@@ -437,8 +455,16 @@ class Cluster:
                 ],
             )
         old = existing.obj
+        new: dict[str, Any]
+        if certificates.is_csr(rt) and subresource in ("status", "approval"):
+            new = certificates.prepare_update(
+                old, _copy(old) | {"status": body.get("status")}, subresource, self.now()
+            )
+            if "managedFields" in meta_in:
+                new["metadata"]["managedFields"] = meta_in["managedFields"]
+            return new
         if subresource == "status":
-            new: dict[str, Any] = _copy(old)
+            new = _copy(old)
             if "status" in body:
                 new["status"] = body["status"]
             else:
@@ -504,6 +530,8 @@ class Cluster:
             )
         elif rt.plural == "customresourcedefinitions":
             crdlib.validate_crd(new, old)
+        elif certificates.is_csr(rt):
+            new = certificates.prepare_update(old, new, None, self.now())
         elif rt.plural == "deployments" and rt.group == "apps":
             selector = (new.get("spec") or {}).get("selector")
             if selector != (old.get("spec") or {}).get("selector"):  # apps/v1 strategy validation

@@ -48,6 +48,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     status_subresource: bool = False
     scale_subresource: dict[str, Any] | None = None
+    #: further subresources served as the object itself (``get``/``update``/``patch``), e.g. ``approval``
+    subresources: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     tracks_generation: bool = False
     custom: bool = False
@@ -88,6 +90,16 @@ class ResourceType:
             entries.append(
                 {
                     "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        for sub in self.subresources:
+            entries.append(
+                {
+                    "name": f"{self.plural}/{sub}",
                     "singularName": "",
                     "namespaced": self.namespaced,
                     "kind": self.kind,
@@ -246,6 +258,10 @@ class Registry:
                                 "verbs": ["get", "patch", "update"],
                             }
                         )
+                    subs += [
+                        {"subresource": sub, "responseKind": own_kind, "verbs": ["get", "patch", "update"]}
+                        for sub in rt.subresources
+                    ]
                     if rt.scale_subresource is not None:
                         subs.append(
                             {

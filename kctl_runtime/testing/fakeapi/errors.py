@@ -47,15 +47,16 @@ def status_body(
     *,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A failure ``Status`` object."""
+    """A failure ``Status`` object (an empty ``reason`` is left out, as the real server's omitempty)."""
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
     }
+    if reason:
+        body["reason"] = reason
     if details is not None:
         body["details"] = details
     body["code"] = code

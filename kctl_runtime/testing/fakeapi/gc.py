@@ -14,7 +14,11 @@ after the write that triggered it), the way the real control plane does:
   reports the real controller's five deletion conditions (content and finalizers remaining);
   once empty, ``kubernetes`` is removed from ``spec.finalizers`` and the namespace disappears.
 * **Service-account and root-CA publishers** — every new namespace gets the ``default``
-  ServiceAccount and the ``kube-root-ca.crt`` ConfigMap, as kube-controller-manager creates them.
+  ServiceAccount and the ``kube-root-ca.crt`` ConfigMap, as kube-controller-manager creates them;
+  its ``ca.crt`` is the fake cluster's CA (:attr:`.cluster.Cluster.certificate_authority`), or a
+  placeholder when the ``cryptography`` package is not installed.
+* **Certificate signer** — an approved CertificateSigningRequest for a built-in signer name is
+  signed from the cluster's CA or marked ``Failed`` (:func:`.certificates.sign`).
 * **CRD controllers** — a new or changed CRD gets ``NamesAccepted`` / ``Established`` and its versions
   become served; a deleted CRD has all its objects deleted, stops being served (open watches end) and
   loses its cleanup finalizer.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from typing import Any
 
 import structlog
@@ -43,6 +48,7 @@ __all__ = ["Controllers"]
 _log = structlog.get_logger("kctl_runtime.testing.fakeapi.gc")
 _CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 _NS_KEY = "/namespaces"
+_CSR_KEY = "certificates.k8s.io/certificatesigningrequests"
 _FAKE_CA = (
     "-----BEGIN CERTIFICATE-----\n"
     "MIIBfakeCAcertificateForTheKctlRuntimeFakeApiServerNotARealKey0000\n"
@@ -63,6 +69,10 @@ class Controllers:
         self._unsubscribe = cluster.storage.subscribe(self._on_event)
         for stored in cluster.storage.iter(_NS_KEY):
             self._enqueue(("namespace-new", stored.name))
+        for stored in cluster.storage.iter(_CRD_KEY):  # CRDs loaded from a state file
+            spec = stored.obj["spec"]
+            if self._type(f"{spec['group']}/{spec['names']['plural']}") is None:
+                self._enqueue(("crd", stored.name))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="fakeapi-controllers")
@@ -92,6 +102,8 @@ class Controllers:
                 self._enqueue(("namespace-delete", event.name))
         elif event.storage_key == _CRD_KEY and event.type != "DELETED":
             self._enqueue(("crd", event.name))
+        elif event.storage_key == _CSR_KEY and event.type != "DELETED":
+            self._enqueue(("csr", event.name))
         if event.namespace:
             ns = self._cluster.storage.get(_NS_KEY, "", event.namespace)
             if ns is not None and ns.obj["metadata"].get("deletionTimestamp"):
@@ -150,6 +162,8 @@ class Controllers:
             self._crd(arg)
         elif kind == "crd-gone":
             self._crd_gone(arg)
+        elif kind == "csr":
+            self._sign(arg)
 
     # ---- helpers ----
 
@@ -259,9 +273,34 @@ class Controllers:
                         "name": "kube-root-ca.crt",
                         "annotations": {"kubernetes.io/description": _CA_DESCRIPTION},
                     },
-                    "data": {"ca.crt": _FAKE_CA},
+                    "data": {"ca.crt": self._root_ca()},
                 },
             )
+
+    def _root_ca(self) -> str:
+        try:
+            return self._cluster.certificate_authority.cert_pem.decode()
+        except RuntimeError:  # no `cryptography`: a placeholder, as before CSRs were served
+            return _FAKE_CA
+
+    # ---- certificate signing ----
+
+    def _sign(self, name: str) -> None:
+        from kctl_runtime.clock import format_time
+
+        from . import certificates
+
+        found = self._lookup((_CSR_KEY, "", name))
+        if found is None:
+            return
+        rt, stored = found
+        # certificates are checked against real time by TLS peers, whatever clock the fake runs on
+        now = datetime.datetime.now(datetime.UTC)
+        status = certificates.sign(stored.obj, self._cluster.certificate_authority, now, format_time(now))
+        if status is None:
+            return
+        body = {**stored.obj, "status": status}
+        self._cluster.update(rt, "", name, body, subresource="status")
 
     def _namespace_delete(self, name: str) -> None:
         cluster = self._cluster

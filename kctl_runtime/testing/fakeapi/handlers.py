@@ -31,6 +31,7 @@ import yaml
 from aiohttp import web
 
 from . import protobuf, tables
+from .admission import Admission, Attributes
 from .cluster import DeleteOptions
 from .discovery import ResourceType
 from .errors import (
@@ -44,6 +45,7 @@ from .errors import (
     unsupported_media_type,
 )
 from .reads import ReadHandlers, Target, not_found_path, resolve
+from .validation import json_type
 
 __all__ = ["ResourceHandler", "Target", "not_found_path", "resolve"]
 
@@ -168,6 +170,54 @@ def _manager_from_agent(agent: str) -> str:
 class ResourceHandler(ReadHandlers):
     """Serves one resource request against a :class:`~.cluster.Cluster`."""
 
+    _admission: Admission | None = None
+
+    @property
+    def admission(self) -> Admission:
+        """The webhook admission chain (:mod:`.admission`) every write goes through."""
+        if self._admission is None:
+            self._admission = Admission(self.cluster.storage)
+        return self._admission
+
+    async def _admitted(
+        self,
+        operation: str,
+        target: Target,
+        dry_run: bool,
+        compute: Callable[[bool], dict[str, Any]],
+        commit: Callable[[dict[str, Any], bool], dict[str, Any]],
+        *,
+        name: str = "",
+    ) -> dict[str, Any]:
+        """``compute`` / ``commit`` through webhook admission (:meth:`.admission.Admission.admit`).
+
+        The webhooks are awaited, so other requests run meanwhile: this request's ``fieldValidation``
+        and warnings are put back on the cluster before each synchronous write and at the end.
+        """
+        cluster = self.cluster
+        validation, warnings = cluster.field_validation, cluster.warnings
+        rt = target.rt
+
+        def scoped(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+            def run(*args: Any) -> dict[str, Any]:
+                cluster.field_validation, cluster.warnings = validation, warnings
+                return fn(*args)
+
+            return run
+
+        def old() -> dict[str, Any] | None:
+            key = name or target.name
+            stored = cluster.storage.get(rt.storage_key, target.namespace if rt.namespaced else "", key)
+            return None if stored is None else cluster.view(rt, stored.obj)
+
+        attrs = Attributes(
+            operation, rt, target.namespace, name or target.name, target.subresource or "", dry_run
+        )
+        try:
+            return await self.admission.admit(attrs, scoped(compute), scoped(commit), old, warnings)
+        finally:
+            cluster.field_validation, cluster.warnings = validation, warnings
+
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.verb not in ("create", "update", "patch"):
             return await self._handle(request, target)
@@ -222,7 +272,14 @@ class ResourceHandler(ReadHandlers):
         if target.verb == "create":
             if target.name or target.subresource:
                 raise method_not_allowed(rt.plural, rt.group, "create")
-            out = self.cluster.create(rt, target.namespace, body, dry_run=dry_run, manager=manager)
+            out = await self._admitted(
+                "CREATE",
+                target,
+                dry_run,
+                lambda dry: self.cluster.create(rt, target.namespace, body, dry_run=dry, manager=manager),
+                lambda obj, dry: self.cluster.create(rt, target.namespace, obj, dry_run=dry, manager=None),
+                name=str(((body if isinstance(body, dict) else {}).get("metadata") or {}).get("name") or ""),
+            )
             return self._object(request, rt, out, status=201)
         if target.verb == "update":
             if target.subresource == "finalize":
@@ -230,22 +287,26 @@ class ResourceHandler(ReadHandlers):
                 return self._object(request, rt, self.cluster.finalize_namespace(target.name, finalizers))
             if target.subresource == "scale":
                 return self._json(self._scale_update(rt, target, body, dry_run, manager))
-            out = self.cluster.update(
-                rt,
-                target.namespace,
-                target.name,
-                body,
-                subresource=target.subresource or None,
-                dry_run=dry_run,
-                manager=manager,
+            sub = target.subresource or None
+            out = await self._admitted(
+                "UPDATE",
+                target,
+                dry_run,
+                lambda dry: self.cluster.update(
+                    rt, target.namespace, target.name, body, subresource=sub, dry_run=dry, manager=manager
+                ),
+                self._commit_update(target),
             )
             return self._object(request, rt, out)
         if target.verb == "patch":
             return await self.patch(request, target, body, dry_run, manager)
         if target.verb == "delete":
             options = DeleteOptions(body if isinstance(body, dict) else None, dict(query))
-            out, _ = self.cluster.delete(rt, target.namespace, target.name, options)
-            return self._json(out)
+
+            def delete(*_: Any) -> dict[str, Any]:
+                return self.cluster.delete(rt, target.namespace, target.name, options)[0]
+
+            return self._json(await self._admitted("DELETE", target, options.dry_run, delete, delete))
         if target.verb == "deletecollection":
             return self.delete_collection(request, target, body)
         raise method_not_allowed(rt.plural, rt.group, target.verb)
@@ -259,7 +320,7 @@ class ResourceHandler(ReadHandlers):
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         accepted = [JSON_PATCH, MERGE, APPLY] if rt.custom else [JSON_PATCH, MERGE, STRATEGIC, APPLY]
         if content_type == APPLY:
-            return self._apply(request, target, body, dry_run)
+            return await self._apply(request, target, body, dry_run)
         if content_type not in accepted:
             raise unsupported_media_type(content_type, accepted)
 
@@ -275,18 +336,51 @@ class ResourceHandler(ReadHandlers):
 
         if target.subresource == "scale":
             return self._json(self._scale_patch(rt, target, apply, dry_run, manager))
-        out = self.cluster.patch_with(
-            rt,
-            target.namespace,
-            target.name,
-            apply,
-            subresource=target.subresource or None,
-            dry_run=dry_run,
-            manager=manager,
-        )
+        out = await self._patch_admitted(rt, target, dry_run, apply, manager)
         return self._object(request, rt, out)
 
-    def _apply(self, request: web.Request, target: Target, body: Any, dry_run: bool) -> web.Response:
+    async def _patch_admitted(
+        self,
+        rt: ResourceType,
+        target: Target,
+        dry_run: bool,
+        transform: Callable[[dict[str, Any]], dict[str, Any]],
+        manager: str | None,
+    ) -> dict[str, Any]:
+        """An UPDATE through admission whose new object is ``transform(stored)`` (patch and apply)."""
+        return await self._admitted(
+            "UPDATE",
+            target,
+            dry_run,
+            lambda dry: self.cluster.patch_with(
+                rt,
+                target.namespace,
+                target.name,
+                transform,
+                subresource=target.subresource or None,
+                dry_run=dry,
+                manager=manager,
+            ),
+            self._commit_update(target),
+        )
+
+    def _commit_update(self, target: Target) -> Callable[[dict[str, Any], bool], dict[str, Any]]:
+        """Write an admitted object over the stored one (its resourceVersion is the precondition)."""
+
+        def commit(obj: dict[str, Any], dry: bool) -> dict[str, Any]:
+            return self.cluster.update(
+                target.rt,
+                target.namespace,
+                target.name,
+                obj,
+                subresource=target.subresource or None,
+                dry_run=dry,
+                manager=None,
+            )
+
+        return commit
+
+    async def _apply(self, request: web.Request, target: Target, body: Any, dry_run: bool) -> web.Response:
         rt = target.rt
         query = request.query
         manager = query.get("fieldManager")
@@ -334,17 +428,15 @@ class ResourceHandler(ReadHandlers):
             raise ApiError(exc.to_status()) from None
         if existing is None:
             merged.setdefault("metadata", {}).setdefault("name", target.name)
-            out = self.cluster.create(rt, target.namespace, merged, dry_run=dry_run, manager=None)
+
+            def create(obj: dict[str, Any], dry: bool) -> dict[str, Any]:
+                return self.cluster.create(rt, target.namespace, obj, dry_run=dry, manager=None)
+
+            out = await self._admitted(
+                "CREATE", target, dry_run, lambda dry: create(merged, dry), create, name=target.name
+            )
             return self._object(request, rt, out, status=201)
-        out = self.cluster.patch_with(
-            rt,
-            target.namespace,
-            target.name,
-            lambda _: merged,
-            subresource=target.subresource or None,
-            dry_run=dry_run,
-            manager=None,
-        )
+        out = await self._patch_admitted(rt, target, dry_run, lambda _: merged, None)
         return self._object(request, rt, out)
 
     # ---- scale ----
@@ -392,8 +484,22 @@ class ResourceHandler(ReadHandlers):
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the object provided is unrecognized")
-        replicas = (body.get("spec") or {}).get("replicas", 0)
-        rv = (body.get("metadata") or {}).get("resourceVersion")
+        spec, meta = body.get("spec") or {}, body.get("metadata") or {}
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
+        replicas = 0 if replicas is None and isinstance(spec, dict) else replicas
+        if not isinstance(spec, dict) or not isinstance(meta, dict) or type(replicas) is not int:
+            field, go_type, value = (
+                ("Scale.spec", "v1.ScaleSpec", spec)
+                if not isinstance(spec, dict)
+                else ("Scale.metadata", "v1.ObjectMeta", meta)
+                if not isinstance(meta, dict)
+                else ("ScaleSpec.spec.replicas", "int32", replicas)
+            )
+            raise bad_request(
+                'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                f"{json_type(value)} into Go struct field {field} of type {go_type}"
+            )
+        rv = meta.get("resourceVersion")
 
         def edit(obj: dict[str, Any]) -> dict[str, Any]:
             if rv:

@@ -99,6 +99,7 @@ def resolve(
     if sub and not (
         (sub == "status" and rt.status_subresource)
         or (sub == "scale" and rt.scale_subresource is not None)
+        or sub in rt.subresources
         or (sub == "finalize" and rt.plural == "namespaces" and not rt.custom)
     ):
         # the CRD handler answers an unknown subresource as a missing object
@@ -186,7 +187,6 @@ def _parse_rv(raw: str) -> int:
             "",
             f'resourceVersion: Invalid value: "{raw}": strconv.ParseUint: parsing "{raw}": invalid syntax',
         )
-        del body["reason"]
         raise ApiError(body) from None
 
 

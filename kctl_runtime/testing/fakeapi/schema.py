@@ -12,6 +12,7 @@ Contract
   Messages are the upstream texts, e.g. ``Invalid value: "string": spec.replicas in body must be
   of type integer: "string"`` or ``Unsupported value: "x": supported values: "a", "b"``; they were
   checked against kube-apiserver v1.36.3.
+* Patterns are matched as Go's ``regexp`` matches them: ``\\s``, ``\\d``, ``\\w``, ``\\b`` are ASCII-only.
 * Formats: numbers and numeric bounds are range-checked against ``int32``/``uint32``/``uint64``/
   ``int64``/``float`` (``Checked value must be of type integer with format int32 in ...``); the
   string formats ``date-time``, ``date``, ``byte``, ``uuid``, ``ipv4``, ``ipv6``, ``cidr``,
@@ -442,10 +443,14 @@ class _Validator:
 
 @functools.lru_cache(maxsize=256)
 def _compile(pattern: str) -> re.Pattern[str] | None:
-    """Compile an ECMA-262 pattern as far as Python's ``re`` can; ``None`` (skip the check) when it
-    cannot, since the real server would have rejected such a CRD or understands it differently."""
+    """Compile a ``pattern`` as far as Python's ``re`` can; ``None`` (skip the check) when it cannot,
+    since the real server would have rejected such a CRD or understands it differently.
+
+    kube-apiserver matches with Go's ``regexp`` (RE2), whose ``\\s``, ``\\d``, ``\\w`` and ``\\b`` are
+    ASCII-only (a non-breaking space is not ``\\s``): ``re.ASCII`` gives Python's the same meaning.
+    """
     try:
-        return re.compile(pattern)
+        return re.compile(pattern, re.ASCII)
     except re.error:
         return None
 

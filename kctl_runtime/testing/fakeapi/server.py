@@ -15,12 +15,28 @@ open watches end, the controllers stop and the port is released.
 * ``clock`` supplies wall time for timestamps (``creationTimestamp``, ``deletionTimestamp``, table
   ages); network timeouts (watch ``timeoutSeconds``, bookmarks, injected delays) use real time.
 * ``bookmark_interval`` (default 60 s, like kube-apiserver) spaces periodic watch bookmarks.
+* Restart: :meth:`FakeApiServer.stop` ends every watch, stops the controllers and releases the port
+  (a second ``stop()`` does nothing); :meth:`FakeApiServer.start` serves again on the same port with
+  the same objects. Like a restarted kube-apiserver, whose watch cache starts at the current
+  revision, the restarted server forgets its event history: a watch resuming from an older
+  resourceVersion gets 410 Expired and relists.
+* ``state_file``: :meth:`stop` writes every object there (JSON) and the first :meth:`start` of a
+  server given an existing file loads it, so a fake restarted in a new process keeps its objects.
+  The load is an etcd restore with ``--bump-revision --mark-compacted``: objects get new
+  resourceVersions and every resourceVersion the previous incarnation issued is compacted (410).
+  A server started for the first time on an explicit ``port`` (a new incarnation at an address
+  clients may already know) without a state file starts its revisions at a clock-derived value,
+  above anything an earlier incarnation issued, with nothing older served: clients resuming from a
+  resourceVersion this server never issued get 410 instead of a silently different history.
 * ``managed_fields`` (default ``True``, like kube-apiserver) records ``metadata.managedFields`` on every
   create / update / patch; ``False`` skips that bookkeeping (about 1.5 ms per write for a 1.4 KB
   ConfigMap) for load tests that do not look at it. Server-side apply always records its fields.
+* :attr:`FakeApiServer.ca_pem` is the fake cluster's CA: the built-in CertificateSigningRequest
+  signers issue from it and ``kube-root-ca.crt`` publishes it. It is made per server object (not
+  kept in a state file) and its certificates' validity is real time, whatever ``clock`` says.
 * ``controllers`` (default ``True``) runs the fake's own background controllers (garbage collector,
-  namespace lifecycle, default ServiceAccount and root CA publishing, CRD establishment); ``False``
-  steps them aside for a real kube-controller-manager pointed at the fake.
+  namespace lifecycle, default ServiceAccount and root CA publishing, CSR signing, CRD establishment);
+  ``False`` steps them aside for a real kube-controller-manager pointed at the fake.
 
 Served paths: ``/version``, ``/healthz``, ``/readyz``, ``/livez``, discovery (legacy and aggregated),
 ``/openapi/v2`` and ``/openapi/v3`` (see :mod:`.openapi`), and the resource paths (:mod:`.handlers`).
@@ -29,7 +45,9 @@ Served paths: ``/version``, ``/healthz``, ``/readyz``, ``/livez``, discovery (le
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -56,6 +74,8 @@ __all__ = ["FakeApiServer"]
 _log = structlog.get_logger("kctl_runtime.testing.fakeapi")
 
 _AGGREGATED = "apidiscovery.k8s.io"
+#: Revisions skipped when a state file is loaded (etcdutl's documented example uses 1e9).
+_RESTORE_BUMP = 1_000_000_000
 _VERSION = {
     "major": "1",
     "minor": "32",
@@ -99,6 +119,7 @@ class FakeApiServer:
         bookmark_interval: float = 60.0,
         managed_fields: bool = True,
         controllers: bool = True,
+        state_file: Path | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fake API server binds to loopback only (127.0.0.1, localhost or ::1)")
@@ -111,10 +132,13 @@ class FakeApiServer:
         self.cluster = Cluster(history_size=history_size, now=self._timestamp)
         self.cluster.track_managed_fields = managed_fields
         self.faults = FaultInjector(self.cluster.hub.close_all, self._expire)
-        self._controllers = Controllers(self.cluster) if controllers else None
+        self._run_controllers = controllers
+        self._controllers: Controllers | None = None
+        self.state_file = state_file
+        self._started_once = False
         self._resources = ResourceHandler(self.cluster, self.clock.now, lambda: self.bookmark_interval)
         self._given_kubeconfig = kubeconfig_path
-        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._own_dir: Path | None = None  # the temporary kubeconfig's folder (same across restarts)
         self.kubeconfig_path: Path = kubeconfig_path or Path()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -137,6 +161,20 @@ class FakeApiServer:
         await self.stop()
 
     async def start(self) -> None:
+        """Serve (again): see the module docstring for what a restart keeps and forgets."""
+        if self._runner is not None:
+            raise RuntimeError("the fake API server is already running")
+        storage = self.cluster.storage
+        if not self._started_once:
+            if self.state_file is not None and self.state_file.exists():
+                saved = orjson.loads(self.state_file.read_bytes())
+                storage.restore(int(saved["revision"]), saved["objects"])
+                storage.bump(_RESTORE_BUMP)
+            elif self.port != 0:
+                storage.bump(max(0, time.time_ns() // 1000 - storage.rv))
+        else:
+            storage.expire()  # a restarted kube-apiserver's watch cache starts at the current revision
+        self._started_once = True
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
@@ -150,22 +188,41 @@ class FakeApiServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}"
         if self._given_kubeconfig is None:
-            self._tempdir = tempfile.TemporaryDirectory(prefix="kctl-fakeapi-")
-            self.kubeconfig_path = Path(self._tempdir.name) / "kubeconfig"
+            if self._own_dir is None:
+                self._own_dir = Path(tempfile.mkdtemp(prefix="kctl-fakeapi-"))
+            self._own_dir.mkdir(mode=0o700, exist_ok=True)
+            self.kubeconfig_path = self._own_dir / "kubeconfig"
         write_kubeconfig(self.kubeconfig_path, self.url)
-        if self._controllers is not None:
+        if self._run_controllers:
+            self._controllers = Controllers(self.cluster)
             self._controllers.start()
+        await self.settled(timeout=30.0)  # restored CRDs are served before start returns
 
     async def stop(self) -> None:
-        self.cluster.hub.stop()
+        """End every watch, stop the controllers, release the port; save the state file if any.
+
+        Idempotent: stopping a stopped server does nothing.
+        """
+        self.cluster.hub.close_all()
         if self._controllers is not None:
             await self._controllers.stop()
+            self._controllers = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
+            if self.state_file is not None:
+                revision, objects = self.cluster.storage.dump()
+                tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+                tmp.write_bytes(orjson.dumps({"revision": revision, "objects": objects}))
+                tmp.replace(self.state_file)
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The fake cluster's CA certificate (PEM): it signs CertificateSigningRequests for the built-in
+        signer names (:mod:`.certificates`) and is the ``ca.crt`` of every ``kube-root-ca.crt``."""
+        return self.cluster.certificate_authority.cert_pem
 
     async def api_client(self) -> ApiClient:
         """A kubernetes-asyncio ``ApiClient`` for this server; close it when done."""

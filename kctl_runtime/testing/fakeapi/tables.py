@@ -31,6 +31,17 @@ _NAME_COLUMN = {
     "priority": 0,
 }
 _AGE = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp")
+_CREATION_TIMESTAMP_DOC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It "
+    "is not guaranteed to be set in happens-before order across separate operations. Clients may not "
+    "set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. "
+    "Read-only. Null for lists. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+#: the CSR printer puts Age first and describes it with the field's documentation
+_CSR_AGE = PrinterColumn(
+    name="Age", type="date", json_path=".metadata.creationTimestamp", description=_CREATION_TIMESTAMP_DOC
+)
 
 
 def _columns(rt: ResourceType) -> list[PrinterColumn]:
@@ -40,6 +51,8 @@ def _columns(rt: ResourceType) -> list[PrinterColumn]:
         return [_AGE]
     if rt.plural == "customresourcedefinitions":
         return list(rt.printer_columns)
+    if rt.group == "certificates.k8s.io":
+        return [_CSR_AGE, *rt.printer_columns]
     # built-in printers put Age after the always-shown columns, before the wide (priority) ones
     shown = [c for c in rt.printer_columns if c.priority == 0]
     wide = [c for c in rt.printer_columns if c.priority != 0]
@@ -72,6 +85,11 @@ def age(timestamp: str | None, now: _dt.datetime) -> str:
     seconds = int((now - then).total_seconds())
     if seconds < -1:
         return "<invalid>"
+    return human_duration(seconds)
+
+
+def human_duration(seconds: int) -> str:
+    """apimachinery's ``duration.HumanDuration`` of a whole number of seconds."""
     if seconds < 0:
         return "0s"
     if seconds < 120:
@@ -147,7 +165,7 @@ def _cell(rt: ResourceType, column: PrinterColumn, obj: dict[str, Any], now: _dt
     if path.startswith("@"):
         return _computed(path[1:], obj)
     found = evaluate_jsonpath(obj, path)
-    if column.type == "date" and not rt.custom and column is not _AGE:
+    if column.type == "date" and not rt.custom and column not in (_AGE, _CSR_AGE):
         return found[0] if found else "<none>"
     if column.type == "date":
         return age(found[0] if found and isinstance(found[0], str) else None, now) if found else "<unknown>"
@@ -207,6 +225,14 @@ def _computed(name: str, obj: dict[str, Any]) -> str:
         return "<none>" if not gates else f"0/{len(gates)}"
     if name == "deployready":
         return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}"
+    if name == "csrduration":
+        seconds = spec.get("expirationSeconds")
+        return "<none>" if seconds is None else human_duration(int(seconds))
+    if name == "csrcondition":
+        types = {c.get("type") for c in status.get("conditions") or ()}
+        text = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+        text += ",Failed" if "Failed" in types else ""
+        return text + (",Issued" if status.get("certificate") else "")
     if name == "involved":
         involved = obj.get("involvedObject") or {}
         return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"

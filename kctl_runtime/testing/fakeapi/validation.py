@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, NoReturn
 
 from .discovery import ResourceType
 from .errors import bad_request, invalid
@@ -37,9 +37,14 @@ def _kind_of(rt: ResourceType) -> str:
     return "" if rt.custom else f"{rt.group}/{rt.plural}"
 
 
-def _unmarshal_error(rt: ResourceType, field: str, value: Any, go_type: str) -> None:
-    json_type = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
-    got = json_type.get(type(value), "value")
+def json_type(value: Any) -> str:
+    """How Go's encoding/json names the JSON type of ``value`` in an unmarshal error."""
+    names = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "value")
+
+
+def _unmarshal_error(rt: ResourceType, field: str, value: Any, go_type: str) -> NoReturn:
+    got = json_type(value)
     raise bad_request(
         f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: json: cannot unmarshal '
         f"{got} into Go struct field {field} of type {go_type}"
@@ -91,30 +96,37 @@ def decode_check(rt: ResourceType, obj: dict[str, Any]) -> None:
     """400 for values the typed decoder of ``rt`` would refuse."""
     _check_meta(rt, obj)
     kind = _kind_of(rt)
-    if kind in ("/configmaps", "/secrets"):
-        maps = {"/configmaps": ("data", "binaryData"), "/secrets": ("data",)}[kind]
-        for key, value in (obj.get("data") or {}).items() if kind == "/configmaps" else ():
+    if kind == "/configmaps":
+        for value in _object_field(rt, obj, "data", "map[string]string").values():
             if not isinstance(value, str):
                 _unmarshal_error(rt, f"{rt.kind}.data", value, "string")
-            del key
-        for field in maps:
-            if field == "data" and kind == "/configmaps":
-                continue
-            for value in (obj.get(field) or {}).values():
-                if not isinstance(value, str):
-                    _unmarshal_error(rt, f"{rt.kind}.{field}", value, "[]uint8")
-                try:
-                    base64.b64decode(value, validate=True)
-                except (binascii.Error, ValueError):
-                    raise bad_request(
-                        f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                        "illegal base64 data at input byte "
-                        f"{_first_bad_base64(value)}"
-                    ) from None
+    if kind in ("/configmaps", "/secrets"):
+        field = "binaryData" if kind == "/configmaps" else "data"
+        for value in _object_field(rt, obj, field, "map[string][]uint8").values():
+            if not isinstance(value, str):
+                _unmarshal_error(rt, f"{rt.kind}.{field}", value, "[]uint8")
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise bad_request(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    "illegal base64 data at input byte "
+                    f"{_first_bad_base64(value)}"
+                ) from None
     elif kind == "apps/deployments":
-        replicas = (obj.get("spec") or {}).get("replicas")
+        replicas = _object_field(rt, obj, "spec", "v1.DeploymentSpec").get("replicas")
         if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
             _unmarshal_error(rt, "DeploymentSpec.spec.replicas", replicas, "int32")
+
+
+def _object_field(rt: ResourceType, obj: dict[str, Any], key: str, go_type: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a JSON object ({} when absent or null); the decoder's 400 otherwise."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _unmarshal_error(rt, f"{rt.kind}.{key}", value, go_type)
+    return value
 
 
 def _first_bad_base64(value: str) -> int:
