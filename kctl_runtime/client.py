@@ -505,10 +505,10 @@ class Client:
         if limit is not None and limit < 1:
             raise ValueError("limit must be >= 1")
         if not isinstance(resource, Resource):
-            found = await self.list(
+            raw = await self.list(
                 resource.kube_resource(), namespace, label_selector, field_selector, limit=limit
             )
-            return [resource.from_object(obj) for obj in found]
+            return [resource.from_object(obj) for obj in raw]
         ns = namespace if resource.namespaced else None
         informer = self._cache.informer_for(resource, ns) if self._cache is not None else None
         indexes = self._cache._indexes.get(resource, {}) if self._cache is not None else {}
