@@ -217,6 +217,8 @@ def _peak_rss_mb(pid: int) -> float:
 def control_plane(attempts: int = 3) -> Iterator[ControlPlane]:
     """A fresh plane; on a loaded machine kube-controller-manager can give up on a slow
     kube-apiserver at start, so a failed start is retried (a benchmark, not a test of envtest)."""
+    # 3,000 NodePort Services do not fit Kubernetes' default range of 2,768 ports
+    os.environ.setdefault("KCTL_ENVTEST_NODE_PORT_RANGE", "30000-39999")
     with tempfile.TemporaryDirectory(prefix="bench-workload-") as work:
         for attempt in range(attempts):
             plane = ControlPlane.from_environment(work_dir=Path(work), controller_manager=True)
