@@ -6,44 +6,64 @@ Contract
 ``kctl_runtime/scaffold_templates`` into a new directory (default ``./NAME``) and returns it. The
 project holds:
 
-* ``PACKAGE/api.py`` -- a namespaced custom resource ``KIND`` (``GROUP/VERSION``) read from plain
-  dicts, with a ``parse_spec`` that lists problems instead of raising (a typed model can replace
-  this module later without touching the controller);
-* ``PACKAGE/controller.py`` -- a reconciler using the library's helpers: server-side apply of an
-  owned ConfigMap, a ``Ready`` condition through the status subresource, events, ``TerminalError``
-  for bad input; ``PACKAGE/__main__.py`` -- the command, with the standard manager flags;
-* ``tests/`` -- the controller on both tiers through the shipped pytest plugin's ``kube`` fixture,
-  and checks of the manifests;
-* ``manifests/`` -- kustomize: CRD, namespace, service account, least-privilege RBAC (including the
-  reviews secure metrics need, and a metrics-reader ClusterRole), a hardened Deployment serving
-  HTTPS metrics; a ``Dockerfile``; a ``README.md`` with its two commands (run, test); a
-  ``pyproject.toml`` with pytest, ruff and ``mypy --strict`` configured.
+* ``PACKAGE/api.py`` -- a namespaced custom resource ``KIND`` (``GROUP/VERSION``) declared as a
+  :class:`~kctl_runtime.customresource.CustomResource` class: spec and status models with schema
+  constraints, a model-only validator for what a structural schema cannot say, printer columns;
+* ``PACKAGE/permissions.py`` -- the controller's :class:`~kctl_runtime.rbac.Permissions` (reads
+  from its informers, declared writes);
+* ``PACKAGE/controller.py`` -- a reconciler using the library's helpers: it parses each cached
+  object with ``KIND.from_object`` (an object that does not parse is ``Ready=False``/``InvalidSpec``,
+  a Warning event and :class:`~kctl_runtime.customresource.InvalidObject`, never a crash),
+  server-side apply of an owned ConfigMap, a ``Ready`` condition through the status subresource;
+  ``PACKAGE/__main__.py`` -- the command, with the standard manager flags;
+* ``tests/`` -- the controller and the generated schema on both tiers through the shipped pytest
+  plugin's ``kube`` fixture, the model, and "CRD/RBAC are current" checks
+  (:func:`~kctl_runtime.generated.assert_current`);
+* ``manifests/`` -- kustomize: ``crd.yaml`` and ``rbac.yaml`` *generated at init time* by
+  :func:`~kctl_runtime.crdgen.crd_yaml` and :func:`~kctl_runtime.rbac.rbac_yaml` from the new
+  project's ``api.py`` and ``permissions.py`` (imported for the moment it takes: ``sys.path`` and
+  ``sys.modules`` are restored, no bytecode is written), namespace, service account, the reviews
+  secure metrics need and a metrics-reader ClusterRole, a hardened Deployment serving HTTPS
+  metrics; a ``Dockerfile``; a ``README.md`` with its two commands (run, test) and the two
+  regenerate commands; a ``pyproject.toml`` with pytest, ruff and ``mypy --strict`` configured.
 
 The generated code passes ruff, ``mypy --strict`` and its own tests (``tests/test_scaffold.py``
-checks all three on a freshly generated project).
+checks all three on a freshly generated project, and that the project's tests catch a stale CRD or
+RBAC that the README's commands then regenerate).
 
 Names are checked before anything is written, and every problem is a :class:`ValueError` with one
 line saying what to change (on the command line: ``error: ...``, exit status 2): ``NAME`` must be a
 DNS label (it names the namespace, service account and image) whose Python form is a free module
 name; ``--kind`` an UpperCamelCase word whose lower case is not a Python keyword; ``--group`` a
-DNS subdomain with a dot; ``--version`` a Kubernetes API version. An existing non-empty target
-directory is never written to.
+DNS subdomain with a dot; ``--version`` a Kubernetes API version. A kind or plural that would bind
+a name twice in a generated module (``--kind Model``, ``--plural configmaps``) or a builtin's name
+is refused. An existing non-empty target directory is never written to; if generating the
+manifests fails, what was written is removed (an empty target directory is left empty).
 
-Not done: ``create api`` (a second resource in an existing project); typed resources (the project
-starts dict-based).
+Not done: ``create api`` (a second resource in an existing project); webhooks in the scaffold.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
+import contextlib
+import importlib
 import keyword
 import re
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from types import ModuleType
+
+from kctl_runtime.crdgen import crd_yaml
+from kctl_runtime.customresource import CustomResource
+from kctl_runtime.rbac import Permissions, rbac_yaml
 
 __all__ = ["ProjectNames", "init_project", "main", "project_names"]
 
@@ -121,6 +141,8 @@ def project_names(
         raise ValueError(
             f"--kind {kind!r} must be UpperCamelCase letters and digits (at most 20), e.g. Guestbook"
         )
+    if kind in vars(builtins):
+        raise ValueError(f"--kind {kind!r} is a Python builtin name; choose another kind")
     singular = kind.lower()
     if keyword.iskeyword(singular) or not singular.isidentifier():
         raise ValueError(
@@ -156,8 +178,88 @@ def _walk(folder: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple
     return found
 
 
+def _bound_names(node: ast.stmt) -> list[str]:
+    """The module-level names one statement binds (imports, assignments, definitions)."""
+    if isinstance(node, ast.Import):
+        return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [] if node.module == "__future__" else [alias.asname or alias.name for alias in node.names]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def _check_collisions(names: ProjectNames, rendered: Sequence[tuple[Path, str]], target: Path) -> None:
+    """Refuse names that bind a module-level name twice in a generated module (kind ``Model``, ...)."""
+    for path, text in rendered:
+        if path.suffix != ".py":
+            continue
+        seen: set[str] = set()
+        for node in ast.parse(text, filename=str(path)).body:
+            for bound in _bound_names(node):
+                if bound in seen and bound in (names.kind, names.constant):
+                    option = "--kind" if bound == names.kind else "--plural"
+                    raise ValueError(
+                        f"{option}: the name {bound!r} is already used in {path.relative_to(target)}; "
+                        "choose another kind or plural"
+                    )
+                seen.add(bound)
+
+
+@contextlib.contextmanager
+def _imported_from(directory: Path, package: str) -> Iterator[None]:
+    """Make ``package`` importable from ``directory`` for a moment; leave ``sys`` as it was."""
+
+    def ours() -> dict[str, ModuleType]:
+        return {k: v for k, v in sys.modules.items() if k == package or k.startswith(package + ".")}
+
+    saved_modules, saved_path, saved_bytecode = ours(), list(sys.path), sys.dont_write_bytecode
+    for key in saved_modules:
+        del sys.modules[key]
+    sys.path.insert(0, str(directory))
+    sys.dont_write_bytecode = True  # no __pycache__ in the new project
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        for key in ours():
+            del sys.modules[key]
+        sys.modules.update(saved_modules)
+        sys.path[:] = saved_path
+        sys.dont_write_bytecode = saved_bytecode
+
+
+def _generate_manifests(names: ProjectNames, target: Path) -> None:
+    """Write ``manifests/crd.yaml`` and ``manifests/rbac.yaml`` from the new project's declarations.
+
+    The same calls the regenerate commands make (``python -m kctl_runtime crd``/``rbac``), so the
+    project's "manifests are current" tests pass from the start.
+    """
+    with _imported_from(target, names.package):
+        api = importlib.import_module(f"{names.package}.api")
+        permissions = importlib.import_module(f"{names.package}.permissions")
+        model = getattr(api, names.kind)
+        declared = permissions.permissions()
+        if not (isinstance(model, type) and issubclass(model, CustomResource)):
+            raise TypeError(f"{names.package}.api.{names.kind} is not a CustomResource")
+        if not isinstance(declared, Permissions):
+            raise TypeError(f"{names.package}.permissions.permissions() did not return Permissions")
+        crd = crd_yaml(model)
+        rbac = rbac_yaml(declared, source=f"{names.package}.permissions:permissions")
+    (target / "manifests" / "crd.yaml").write_text(crd, encoding="utf-8")
+    (target / "manifests" / "rbac.yaml").write_text(rbac, encoding="utf-8")
+
+
 def init_project(names: ProjectNames, directory: Path | None = None) -> Path:
-    """Write the project for ``names`` into ``directory`` (default ``./NAME``); return the directory."""
+    """Write the project for ``names`` into ``directory`` (default ``./NAME``); return the directory.
+
+    Renders every template, checks the result, writes it, then generates the CRD and RBAC from the
+    project's ``api.py`` and ``permissions.py``. If generating fails, what was written is removed.
+    """
     target = Path(directory) if directory is not None else Path.cwd() / names.name
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ValueError(f"{target} already exists and is not an empty directory; choose another --dir")
@@ -166,9 +268,23 @@ def init_project(names: ProjectNames, directory: Path | None = None) -> Path:
     for parts, template in _walk(files("kctl_runtime").joinpath(TEMPLATES)):
         relative = Path(*(names.package if part == _PACKAGE_DIR else part for part in parts))
         rendered.append((target / relative, _render(template.read_text(encoding="utf-8"), values)))
+    _check_collisions(names, rendered, target)
+    existed = target.exists()
     for path, text in rendered:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    try:
+        _generate_manifests(names, target)
+    except BaseException:
+        if existed:
+            for child in list(target.iterdir()):
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        else:
+            shutil.rmtree(target)
+        raise
     return target
 
 
