@@ -9,6 +9,16 @@ Contract
   objects outside their selection). Otherwise, or while the informer has not synced yet, the read
   goes to the API. The :class:`~kctl_runtime.manager.Manager` registers the informers of its
   controllers, so a reconciler's reads of its own and its owned kinds cost no request.
+* **Indexes** (controller-runtime's field indexers): :meth:`Cache.index_field` names a field --
+  real or made up, such as ``"spec.group"`` or ``".status.liveGroup"`` -- and a function giving an
+  object's values for it; :meth:`Cache.index_label` indexes a label key. A cached
+  :meth:`Client.list` whose field selector has ``field=value`` on an indexed field, or whose label
+  selector has ``key=value`` / ``key in (...)`` on an indexed label, looks only at that index's
+  bucket instead of every cached object; the answer is the same as without the index. A field
+  selector on an indexed field is evaluated with the index function (so made-up fields work);
+  without a synced cache it goes to the API server, which rejects fields it does not know.
+* ``limit`` on :meth:`Client.list` returns at most that many items: from the cache, the first in
+  (namespace, name) order, copied after the cut; from the API, the first page only.
 * Cached reads may be **stale** (milliseconds to seconds behind the server) and report
   ``NotFound`` for an object created a moment ago. That is fine for level-based reconcilers: the
   watch event for the change triggers the next reconcile. Use :attr:`Client.api` when you must
@@ -46,7 +56,7 @@ import builtins
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self, TypeVar, overload
+from typing import Any, Literal, Protocol, Self, TypeVar, cast, overload
 
 import orjson
 import structlog
@@ -57,10 +67,19 @@ from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.errors import Gone, NotFound, is_transient
 from kctl_runtime.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kctl_runtime.resource import Resource
-from kctl_runtime.selectors import LabelSelector, SelectorError, parse_field_selector
-from kctl_runtime.store import NAMESPACE_INDEX
+from kctl_runtime.selectors import FieldSelector, LabelSelector, SelectorError, parse_field_selector
+from kctl_runtime.store import NAMESPACE_INDEX, IndexFunc
 
-__all__ = ["Cache", "CachedInformer", "Client", "PatchType", "RetryPolicy", "TypedResource"]
+__all__ = [
+    "FIELD_INDEX_PREFIX",
+    "LABEL_INDEX_PREFIX",
+    "Cache",
+    "CachedInformer",
+    "Client",
+    "PatchType",
+    "RetryPolicy",
+    "TypedResource",
+]
 
 _log = structlog.get_logger("kctl_runtime.client")
 
@@ -96,6 +115,8 @@ class _Store(Protocol):
     def list(self) -> builtins.list[dict[str, Any]]: ...
 
     def by_index(self, name: str, value: str) -> builtins.list[dict[str, Any]]: ...
+
+    def index_names(self) -> builtins.list[str]: ...
 
 
 class CachedInformer(Protocol):
@@ -145,8 +166,13 @@ class RetryPolicy:
         return float(backoff + random.uniform(0, self.jitter))
 
 
+FIELD_INDEX_PREFIX = "field:"
+LABEL_INDEX_PREFIX = "label:"
+
+
 class Cache:
-    """Which informers may serve the client's reads, by resource and namespace scope.
+    """Which informers may serve the client's reads, by resource and namespace scope, and the
+    indexes those informers' stores keep (module doc).
 
     Only register informers without label/field selectors that hold whole objects (not
     metadata-only); the :class:`~kctl_runtime.manager.Manager` does this for its controllers.
@@ -154,11 +180,42 @@ class Cache:
 
     def __init__(self) -> None:
         self._informers: dict[tuple[Resource, str | None], CachedInformer] = {}
+        self._indexes: dict[Resource, dict[str, IndexFunc]] = {}
 
     def register(self, resource: Resource, informer: CachedInformer, namespace: str | None = None) -> None:
         """Let ``informer`` (over ``namespace``, ``None`` = all) serve reads of ``resource``."""
         scope = namespace if resource.namespaced else None
         self._informers.setdefault((resource, scope), informer)
+        for name, fn in self._indexes.get(resource, {}).items():
+            _ensure_index(informer, name, fn)
+
+    def index_field(self, resource: Resource, field: str, values: IndexFunc) -> None:
+        """Index cached ``resource`` objects by ``field``: ``values(obj)`` gives the object's values.
+
+        Registering the same field twice with the same function does nothing; with another
+        function it raises ``ValueError``. Informers registered before or after are indexed.
+        """
+        self._add_index(resource, FIELD_INDEX_PREFIX + field, values)
+
+    def index_label(self, resource: Resource, key: str) -> None:
+        """Index cached ``resource`` objects by the value of their label ``key``."""
+        self._add_index(resource, LABEL_INDEX_PREFIX + key, _LabelValues(key))
+
+    def _add_index(self, resource: Resource, name: str, fn: IndexFunc) -> None:
+        indexes = self._indexes.setdefault(resource, {})
+        known = indexes.get(name)
+        if known is not None:
+            if known == fn:
+                return
+            raise ValueError(f"{resource.group_resource} already has an index {name!r}")
+        indexes[name] = fn
+        for (registered, _scope), informer in self._informers.items():
+            if registered == resource:
+                _ensure_index(informer, name, fn)
+
+    def index_names(self, resource: Resource) -> frozenset[str]:
+        """The store index names registered for ``resource`` (``field:...`` / ``label:...``)."""
+        return frozenset(self._indexes.get(resource, ()))
 
     def informer_for(self, resource: Resource, namespace: str | None) -> CachedInformer | None:
         """A synced informer that covers ``namespace`` (``None`` = all namespaces), or ``None``."""
@@ -172,6 +229,31 @@ class Cache:
 
     def __contains__(self, resource: object) -> bool:
         return any(r == resource for r, _ in self._informers)
+
+
+class _LabelValues:
+    """Index function: the value of one label (nothing when the object lacks it)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, obj: dict[str, Any]) -> Iterable[str]:
+        value = ((obj.get("metadata") or {}).get("labels") or {}).get(self.key)
+        return (value,) if isinstance(value, str) else ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _LabelValues) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _ensure_index(informer: CachedInformer, name: str, fn: IndexFunc) -> None:
+    store = informer.store
+    if name not in store.index_names():
+        store.add_index(name, fn)
 
 
 def _copy(obj: Any) -> Any:
@@ -204,19 +286,51 @@ def _not_found(resource: Resource, name: str, namespace: str | None) -> NotFound
     return NotFound(404, "NotFound", message, body)
 
 
-def _field_filter(field_selector: str | None) -> Callable[[Mapping[str, Any]], bool] | None:
-    """A cache-side filter for ``metadata.name``/``metadata.namespace`` terms, else ``None`` (ask
-    the server). Parsed by :func:`kctl_runtime.selectors.parse_field_selector`: escaped commas
+def _field_filter(
+    field_selector: str | None, indexes: Mapping[str, IndexFunc]
+) -> tuple[Callable[[Mapping[str, Any]], bool], tuple[str, str] | None] | None:
+    """A cache-side filter for a field selector, and the ``(index, value)`` to draw candidates
+    from; ``None`` when the cache cannot answer it (ask the server).
+
+    Understood: ``metadata.name``/``metadata.namespace`` and indexed fields (through their index
+    function). Parsed by :func:`kctl_runtime.selectors.parse_field_selector`: escaped commas
     (``\\,``) and other escapes in values are honoured."""
     if not field_selector:
-        return lambda _obj: True
+        return (lambda _obj: True), None
     try:
         selector = parse_field_selector(field_selector)
     except SelectorError:
         return None  # the server words the error
-    if not selector.fields <= {"metadata.name", "metadata.namespace"}:
+    plain = {"metadata.name", "metadata.namespace"}
+    if not all(f in plain or FIELD_INDEX_PREFIX + f in indexes for f in selector.fields):
         return None
-    return selector.matches
+    indexed = [(f, op, v) for f, op, v in selector.requirements if FIELD_INDEX_PREFIX + f in indexes]
+    if not indexed:
+        return selector.matches, None
+    rest = FieldSelector([r for r in selector.requirements if r not in indexed])
+    checks = [(indexes[FIELD_INDEX_PREFIX + f], op == "=", v) for f, op, v in indexed]
+
+    def matches(obj: Mapping[str, Any]) -> bool:
+        for fn, equal, value in checks:
+            if (value in fn(cast("dict[str, Any]", obj))) != equal:
+                return False
+        return rest.matches(obj)
+
+    seed = next(((FIELD_INDEX_PREFIX + f, v) for f, op, v in indexed if op == "="), None)
+    return matches, seed
+
+
+def _label_seed(
+    labels: LabelSelector | None, indexes: Mapping[str, IndexFunc]
+) -> tuple[str, tuple[str, ...]] | None:
+    """An indexed label key the selector pins to some values, as ``(index, values)``."""
+    if labels is None:
+        return None
+    for requirement in labels.requirements:
+        name = LABEL_INDEX_PREFIX + requirement.key
+        if requirement.operator in ("=", "==", "in") and name in indexes:
+            return name, requirement.values
+    return None
 
 
 class Client:
@@ -357,6 +471,8 @@ class Client:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> builtins.list[dict[str, Any]]: ...
 
     @overload
@@ -366,6 +482,8 @@ class Client:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> builtins.list[M]: ...
 
     async def list(
@@ -374,39 +492,62 @@ class Client:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> builtins.list[Any]:
         """Objects of ``resource`` (in ``namespace``, or everywhere for ``None``) matching the selectors.
 
         From the cache, the label selector is evaluated locally and field selectors are supported
-        for ``metadata.name`` / ``metadata.namespace``; any other field selector goes to the API.
-        With a typed class, the objects parsed into it (the first that does not parse raises).
+        for ``metadata.name`` / ``metadata.namespace`` and indexed fields; any other field selector
+        goes to the API. ``limit``: at most that many items (module doc). With a typed class, the
+        objects parsed into it (the first that does not parse raises).
         """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be >= 1")
         if not isinstance(resource, Resource):
-            found = await self.list(resource.kube_resource(), namespace, label_selector, field_selector)
-            return [resource.from_object(obj) for obj in found]
+            raw = await self.list(
+                resource.kube_resource(), namespace, label_selector, field_selector, limit=limit
+            )
+            return [resource.from_object(obj) for obj in raw]
         ns = namespace if resource.namespaced else None
         informer = self._cache.informer_for(resource, ns) if self._cache is not None else None
-        field_match = _field_filter(field_selector)
-        if informer is not None and field_match is not None:
+        indexes = self._cache._indexes.get(resource, {}) if self._cache is not None else {}
+        field_filter = _field_filter(field_selector, indexes)
+        if informer is not None and field_filter is not None:
+            field_match, seed = field_filter
             labels = LabelSelector.parse(label_selector) if label_selector else None
             store: _Store = informer.store
-            objects: Iterable[dict[str, Any]] = (
-                store.by_index(NAMESPACE_INDEX, ns) if ns is not None else store.list()
-            )
-            items: builtins.list[dict[str, Any]] = []
+            label_seed = _label_seed(labels, indexes) if seed is None else None
+            objects: Iterable[dict[str, Any]]
+            scoped = False
+            if seed is not None:
+                objects = store.by_index(*seed)
+            elif label_seed is not None:
+                name, values = label_seed
+                objects = [o for value in values for o in store.by_index(name, value)]
+            elif ns is not None:
+                objects, scoped = store.by_index(NAMESPACE_INDEX, ns), True
+            else:
+                objects = store.list()
+            found: builtins.list[dict[str, Any]] = []
             for obj in objects:
                 meta = obj.get("metadata") or {}
+                if ns is not None and not scoped and meta.get("namespace") != ns:
+                    continue
                 if labels is not None and not labels.matches(meta.get("labels") or {}):
                     continue
                 if not field_match(obj):
                     continue
+                found.append(obj)
+            found.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+            items: builtins.list[dict[str, Any]] = []
+            for obj in found if limit is None else found[:limit]:
                 item: dict[str, Any] = _copy(obj)
                 item.setdefault("apiVersion", resource.api_version)
                 item.setdefault("kind", resource.kind)
                 items.append(item)
-            items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
             return items
-        return await self._list_api(resource, ns, label_selector, field_selector)
+        return await self._list_api(resource, ns, label_selector, field_selector, limit)
 
     async def _list_api(
         self,
@@ -414,6 +555,7 @@ class Client:
         namespace: str | None,
         label_selector: str | None,
         field_selector: str | None,
+        limit: int | None = None,
     ) -> builtins.list[dict[str, Any]]:
         base: builtins.list[tuple[str, str]] = []
         if label_selector:
@@ -428,18 +570,20 @@ class Client:
                 while True:
                     query = list(base)
                     if paginate:
-                        query.append(("limit", str(_LIST_PAGE)))
+                        query.append(("limit", str(min(limit or _LIST_PAGE, _LIST_PAGE))))
                         if token:
                             query.append(("continue", token))
                     page = await self._call("GET", path, query=query)
                     items.extend(page.get("items") or [])
                     token = (page.get("metadata") or {}).get("continue") or ""
-                    if not paginate or not token:
+                    if not paginate or not token or (limit is not None and len(items) >= limit):
                         break
             except Gone:
                 if not paginate or not token:
                     raise
                 continue  # the continue token expired mid-list: list again in one request
+            if limit is not None:
+                del items[limit:]
             for item in items:
                 item.setdefault("apiVersion", resource.api_version)
                 item.setdefault("kind", resource.kind)

@@ -13,6 +13,11 @@ Each call does exactly one of:
    calling ``apply``. The write triggers a new watch event, hence a new reconcile, which then takes
    step 2. ``apply`` therefore never runs before the finalizer is persisted, so nothing ``apply``
    creates outside the cluster can be orphaned by a deletion that raced with it.
+   With ``then_apply=True`` the same call goes on to step 2 at once, passing ``apply`` the
+   server's answer to the patch (the object as stored, finalizer included), and returns what
+   ``apply`` returns: the same guarantee, minus one trip through the watch and the work queue.
+   The write's own watch event still reconciles the object again afterwards (level-based: that
+   reconcile finds the work done).
 2. Alive and our finalizer present: return ``await apply(obj)``.
 3. Being deleted and our finalizer present: ``await cleanup(obj)``, then **remove only our
    finalizer** and return cleanup's result. The removal is one JSON patch: ``test`` that
@@ -155,6 +160,7 @@ async def finalizer(
     cleanup: Callable[[dict[str, Any]], Awaitable[R]],
     field_manager: str | None = None,
     max_conflict_retries: int = 5,
+    then_apply: bool = False,
 ) -> R | None:
     """Run ``apply`` or ``cleanup`` for ``obj`` guarded by finalizer ``name``; see the module doc."""
     meta = obj.get("metadata") or {}
@@ -195,7 +201,9 @@ async def finalizer(
             ),
         ]
         try:
-            await json_patch(api_client, resource, namespace, obj_name, ops, field_manager=field_manager)
+            stored = await json_patch(
+                api_client, resource, namespace, obj_name, ops, field_manager=field_manager
+            )
         except (Conflict, Invalid) as exc:
             attempts += 1
             if attempts > max_conflict_retries:
@@ -215,7 +223,10 @@ async def finalizer(
         except CALL_FAILURES as exc:
             raise AddFinalizerFailed("adding the finalizer failed", finalizer=name, object_key=key) from exc
         log.info("added finalizer")
-        return None
+        if not then_apply:
+            return None
+        current = stored
+        break
 
     meta = current.get("metadata") or {}
     if not meta.get("deletionTimestamp"):

@@ -13,7 +13,7 @@ import pytest
 
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import FakeClock
-from kctl_runtime.errors import AlreadyExists, Forbidden, NotFound, ServerError
+from kctl_runtime.errors import AlreadyExists, ApiError, Forbidden, NotFound, ServerError
 from kctl_runtime.informer import InformerFactory
 from kctl_runtime.resource import CONFIGMAPS, NAMESPACES
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
@@ -381,9 +381,95 @@ def test_the_cache_field_filter_honours_escaped_commas() -> None:
     """Regression (issue 10 item 10): the client's own field-selector parser split on ``\\,``."""
     from kctl_runtime.client import _field_filter
 
-    match = _field_filter(r"metadata.name=a\,b,metadata.namespace!=kube-system")
-    assert match is not None
+    found = _field_filter(r"metadata.name=a\,b,metadata.namespace!=kube-system", {})
+    assert found is not None
+    match, seed = found
+    assert seed is None
     assert match({"metadata": {"name": "a,b", "namespace": "web"}})
     assert not match({"metadata": {"name": "a", "namespace": "web"}})
     assert not match({"metadata": {"name": "a,b", "namespace": "kube-system"}})
-    assert _field_filter("spec.nodeName=n1") is None  # not answerable from the cache: ask the server
+    assert _field_filter("spec.nodeName=n1", {}) is None  # not answerable from the cache: ask the server
+
+
+# --------------------------------------------------------------------------- cache indexes and limit
+
+
+def _tier(obj: dict[str, Any]) -> list[str]:
+    """A made-up field for the index tests: the ConfigMap's data value ``k``."""
+    value = (obj.get("data") or {}).get("k")
+    return [value] if isinstance(value, str) else []
+
+
+async def test_indexed_cache_lists_answer_exactly_what_a_full_scan_answers(kube: KubeTarget) -> None:
+    async with cached_client(kube) as client:
+        cache = client.cache
+        assert cache is not None
+        informer = cache.informer_for(CONFIGMAPS, kube.namespace)
+        assert informer is not None
+        unindexed = Cache()  # the same informer, no indexes known: every list scans the store
+        unindexed.register(CONFIGMAPS, informer, kube.namespace)
+        plain = Client(kube.api_client, cache=unindexed, retry=FAST)
+        # registered after the informer: existing objects are indexed at once
+        cache.index_label(CONFIGMAPS, "app")
+        cache.index_field(CONFIGMAPS, ".data.tier", _tier)
+        assert {"label:app", "field:.data.tier"} <= set(informer.store.index_names())
+        await client.create(CONFIGMAPS, cm("three", kube.namespace, app="web"))
+        await client.patch(CONFIGMAPS, "one", {"data": {"k": "gold"}}, namespace=kube.namespace)
+
+        async def seen() -> bool:
+            got = await client.list(CONFIGMAPS, kube.namespace, field_selector=".data.tier=gold")
+            web = await client.list(CONFIGMAPS, kube.namespace, label_selector="app=web")
+            return [o["metadata"]["name"] for o in got] == ["one"] and len(web) == 2
+
+        await eventually(seen, message="index follows the watch")
+
+        def names(items: list[dict[str, Any]]) -> list[str]:
+            return [o["metadata"]["name"] for o in items]
+
+        for labels in ("app=web", "app in (db,web)", "app=web,app!=db", "app=none", None):
+            indexed = await client.list(CONFIGMAPS, kube.namespace, label_selector=labels)
+            scanned = await plain.list(CONFIGMAPS, kube.namespace, label_selector=labels)
+            server = await client.api.list(CONFIGMAPS, kube.namespace, label_selector=labels)
+            assert names(indexed) == names(scanned) == sorted(names(server)), labels
+        assert names(await client.list(CONFIGMAPS, kube.namespace, field_selector=".data.tier=v")) == [
+            "three",
+            "two",
+        ]
+        assert names(
+            await client.list(CONFIGMAPS, kube.namespace, "app=web", field_selector=".data.tier!=gold")
+        ) == ["three"]
+        assert names(await client.list(CONFIGMAPS, kube.namespace, field_selector=".data.tier=none")) == []
+        # no cache over all namespaces: the made-up field goes to the server, which refuses it
+        with pytest.raises(ApiError, match="field"):
+            await client.list(CONFIGMAPS, None, field_selector=".data.tier=gold")
+
+
+async def test_cache_index_registration_is_idempotent_and_refuses_a_different_function() -> None:
+    cache = Cache()
+    cache.index_field(CONFIGMAPS, ".data.tier", _tier)
+    cache.index_field(CONFIGMAPS, ".data.tier", _tier)
+    cache.index_label(CONFIGMAPS, "app")
+    cache.index_label(CONFIGMAPS, "app")
+    with pytest.raises(ValueError, match="already has an index"):
+        cache.index_field(CONFIGMAPS, ".data.tier", lambda obj: [])
+    assert cache.index_names(CONFIGMAPS) == {"field:.data.tier", "label:app"}
+
+
+async def test_list_limit_cuts_cached_and_api_answers_in_order(kube: KubeTarget) -> None:
+    async with cached_client(kube) as client:
+        for name in ("c3", "c1", "c2"):
+            await client.create(CONFIGMAPS, cm(name, kube.namespace, app="db"))
+
+        async def cached() -> bool:
+            return len(await client.list(CONFIGMAPS, kube.namespace, label_selector="app=db")) == 4
+
+        await eventually(cached, message="cache saw the new ConfigMaps")
+        got = await client.list(CONFIGMAPS, kube.namespace, label_selector="app=db", limit=2)
+        assert [o["metadata"]["name"] for o in got] == ["c1", "c2"]
+        assert all(o["kind"] == "ConfigMap" for o in got)
+        from_api = await client.api.list(CONFIGMAPS, kube.namespace, label_selector="app=db", limit=2)
+        assert len(from_api) == 2
+        everything = await client.api.list(CONFIGMAPS, kube.namespace, label_selector="app=db")
+        assert len(everything) == 4
+        with pytest.raises(ValueError, match="limit"):
+            await client.list(CONFIGMAPS, kube.namespace, limit=0)

@@ -154,6 +154,39 @@ async def test_apply_never_runs_before_the_finalizer_is_stored(kube: KubeTarget)
     assert has_finalizer(stored, OURS)
 
 
+async def test_then_apply_runs_apply_in_the_same_call_on_the_stored_object(kube: KubeTarget) -> None:
+    seen: list[dict[str, Any]] = []
+    stored_when_applied: list[dict[str, Any] | None] = []
+
+    async def apply(obj: dict[str, Any]) -> str:
+        seen.append(obj)
+        stored_when_applied.append(await _get(kube, obj["metadata"]["name"]))
+        return "applied"
+
+    async def cleanup(obj: dict[str, Any]) -> str:
+        return "cleaned"
+
+    obj = await _create(kube, finalizers=["example.com/other"])
+    result = await finalizer(
+        kube.api_client, CONFIGMAPS, obj, OURS, apply=apply, cleanup=cleanup, then_apply=True
+    )
+    assert result == "applied"
+    assert len(seen) == 1
+    # apply got the server's answer to the patch, and the finalizer was stored before apply ran
+    assert seen[0]["metadata"]["finalizers"] == ["example.com/other", OURS]
+    assert seen[0]["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]
+    assert stored_when_applied[0] is not None
+    assert stored_when_applied[0]["metadata"]["finalizers"] == ["example.com/other", OURS]
+    # a second call with the stored object applies without another write
+    again = await finalizer(
+        kube.api_client, CONFIGMAPS, seen[0], OURS, apply=apply, cleanup=cleanup, then_apply=True
+    )
+    assert again == "applied"
+    latest = await _get(kube, obj["metadata"]["name"])
+    assert latest is not None
+    assert latest["metadata"]["resourceVersion"] == seen[0]["metadata"]["resourceVersion"]
+
+
 async def test_crash_after_the_finalizer_was_added_is_recovered_next_time(
     kube: KubeTarget,
 ) -> None:

@@ -30,8 +30,18 @@ no ``get``, ``list`` or ``watch`` on secrets at all -- it creates the token Secr
 that name exists, changes it only through a JSON patch whose first operation *tests* that the
 Secret carries this User's uid label (so a Secret it does not own is never touched), and deletes
 it only after the same test. A deleted token Secret therefore produces no event for this
-controller; every User is re-checked every ``resync_seconds`` (default 300) instead. A deleted
+controller; every User's token Secret is re-checked at least every ``resync_seconds`` (default 300)
+instead -- and only then: a reconcile within ``resync_seconds`` of this process proving the Secret
+in place for the same namespace and ServiceAccount uid skips the check (so the echoes of our own
+writes cost no request). A token Secret bound to an earlier ServiceAccount of the same name (the
+``kubernetes.io/service-account.uid`` annotation differs) is replaced at once. A deleted
 ServiceAccount or namespace is noticed at once (ServiceAccounts are watched).
+
+Every reconcile that changes something records ONE Normal event naming all it did (reasons
+``AccountCreated``, ``AccountMoved``, ``AccountRemoved``, ``TokenRequested``, ``NamespaceCreated``,
+``AccountRepaired``). A reconcile that reads (from the cache) a User at a resourceVersion that this
+process's own finalizer or status write replaced does nothing: that write's watch event reconciles
+the User again.
 
 Conflicts are reported, never resolved by force: a ServiceAccount or Secret of the same name that
 belongs to someone else (another User with the same name in the same group, or an object this
@@ -44,10 +54,13 @@ found again (nothing points at them any more except their labels; delete by labe
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 import structlog
 
 from examples.user_controller.api import User
@@ -55,16 +68,17 @@ from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.conditions import find_condition, set_condition
 from kctl_runtime.controller import Controller, Watch
-from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
+from kctl_runtime.errors import AlreadyExists, Conflict, Invalid, NotFound
 from kctl_runtime.finalizer import finalizer
 from kctl_runtime.patch import pointer
-from kctl_runtime.predicates import label_selector, namespace_in
+from kctl_runtime.predicates import from_functions, label_selector, namespace_in
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
 from kctl_runtime.resource import NAMESPACES, SECRETS, SERVICEACCOUNTS
 
 __all__ = [
     "FIELD_MANAGER",
     "FINALIZER",
+    "LIVE_GROUP_FIELD",
     "MANAGED_BY",
     "NAMESPACE_PREFIX",
     "TOKEN_SECRET_TYPE",
@@ -97,6 +111,7 @@ NAMESPACE_PREFIX = "kiamol-ch20-authn-"
 FINALIZER = "ch20.kiamol.net/account-cleanup"
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"  # set by the cluster's token controller
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", FIELD_MANAGER)
 """The label every object this controller creates carries (and the only ones it ever deletes)."""
@@ -108,6 +123,9 @@ USER_ANNOTATION = "ch20.kiamol.net/user"
 """Annotation on a ServiceAccount / Secret: ``NAMESPACE/NAME`` of the User it belongs to."""
 
 GROUP_LABEL = "ch20.kiamol.net/group"
+
+LIVE_GROUP_FIELD = ".spec.group(live)"
+"""The cache index of Users by group, for Users not being deleted (a made-up field)."""
 EMAIL_ANNOTATION = "ch20.kiamol.net/email"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -248,6 +266,16 @@ def _metadata_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> di
     return patch
 
 
+@dataclass(frozen=True)
+class _TokenCheck:
+    """When this process last proved a User's token Secret in place, and for which account."""
+
+    user_uid: str
+    namespace: str
+    account_uid: str
+    at: float
+
+
 class UserReconciler:
     """Keeps one User's account, token Secret and status in line with its spec (module doc).
 
@@ -273,6 +301,17 @@ class UserReconciler:
         self.resync_seconds = resync_seconds
         self.namespace = namespace
         self.clock: Clock = clock or SystemClock()
+        if client.cache is not None:  # _remove_accounts lists accounts by this label
+            client.cache.index_label(SERVICEACCOUNTS, USER_UID_LABEL)
+        # Secrets are not watched: the last proof of each User's token Secret, by User key. One
+        # worker per key at a time (the queue's guarantee), so no two reconciles race on an entry.
+        self._token_checks: dict[Request, _TokenCheck] = {}
+        # resourceVersions of each User that our own writes replaced: a cached User at one of them
+        # is older than what we wrote, and the watch event of that write reconciles it again
+        self._superseded: dict[Request, set[str]] = {}
+        # uids of token Secrets this process created or proved to be a User's, by User key and
+        # namespace: removing one is then a single delete conditional on that uid
+        self._secret_uids: dict[Request, dict[str, str]] = {}
 
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         if self.namespace is not None and request.namespace != self.namespace:
@@ -280,15 +319,34 @@ class UserReconciler:
         try:
             user = await self.client.get(USERS, request.name, request.namespace)
         except NotFound:
+            self._token_checks.pop(request, None)
+            self._secret_uids.pop(request, None)
+            self._superseded.pop(request, None)
             return None
+        read_rv = str(user["metadata"].get("resourceVersion"))
+        if read_rv in self._superseded.get(request, ()):
+            # The cache has not caught up with our own last write to this User (its finalizer or
+            # status): acting on it would only earn a 409. That write's event brings us back.
+            _log.debug("cache behind our own write; waiting for its event", resource_version=read_rv)
+            return None
+        self._superseded.pop(request, None)
+
+        async def apply(stored: dict[str, Any]) -> RequeueAfter | TerminalError | None:
+            if str(stored["metadata"].get("resourceVersion")) != read_rv:
+                self._supersede(stored, read_rv)  # finalizer() added the finalizer on read_rv
+            return await self._apply(stored)
+
         outcome = await finalizer(
             self.api_client,
             USERS,
             user,
             FINALIZER,
-            apply=self._apply,
+            apply=apply,
             cleanup=self._cleanup,
             field_manager=FIELD_MANAGER,
+            # the finalizer is stored before apply runs either way; going on at once saves a trip
+            # through the watch and the queue per new User
+            then_apply=True,
         )
         if isinstance(outcome, TerminalError):
             # Returned, not raised, through finalizer(): it wraps exceptions from apply in ApplyFailed,
@@ -307,17 +365,21 @@ class UserReconciler:
         uid = user["metadata"]["uid"]
         group = user["spec"]["group"]
         namespace = group_namespace(group)
+        done: list[str] = []  # what this reconcile changed: one event says it all
 
-        if not await self._ensure_namespace(user, group):
+        ready = await self._ensure_namespace(group, done)
+        if not ready:
             await self._not_ready(user, "NamespaceTerminating", f"namespace {namespace} is being deleted")
             return RequeueAfter(2.0)
-        conflict = await self._ensure_service_account(user)
+        conflict, account_uid = await self._ensure_service_account(user, done)
+        next_check = self.resync_seconds
         if conflict is None:
-            conflict = await self._ensure_token_secret(user)
+            conflict, next_check = await self._token_secret_in_place(user, account_uid, done)
         if conflict is not None:
+            self._report(user, done)
             await self._not_ready(user, "AccountConflict", conflict, warn=True)
             return RequeueAfter(self.resync_seconds)
-        await self._remove_accounts(user, keep=namespace)
+        await self._remove_accounts(user, keep=namespace, done=done)
 
         name = user["metadata"]["name"]
         status = _status_of(user)
@@ -333,10 +395,20 @@ class UserReconciler:
         )
         status["observedGeneration"] = user["metadata"].get("generation")
         await self._patch_status(user, status)
+        self._report(user, done)
         _log.debug("user account in place", user_uid=uid, account_namespace=namespace)
-        return RequeueAfter(self.resync_seconds)
+        return RequeueAfter(next_check)
 
-    async def _ensure_namespace(self, user: Mapping[str, Any], group: str) -> bool:
+    def _report(self, user: Mapping[str, Any], done: list[str]) -> None:
+        """One Normal event (and one log line) for everything a reconcile changed, if anything."""
+        if not done:
+            return
+        reason = _event_reason(done)
+        message = "; ".join(done)
+        self.events.event(user, "Normal", reason, message)
+        _log.info(message, reason=reason)
+
+    async def _ensure_namespace(self, group: str, done: list[str]) -> bool:
         """Create the group namespace if needed; ``False`` while it is terminating."""
         desired = desired_namespace(group)
         name = desired["metadata"]["name"]
@@ -347,30 +419,36 @@ class UserReconciler:
                 await self.client.create(NAMESPACES, desired, field_manager=FIELD_MANAGER)
             except AlreadyExists:
                 return True
-            self.events.event(user, "Normal", "NamespaceCreated", f"created namespace {name}")
-            _log.info("created group namespace", account_namespace=name)
+            done.append(f"created namespace {name}")
             return True
         return not (existing.get("metadata") or {}).get("deletionTimestamp")
 
-    async def _ensure_service_account(self, user: Mapping[str, Any]) -> str | None:
-        """Create or repair the account; a conflict message if an account of that name is not ours."""
+    async def _ensure_service_account(
+        self, user: Mapping[str, Any], done: list[str]
+    ) -> tuple[str | None, str]:
+        """Create or repair the account: ``(conflict message or None, the account's uid)``."""
         desired = desired_service_account(user)
         meta = desired["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}"
         try:
             actual = await self.client.get(SERVICEACCOUNTS, meta["name"], meta["namespace"])
         except NotFound:
-            await self.client.create(SERVICEACCOUNTS, desired, field_manager=FIELD_MANAGER)
-            self.events.event(
-                user, "Normal", "AccountCreated", f"created ServiceAccount {meta['namespace']}/{meta['name']}"
-            )
-            _log.info("created service account", account_namespace=meta["namespace"])
-            return None
+            try:
+                created = await self.client.create(SERVICEACCOUNTS, desired, field_manager=FIELD_MANAGER)
+            except AlreadyExists:
+                # ours, created by an earlier reconcile and not in the cache yet -- or someone
+                # else's: the API says which (rare: the cache normally has our own account)
+                actual = await self.client.api.get(SERVICEACCOUNTS, meta["name"], meta["namespace"])
+            else:
+                done.append(f"created ServiceAccount {where}")
+                return None, str(created["metadata"]["uid"])
+        account_uid = str(actual["metadata"]["uid"])
         if not _owned_by(actual, user["metadata"]["uid"]):
             owner = ((actual.get("metadata") or {}).get("annotations") or {}).get(USER_ANNOTATION)
             return (
-                f"ServiceAccount {meta['namespace']}/{meta['name']} already exists and belongs to "
+                f"ServiceAccount {where} already exists and belongs to "
                 f"{'User ' + owner if owner else 'someone else'}"
-            )
+            ), account_uid
         patch: dict[str, Any] = {}
         metadata = _metadata_drift(actual, desired)
         if metadata:
@@ -383,13 +461,37 @@ class UserReconciler:
             await self.client.patch(
                 SERVICEACCOUNTS, meta["name"], patch, namespace=meta["namespace"], field_manager=FIELD_MANAGER
             )
-            self.events.event(
-                user,
-                "Normal",
-                "AccountRepaired",
-                f"repaired ServiceAccount {meta['namespace']}/{meta['name']}",
-            )
-        return None
+            done.append(f"repaired ServiceAccount {where}")
+        return None, account_uid
+
+    async def _token_secret_in_place(
+        self, user: Mapping[str, Any], account_uid: str, done: list[str]
+    ) -> tuple[str | None, float]:
+        """Check (or skip checking) the token Secret: ``(conflict or None, seconds to the next check)``.
+
+        The check costs requests (Secrets are not cached), so it is skipped while this process
+        proved the Secret in place for the same User, namespace and account less than
+        ``resync_seconds`` ago; the reconcile then asks to run again when that proof expires. Echo
+        reconciles of our own writes (status, finalizer, the account's events) therefore send
+        nothing, and a Secret deleted by hand is still back within ``resync_seconds``.
+        """
+        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        namespace = group_namespace(user["spec"]["group"])
+        now = self.clock.monotonic()
+        last = self._token_checks.get(key)
+        if (
+            last is not None
+            and last.user_uid == user["metadata"]["uid"]
+            and last.namespace == namespace
+            and last.account_uid == account_uid
+            and now - last.at < self.resync_seconds
+        ):
+            return None, self.resync_seconds - (now - last.at)
+        self._token_checks.pop(key, None)
+        conflict = await self._ensure_token_secret(user, account_uid, done)
+        if conflict is None:
+            self._token_checks[key] = _TokenCheck(user["metadata"]["uid"], namespace, account_uid, now)
+        return conflict, self.resync_seconds
 
     async def _owned_secret(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
         """The Secret, if it exists and carries ``uid``'s label, proven by a JSON patch of ``test``s only.
@@ -407,29 +509,44 @@ class UserReconciler:
         except Invalid:
             raise _NotOurs from None
 
-    async def _ensure_token_secret(self, user: Mapping[str, Any]) -> str | None:
+    async def _ensure_token_secret(
+        self, user: Mapping[str, Any], account_uid: str, done: list[str]
+    ) -> str | None:
         desired = desired_token_secret(user)
         meta = desired["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}"
         try:
-            await self.client.create(SECRETS, desired, field_manager=FIELD_MANAGER)
+            created = await self.client.create(SECRETS, desired, field_manager=FIELD_MANAGER)
         except AlreadyExists:
             pass
         else:
-            self.events.event(
-                user, "Normal", "TokenRequested", f"created token Secret {meta['namespace']}/{meta['name']}"
-            )
-            _log.info("created token secret", account_namespace=meta["namespace"], secret=meta["name"])
+            self._remember_secret(user, created)
+            done.append(f"created token Secret {where}")
             return None
         try:
             actual = await self._owned_secret(meta["namespace"], meta["name"], user["metadata"]["uid"])
         except _NotOurs:
-            return (
-                f"Secret {meta['namespace']}/{meta['name']} already exists and does not belong to this User"
-            )
+            return f"Secret {where} already exists and does not belong to this User"
         if actual is None:
             raise NotFound(404, "NotFound", "token Secret vanished between create and check; retrying")
         if actual.get("type") != TOKEN_SECRET_TYPE:
-            return f"Secret {meta['namespace']}/{meta['name']} is of type {actual.get('type')!r}"
+            return f"Secret {where} is of type {actual.get('type')!r}"
+        bound_to = ((actual.get("metadata") or {}).get("annotations") or {}).get(SA_UID_ANNOTATION)
+        if bound_to and bound_to != account_uid:
+            # A token of an earlier account of this name (deleted and made again): the token
+            # controller deletes such a Secret. Replace it now instead of finding it gone later.
+            await self.client.delete(
+                SECRETS,
+                meta["name"],
+                namespace=meta["namespace"],
+                preconditions={"uid": actual["metadata"]["uid"]},
+                ignore_not_found=True,
+            )
+            created = await self.client.create(SECRETS, desired, field_manager=FIELD_MANAGER)
+            self._remember_secret(user, created)
+            done.append(f"replaced token Secret {where} (it held an earlier account's token)")
+            return None
+        self._remember_secret(user, actual)
         metadata = _metadata_drift(actual, desired)
         if metadata:
             metadata["resourceVersion"] = actual["metadata"]["resourceVersion"]
@@ -440,14 +557,30 @@ class UserReconciler:
                 namespace=meta["namespace"],
                 field_manager=FIELD_MANAGER,
             )
-            self.events.event(
-                user, "Normal", "TokenRepaired", f"repaired token Secret {meta['namespace']}/{meta['name']}"
-            )
+            done.append(f"repaired token Secret {where}")
         return None
 
-    async def _delete_token_secret(self, namespace: str, name: str, uid: str) -> None:
+    def _remember_secret(self, user: Mapping[str, Any], secret: Mapping[str, Any]) -> None:
+        meta = secret["metadata"]
+        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        self._secret_uids.setdefault(key, {})[meta["namespace"]] = meta["uid"]
+
+    async def _delete_token_secret(self, user: Mapping[str, Any], namespace: str) -> None:
+        """Delete the User's token Secret in ``namespace`` if it is the User's (never another's)."""
+        name = token_secret_name(user["metadata"]["name"])
+        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        known = self._secret_uids.get(key, {}).pop(namespace, None)
+        if known is not None:
+            # created or proved ours by this process: the uid precondition makes one delete safe
+            try:
+                await self.client.delete(
+                    SECRETS, name, namespace=namespace, preconditions={"uid": known}, ignore_not_found=True
+                )
+                return
+            except Conflict:
+                pass  # replaced since: prove the one there now
         try:
-            secret = await self._owned_secret(namespace, name, uid)
+            secret = await self._owned_secret(namespace, name, user["metadata"]["uid"])
         except _NotOurs:
             return
         if secret is None:
@@ -460,10 +593,15 @@ class UserReconciler:
             ignore_not_found=True,
         )
 
-    async def _remove_accounts(self, user: Mapping[str, Any], *, keep: str | None) -> None:
-        """Delete this User's accounts and token Secrets in every namespace but ``keep``."""
+    async def _remove_accounts(self, user: Mapping[str, Any], *, keep: str | None, done: list[str]) -> None:
+        """Delete this User's accounts and token Secrets in every namespace but ``keep``.
+
+        In each namespace the token Secret and the account are deleted concurrently (neither
+        depends on the other; the token controller would delete the Secret of a deleted account
+        anyway)."""
         uid = user["metadata"]["uid"]
         name = user["metadata"]["name"]
+        # served by the cache's index on the uid label (UserReconciler registers it)
         accounts = await self.client.list(SERVICEACCOUNTS, label_selector=f"{USER_UID_LABEL}={uid}")
         namespaces = {a["metadata"]["namespace"]: a for a in accounts}
         recorded = (user.get("status") or {}).get("namespace")
@@ -472,25 +610,32 @@ class UserReconciler:
         for namespace, account in sorted(namespaces.items()):
             if namespace == keep:
                 continue
-            await self._delete_token_secret(namespace, token_secret_name(name), uid)
+            work: list[Callable[[], Awaitable[object]]] = [
+                functools.partial(self._delete_token_secret, user, namespace)
+            ]
             if account:
-                await self.client.delete(
-                    SERVICEACCOUNTS,
-                    account["metadata"]["name"],
-                    namespace=namespace,
-                    preconditions={"uid": account["metadata"]["uid"]},
-                    ignore_not_found=True,
+                work.append(
+                    functools.partial(
+                        self.client.delete,
+                        SERVICEACCOUNTS,
+                        account["metadata"]["name"],
+                        namespace=namespace,
+                        preconditions={"uid": account["metadata"]["uid"]},
+                        ignore_not_found=True,
+                    )
                 )
-                self.events.event(
-                    user, "Normal", "AccountRemoved", f"removed ServiceAccount {namespace}/{name}"
-                )
-                _log.info("removed service account", account_namespace=namespace)
+            await _concurrently(work)
+            if account:
+                done.append(f"removed ServiceAccount {namespace}/{name}")
 
     # --------------------------------------------------------------------------------- cleanup
 
     async def _cleanup(self, user: dict[str, Any]) -> None:
         """The User is being deleted: remove its accounts everywhere (idempotent)."""
-        await self._remove_accounts(user, keep=None)
+        done: list[str] = []
+        self._token_checks.pop(Request(user["metadata"]["name"], user["metadata"]["namespace"]), None)
+        await self._remove_accounts(user, keep=None, done=done)
+        self._report(user, done)
 
     # ---------------------------------------------------------------------------------- status
 
@@ -520,6 +665,10 @@ class UserReconciler:
         if warn and not already_reported:
             self.events.event(user, "Warning", reason, message)
 
+    def _supersede(self, user: Mapping[str, Any], resource_version: str) -> None:
+        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        self._superseded.setdefault(key, set()).add(resource_version)
+
     async def _patch_status(self, user: Mapping[str, Any], status: dict[str, Any]) -> None:
         old = {k: v for k, v in (user.get("status") or {}).items() if k in _STATUS_FIELDS}
         new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
@@ -537,6 +686,41 @@ class UserReconciler:
             subresource="status",
             field_manager=FIELD_MANAGER,
         )
+        self._supersede(user, str(meta["resourceVersion"]))
+
+
+async def _concurrently(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
+    """Run ``calls`` at once; when any fails, raise the first failure itself (not a group)."""
+    failures: list[BaseException] = []
+
+    async def run(call: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await call()
+        except Exception as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(run, call)
+    if failures:
+        raise failures[0]
+
+
+_REASONS = (  # the first that fits names the event of a reconcile
+    (("created ServiceAccount", "removed ServiceAccount"), "AccountMoved"),
+    (("created ServiceAccount",), "AccountCreated"),
+    (("removed ServiceAccount",), "AccountRemoved"),
+    (("created token Secret",), "TokenRequested"),
+    (("replaced token Secret",), "TokenRequested"),
+    (("created namespace",), "NamespaceCreated"),
+)
+
+
+def _event_reason(done: list[str]) -> str:
+    for prefixes, reason in _REASONS:
+        if all(any(d.startswith(p) for d in done) for p in prefixes):
+            return reason
+    return "AccountRepaired"
 
 
 class _NotOurs(Exception):
@@ -561,10 +745,16 @@ class GroupNamespaceReconciler:
     group (read from the cache: a User just created is there before its own reconcile runs); and the
     API -- not the cache, because this is irreversible -- lists no ServiceAccount of this controller
     in it. The delete is conditional on the namespace's uid.
+
+    With a cache, "a live User names the group" is one lookup in the cache's index
+    :data:`LIVE_GROUP_FIELD` (registered here), not a scan of every User.
     """
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self._indexed = client.cache is not None
+        if client.cache is not None:
+            client.cache.index_field(USERS, LIVE_GROUP_FIELD, _live_group)
 
     async def reconcile(self, request: Request) -> RequeueAfter | None:
         try:
@@ -576,11 +766,11 @@ class GroupNamespaceReconciler:
         if labels.get(MANAGED_BY[0]) != MANAGED_BY[1] or meta.get("deletionTimestamp"):
             return None
         group = labels.get(GROUP_LABEL)
-        for user in await self.client.list(USERS):
-            if (user.get("spec") or {}).get("group") == group and not user["metadata"].get(
-                "deletionTimestamp"
-            ):
+        if self._indexed:
+            if await self.client.list(USERS, field_selector=f"{LIVE_GROUP_FIELD}={group}", limit=1):
                 return None
+        elif any(group in _live_group(user) for user in await self.client.list(USERS)):
+            return None
         accounts = await self.client.api.list(
             SERVICEACCOUNTS, namespace=request.name, label_selector=_MANAGED_SELECTOR
         )
@@ -594,6 +784,21 @@ class GroupNamespaceReconciler:
 
 
 # -------------------------------------------------------------------------------------------- wiring
+
+
+def _live_group(user: dict[str, Any]) -> list[str]:
+    """Index function: the group of a User that is not being deleted."""
+    if (user.get("metadata") or {}).get("deletionTimestamp"):
+        return []
+    group = (user.get("spec") or {}).get("group")
+    return [group] if isinstance(group, str) and group else []
+
+
+def _membership_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A User update that can change who is in a group: its group, or the start of its deletion."""
+    return (old.get("spec") or {}).get("group") != (new.get("spec") or {}).get("group") or bool(
+        (old.get("metadata") or {}).get("deletionTimestamp")
+    ) != bool((new.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _user_of_account(obj: dict[str, Any]) -> list[Request]:
@@ -631,10 +836,12 @@ def user_controllers(
     scope its watches too).
 
     * ``user`` -- Users (optionally only in ``namespace``) and the ServiceAccounts pointing back to
-      them; no predicate on Users, because adding the finalizer is a metadata-only change that must
-      reconcile again.
+      them; no predicate on Users: every change reconciles (a status edited by hand is put back).
+      The echoes of our own writes cost no request (reads come from the cache, and the token
+      Secret is re-checked only every ``resync_seconds``).
     * ``user-namespace`` -- the group namespaces this controller created, woken by their accounts and
-      by Users joining or leaving the group.
+      by Users joining (created, group changed) or leaving (group changed, deleting, deleted) the
+      group; other User updates (status, finalizers) cannot change a group's membership.
 
     ``max_concurrent_reconciles`` applies to each (``--workers``); the queue never hands one key to
     two workers, so a User or a group namespace is still reconciled by one worker at a time.
@@ -660,7 +867,11 @@ def user_controllers(
             reconciler=GroupNamespaceReconciler(client),
             watches=[
                 Watch(SERVICEACCOUNTS, _namespace_of_account, predicates=[managed]),
-                Watch(USERS, _namespace_of_user),
+                Watch(
+                    USERS,
+                    _namespace_of_user,
+                    predicates=[from_functions(update=_membership_changed)],
+                ),
             ],
             predicates=[managed],
             clock=clock,

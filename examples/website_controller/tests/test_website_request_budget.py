@@ -10,89 +10,17 @@ two status writes and one event. Not timed.
 from __future__ import annotations
 
 import collections
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import anyio
 import yaml
-from aiohttp import web
 
 from examples.website_controller.controller import WEBSITES, child_name
 from examples.website_controller.tests.harness import install_crd, running_controller, website
 from kctl_runtime.client import Client
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
+from kctl_runtime.testing.proxy import CountingProxy, proxied_kubeconfig, request_kind
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
-
-_HOP = {"host", "content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
-
-
-class CountingProxy:
-    """A plain HTTP reverse proxy on 127.0.0.1 that records ``(method, path, query)`` of each request."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.requests: list[tuple[str, str, str]] = []
-        self.url = ""
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append((request.method, request.path, request.query_string))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        body = await request.read()
-        async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body or None
-        ) as upstream:
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP},
-            )
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_any():  # watches stream through
-                    await response.write(chunk)
-                await response.write_eof()
-            except (ConnectionError, aiohttp.ClientError):
-                pass  # the controller closed a watch (shutdown): nothing left to relay
-            return response
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[CountingProxy]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession(auto_decompress=False) as self._session:
-            try:
-                yield self
-            finally:
-                await runner.cleanup()
-
-    def sent(self) -> list[tuple[str, str]]:
-        """Requests other than watches (a watch stays open; it is not a per-reconcile cost)."""
-        return [(m, p) for m, p, q in self.requests if "watch=true" not in q]
-
-
-def _resource_of(path: str) -> str:
-    """``status`` for a status subresource, else the resource's plural (``deployments``, ...)."""
-    if path.endswith("/status"):
-        return "status"
-    parts = path.strip("/").split("/")
-    namespaced = "namespaces" in parts and parts.index("namespaces") + 2 < len(parts)
-    return parts[parts.index("namespaces") + 2] if namespaced else parts[-1]
-
-
-def _proxied_kubeconfig(kubeconfig: Path, url: str, folder: Path) -> Path:
-    config = yaml.safe_load(kubeconfig.read_text())
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = url
-    path = folder / "proxied-kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 async def test_steady_state_reconciles_send_no_requests_and_a_spec_change_costs_one_apply(
@@ -106,7 +34,7 @@ async def test_steady_state_reconciles_send_no_requests_and_a_spec_change_costs_
         await api.create(WEBSITES, website(name, kube.namespace), namespace=kube.namespace)
     upstream = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     async with CountingProxy(upstream).running() as proxy:
-        kubeconfig = _proxied_kubeconfig(kube.kubeconfig, proxy.url, tmp_path)
+        kubeconfig = proxied_kubeconfig(kube.kubeconfig, proxy.url, tmp_path)
         async with running_controller(kube, kubeconfig=kubeconfig) as running:
 
             async def converged() -> bool:
@@ -161,7 +89,7 @@ async def test_steady_state_reconciles_send_no_requests_and_a_spec_change_costs_
             await eventually(rolled, message="spec change rolled out")
             await eventually(quiet, timeout=30, message="controller quiet")
             sent = proxy.sent()
-            kinds = collections.Counter((method, _resource_of(path)) for method, path in sent)
+            kinds = collections.Counter(request_kind(method, path) for method, path in sent)
             assert kinds[("PATCH", "deployments")] == 1, sent
             assert kinds[("PATCH", "status")] <= 2, sent
             assert kinds[("POST", "events")] + kinds[("PATCH", "events")] <= 1, sent

@@ -33,6 +33,9 @@ DEFAULT_START_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 10.0
 #: A /16 so that tests may create thousands of Services (a /24 fits only 254).
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"
+#: NodePort range unless ``$KCTL_ENVTEST_NODE_PORT_RANGE`` says otherwise (Kubernetes' default,
+#: 2,768 ports; the workload benchmark at N = 3,000 needs more and sets the variable).
+SERVICE_NODE_PORT_RANGE = "30000-32767"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 #: The user of the kubeconfig: a client certificate in ``system:masters`` (RBAC allows it
 #: everything). The plane's own readiness probes use a static token for the same user.
@@ -433,6 +436,8 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--service-node-port-range="
+            + os.environ.get("KCTL_ENVTEST_NODE_PORT_RANGE", SERVICE_NODE_PORT_RANGE),
             "--allow-privileged=true",
             # Endpoints may not hold loopback IPs: keeping the `kubernetes` Service's endpoints at
             # 127.0.0.1 would log a validation error every 10 s. Nothing in-cluster needs them.
