@@ -46,7 +46,11 @@ class CountingProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         body = await request.read()
         async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body or None
+            request.method,
+            self.upstream + request.path_qs,
+            headers=headers,
+            data=body or None,
+            timeout=aiohttp.ClientTimeout(total=None),  # a watch lasts as long as the client keeps it
         ) as upstream:
             response = web.StreamResponse(
                 status=upstream.status,

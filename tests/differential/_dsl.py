@@ -4,7 +4,8 @@ Contract
 --------
 A :class:`Scenario` is data: an optional CRD to create first, then a list of steps. A :class:`Req`
 step is one HTTP request (method, path, body, query, headers); a :class:`Watch` step opens a watch and
-takes a number of events. :func:`run` sends the steps in order to one :class:`KubeTarget` and returns
+takes a number of events. :func:`run` waits for the namespace's ``kube-root-ca.crt`` (so both tiers
+start from the same namespace contents), then sends the steps in order to one :class:`KubeTarget` and returns
 one :data:`Observation` per step: the status code, the ``Status`` reason and causes (``reason`` and
 ``field`` of each, sorted and de-duplicated -- the real server sometimes reports a cause twice), and
 the response fields the step names in ``compare``. Observations of the two tiers must be equal.
@@ -222,8 +223,18 @@ async def _watch(target: KubeTarget, step: Watch, context: _Context) -> Observat
     return context.restore({"code": response.status, "events": events})  # type: ignore[no-any-return]
 
 
+async def _namespace_settled(target: KubeTarget) -> None:
+    """Wait for the namespace's ``kube-root-ca.crt``: kube-controller-manager publishes it a moment
+    after the namespace exists (the fake at once), and lists and watches of ConfigMaps see it."""
+    path = f"/api/v1/namespaces/{target.namespace}/configmaps/kube-root-ca.crt"
+    with anyio.fail_after(STEP_TIMEOUT):
+        while (await raw(target.api_client, "GET", path))[0] == 404:
+            await anyio.sleep(0.05)
+
+
 async def run(target: KubeTarget, scenario: Scenario) -> list[Observation]:
     """Send every step of ``scenario`` to ``target``; one observation per step."""
+    await _namespace_settled(target)
     crd = await create_crd(target, **scenario.crd) if scenario.crd is not None else None
     context = _Context(target, crd)
     seen: list[Observation] = []

@@ -23,14 +23,14 @@ SCENARIOS = [
         "a metadata-only streaming watch sends metadata-only events and bookmark",
         (
             Req("POST", CMS, CM, expect=201),
-            Watch(CMS, (*STREAMING, ("resourceVersion", "")), accept=METADATA_ONLY, events=2, compare=EVENT),
+            Watch(CMS, (*STREAMING, ("resourceVersion", "")), accept=METADATA_ONLY, events=3, compare=EVENT),
         ),
     ),
     Scenario(
         "a full streaming watch sends the kind's bookmark",
         (
             Req("POST", CMS, CM, expect=201),
-            Watch(CMS, (*STREAMING, ("resourceVersion", "")), events=2, compare=EVENT),
+            Watch(CMS, (*STREAMING, ("resourceVersion", "")), events=3, compare=EVENT),
         ),
     ),
     Scenario(

@@ -1,4 +1,4 @@
-"""RBAC test tools shared by both examples' tests.
+"""RBAC test tools shared by the examples' tests.
 
 * :func:`recording_proxy` -- a recording HTTP proxy in front of an API server: which API calls does a
   controller really make? Run the controller through it, then compare the ``(api group, resource,
@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
-import aiohttp
 import yaml
-from aiohttp import web
 
 from kctl_runtime.client import Client
 from kctl_runtime.resource import SERVICEACCOUNTS, Resource
+from kctl_runtime.testing.proxy import CountingProxy
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
 Call = tuple[str, str, str]
 """``(api group, resource[/subresource], verb)`` as RBAC names them (core group is ``""``)."""
-
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
 
 def rbac_call(method: str, path: str, query: Mapping[str, str]) -> Call | None:
@@ -92,8 +89,19 @@ def load_manifests(folder: Path) -> list[dict[str, Any]]:
 class Recorder:
     """The proxy's state: where it listens, and the calls it has seen."""
 
-    url: str = ""
-    calls: set[Call] = field(default_factory=set)
+    proxy: CountingProxy
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    @property
+    def calls(self) -> set[Call]:
+        """The RBAC view of every request the proxy has relayed so far."""
+        seen = (
+            rbac_call(method, path, dict(parse_qsl(query))) for method, path, query in self.proxy.requests
+        )
+        return {call for call in seen if call is not None}
 
     def kubeconfig(self, path: Path) -> Path:
         path.write_text(
@@ -113,47 +121,10 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def recording_proxy(upstream: str) -> AsyncIterator[Recorder]:
-    """Serve a proxy to ``upstream`` (``http://host:port``) on a free loopback port."""
-    recorder = Recorder()
-    session = aiohttp.ClientSession(auto_decompress=False)
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        call = rbac_call(request.method, request.path, request.query)
-        if call is not None:
-            recorder.calls.add(call)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read()
-        async with session.request(
-            request.method,
-            upstream + request.path_qs,
-            headers=headers,
-            data=body or None,
-            timeout=aiohttp.ClientTimeout(total=None),
-        ) as upstream_response:
-            response = web.StreamResponse(
-                status=upstream_response.status,
-                headers={k: v for k, v in upstream_response.headers.items() if k.lower() not in _HOP_BY_HOP},
-            )
-            await response.prepare(request)
-            async for chunk in upstream_response.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    site = web.SockSite(runner, sock)
-    await site.start()
-    recorder.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield recorder
-    finally:
-        await runner.cleanup()
-        await session.close()
+    """Serve a proxy to ``upstream`` (``http://host:port``) on a free loopback port
+    (:class:`~kctl_runtime.testing.proxy.CountingProxy`, read through :func:`rbac_call`)."""
+    async with CountingProxy(upstream).running() as proxy:
+        yield Recorder(proxy)
 
 
 # ----------------------------------------------------------------- running as the controller's account

@@ -17,16 +17,15 @@ import anyio.abc
 import pytest
 import yaml
 
+from examples.manifest_checks import LEADER_ELECTION_CALLS, kubectl
 from examples.website_controller.controller import WEBSITES
 from examples.website_controller.tests.harness import install_crd, website
 from examples.website_controller.tests.rbac_tools import Call, granted, load_manifests, recording_proxy
 from examples.website_controller.tests.test_website_manifests import (
     CONTROLLER_CALLS,
-    LEADER_ELECTION_CALLS,
     MANIFESTS,
     NAMESPACE,
     SERVICE_ACCOUNT,
-    kubectl,
 )
 from kctl_runtime.client import Client
 from kctl_runtime.sharding import HashRing, shard_label
