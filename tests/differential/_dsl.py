@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from kctl_runtime.testing.pytest_plugin import KubeTarget
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 from tests.conformance._support import Crd, create_crd, delete_crd, raw
 
 Observation = dict[str, Any]
@@ -227,9 +227,11 @@ async def _namespace_settled(target: KubeTarget) -> None:
     """Wait for the namespace's ``kube-root-ca.crt``: kube-controller-manager publishes it a moment
     after the namespace exists (the fake at once), and lists and watches of ConfigMaps see it."""
     path = f"/api/v1/namespaces/{target.namespace}/configmaps/kube-root-ca.crt"
-    with anyio.fail_after(STEP_TIMEOUT):
-        while (await raw(target.api_client, "GET", path))[0] == 404:
-            await anyio.sleep(0.05)
+
+    async def published() -> bool:
+        return (await raw(target.api_client, "GET", path))[0] == 200
+
+    await eventually(published, timeout=STEP_TIMEOUT, message=f"{path} was never published")
 
 
 async def run(target: KubeTarget, scenario: Scenario) -> list[Observation]:
