@@ -96,6 +96,7 @@ from kctl_runtime.manager import (
     LeaderElectionLost,
     Manager,
 )
+from kctl_runtime.ownership import controller_name, controller_of, controller_reference, not_controlled_by
 from kctl_runtime.patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -290,6 +291,9 @@ __all__ = [
     "annotations_changed",
     "as_reconciler",
     "configure_logging",
+    "controller_name",
+    "controller_of",
+    "controller_reference",
     "default_controller_rate_limiter",
     "default_identity",
     "diff_merge_patch",
@@ -313,6 +317,7 @@ __all__ = [
     "merge_patch",
     "namespace_in",
     "not_",
+    "not_controlled_by",
     "object_key",
     "or_",
     "owner_requests",

@@ -78,6 +78,7 @@ from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.errors import ApiError, expected_failure_level
 from kctl_runtime.informer import HandlerRegistration, Informer, InformerFactory, _unsynced
 from kctl_runtime.metrics import REGISTRY
+from kctl_runtime.ownership import controller_name
 from kctl_runtime.predicates import Predicate
 from kctl_runtime.queue import ShutDown, WorkQueue
 from kctl_runtime.ratelimit import RateLimiter
@@ -190,33 +191,21 @@ class Owns:
     label_selector: str | None = None
 
 
-def _group_of(api_version: str) -> str:
-    group, _, _version = api_version.rpartition("/")
-    return group
-
-
 def owner_requests(obj: Obj, owner: Resource) -> list[Request]:
     """The request for ``obj``'s controller owner if that owner is of kind ``owner`` (else ``[]``).
 
     Only the ownerReference with ``controller: true`` counts, matched on API group and kind (any
     version), as controller-runtime's ``EnqueueRequestForOwner(OnlyControllerOwner)`` does.
     """
-    meta = obj.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or ():
-        if not ref.get("controller"):
-            continue
-        if ref.get("kind") != owner.kind or _group_of(str(ref.get("apiVersion", ""))) != owner.group:
-            continue
-        name = ref.get("name")
-        if not name:
-            return []
-        if owner.namespaced:
-            namespace = meta.get("namespace")
-            if not namespace:
-                return []  # a cluster-scoped object cannot have a namespaced owner
-            return [Request(str(name), str(namespace))]
-        return [Request(str(name))]
-    return []
+    name = controller_name(obj, owner)
+    if name is None:
+        return []
+    if owner.namespaced:
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        if not namespace:
+            return []  # a cluster-scoped object cannot have a namespaced owner
+        return [Request(name, str(namespace))]
+    return [Request(name)]
 
 
 def enqueue_owner(owner: Resource) -> MapFunc:

@@ -94,6 +94,7 @@ from kctl_runtime.leaderelection import (
     taken_lease,
 )
 from kctl_runtime.metrics import REGISTRY
+from kctl_runtime.ownership import controller_name
 from kctl_runtime.predicates import and_, from_functions, or_
 from kctl_runtime.reconcile import Reconciler, Request, Result
 from kctl_runtime.resource import LEASES, Resource
@@ -855,16 +856,8 @@ class Sharder:
         writes: list[Callable[[], Awaitable[None]]] = []
         for obj in informer.store.list():
             meta = obj.get("metadata") or {}
-            owner = None
-            for ref in meta.get("ownerReferences") or ():
-                if (
-                    ref.get("controller")
-                    and ref.get("kind") == primary.kind
-                    and (str(ref.get("apiVersion", "")).rpartition("/")[0] == primary.group)
-                ):
-                    owner = ref.get("name")
-                    break
-            if not owner:
+            owner = controller_name(obj, primary)
+            if owner is None:
                 continue
             namespace = meta.get("namespace")
             owner_key = f"{namespace}/{owner}" if primary.namespaced and namespace else str(owner)

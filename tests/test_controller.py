@@ -492,42 +492,26 @@ async def test_owned_resources_can_have_their_own_predicates(fake_kube: KubeTarg
 
 
 def test_owner_requests_follow_only_the_controller_reference_of_the_right_kind() -> None:
-    obj = {
-        "metadata": {
-            "name": "c",
-            "namespace": "ns",
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "not-controller", "uid": "1"},
-                {
-                    "apiVersion": "v1",
-                    "kind": "Deployment",
-                    "name": "wrong-group",
-                    "uid": "2",
-                    "controller": True,
-                },
-                {
-                    "apiVersion": "apps/v1beta2",
-                    "kind": "Deployment",
-                    "name": "web",
-                    "uid": "3",
-                    "controller": True,
-                },
-            ],
-        }
+    # The API server allows one controller reference per object (checked in the differential tier).
+    def owned(*refs: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "c", "namespace": "ns", "ownerReferences": list(refs)}}
+
+    plain = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "not-controller", "uid": "1"}
+    wrong_group = {
+        "apiVersion": "v1",
+        "kind": "Deployment",
+        "name": "wrong-group",
+        "uid": "2",
+        "controller": True,
     }
-    assert owner_requests(obj, DEPLOYMENTS) == [Request("web", "ns")]
-    assert owner_requests(obj, CONFIGMAPS) == []
+    web = {"apiVersion": "apps/v1beta2", "kind": "Deployment", "name": "web", "uid": "3", "controller": True}
+    assert owner_requests(owned(plain, web), DEPLOYMENTS) == [Request("web", "ns")]
+    assert owner_requests(owned(plain), DEPLOYMENTS) == []
+    assert owner_requests(owned(plain, wrong_group), DEPLOYMENTS) == []
+    assert owner_requests(owned(plain, web), CONFIGMAPS) == []
     cluster_owner = Resource("example.com", "v1", "tenants", "Tenant", namespaced=False)
-    owned = {
-        "metadata": {
-            "name": "c",
-            "namespace": "ns",
-            "ownerReferences": [
-                {"apiVersion": "example.com/v1", "kind": "Tenant", "name": "t", "controller": True}
-            ],
-        }
-    }
-    assert owner_requests(owned, cluster_owner) == [Request("t")]
+    tenant = {"apiVersion": "example.com/v1", "kind": "Tenant", "name": "t", "controller": True}
+    assert owner_requests(owned(tenant), cluster_owner) == [Request("t")]
 
 
 async def test_watches_map_events_of_other_kinds_to_requests(kube: KubeTarget) -> None:

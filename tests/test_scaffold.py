@@ -140,8 +140,8 @@ def test_the_generated_projects_tests_pass_on_both_tiers(tmp_path: Path) -> None
         **env,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    # Per tier: three controller tests and the schema test; once: six model tests and four manifest checks.
-    expected = 4 * len(backends.split(",")) + 10
+    # Per tier: four controller tests and the schema test; once: six model tests and four manifest checks.
+    expected = 5 * len(backends.split(",")) + 10
     assert f"{expected} passed" in result.stdout, result.stdout[-2000:]
     assert "skipped" not in result.stdout, result.stdout[-2000:]
 

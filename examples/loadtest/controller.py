@@ -68,6 +68,7 @@ from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.conditions import find_condition, set_condition
 from kctl_runtime.controller import Controller
 from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
+from kctl_runtime.ownership import controller_reference, not_controlled_by
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
 from kctl_runtime.resource import JOBS, Resource
@@ -134,14 +135,7 @@ def labels_for(loadtest_name: str) -> dict[str, str]:
 def owner_reference(loadtest: Mapping[str, Any]) -> dict[str, Any]:
     """A controller ownerReference to ``loadtest``: the garbage collector deletes the Job with it."""
     meta = loadtest["metadata"]
-    return {
-        "apiVersion": LOADTESTS.api_version,
-        "kind": LOADTESTS.kind,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return controller_reference(LOADTESTS, meta["name"], meta["uid"])
 
 
 def validate_loadtest(loadtest: Mapping[str, Any]) -> list[str]:
@@ -296,7 +290,7 @@ class LoadTestReconciler:
         desired = desired_job(loadtest)
         name, namespace = desired["metadata"]["name"], meta["namespace"]
         job = await self._read(name, namespace)
-        problem = _not_controlled_by(job, meta["uid"])
+        problem = not_controlled_by(job, meta["uid"], LOADTESTS.kind)
         if problem is not None:
             return await self._conflict(loadtest, name, problem)
         generation = str(meta.get("generation", 1))
@@ -346,7 +340,7 @@ class LoadTestReconciler:
             job = await self.client.create(JOBS, desired, field_manager=FIELD_MANAGER)
         except AlreadyExists:
             fresh = await self._read(meta["name"], meta["namespace"], live=True)
-            problem = _not_controlled_by(fresh, loadtest["metadata"]["uid"])
+            problem = not_controlled_by(fresh, loadtest["metadata"]["uid"], LOADTESTS.kind)
             if problem is not None:
                 raise _TakenMeanwhile(problem) from None
             if fresh is None or _annotation(fresh) != meta["annotations"][GENERATION_ANNOTATION]:
@@ -502,18 +496,6 @@ def _annotation(job: Mapping[str, Any]) -> str | None:
 
 class _TakenMeanwhile(Exception):
     """The Job's create found the name taken by an object we do not control."""
-
-
-def _not_controlled_by(obj: Mapping[str, Any] | None, uid: str) -> str | None:
-    """Why ``obj`` is not ours to write (``None``: missing, or the LoadTest ``uid`` controls it)."""
-    if obj is None:
-        return None
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("controller"):
-            if ref.get("uid") == uid:
-                return None
-            return f"is controlled by {ref.get('kind')}/{ref.get('name')}"
-    return "is not controlled by this LoadTest (the controller never adopts an object it did not create)"
 
 
 # -------------------------------------------------------------------------------------------- wiring

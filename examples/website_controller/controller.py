@@ -88,6 +88,7 @@ from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.controller import Controller
 from kctl_runtime.customresource import InvalidObject, set_condition
 from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
+from kctl_runtime.ownership import controller_reference, not_controlled_by
 from kctl_runtime.predicates import generation_changed
 from kctl_runtime.reconcile import Request, RequeueAfter, TerminalError
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES, Resource
@@ -158,14 +159,7 @@ def selector_for(website_name: str) -> dict[str, str]:
 
 def owner_reference(website: Website) -> dict[str, Any]:
     """A controller ownerReference to ``website``: the garbage collector deletes children with it."""
-    return {
-        "apiVersion": WEBSITES.api_version,
-        "kind": WEBSITES.kind,
-        "name": website.metadata.name,
-        "uid": website.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return controller_reference(WEBSITES, website.metadata.name, str(website.metadata.uid))
 
 
 # The userinfo of a URL-like string: after an optional ``scheme://``, everything up to the last ``@``
@@ -529,7 +523,7 @@ class WebsiteReconciler:
         current: dict[str, dict[str, Any] | None] = {}
         for resource, desired in children:  # check both before writing either
             current[resource.kind] = found = await self._read(resource, desired)
-            problem = _not_controlled_by(found, uid)
+            problem = not_controlled_by(found, uid, WEBSITES.kind)
             if problem is not None:
                 return await self._conflict(website, resource, desired["metadata"]["name"], problem)
         actual: dict[str, dict[str, Any] | None] = {}
@@ -587,7 +581,7 @@ class WebsiteReconciler:
                 applied = await self.client.create(resource, created, field_manager=FIELD_MANAGER)
             except AlreadyExists:
                 fresh = await self.client.api.get(resource, meta["name"], meta["namespace"])
-                problem = _not_controlled_by(fresh, str(website.metadata.uid))
+                problem = not_controlled_by(fresh, str(website.metadata.uid), WEBSITES.kind)
                 if problem is not None:
                     raise _TakenMeanwhile(problem) from None
                 return fresh  # our own earlier create, not in the cache yet: converged next time
@@ -718,22 +712,6 @@ class WebsiteReconciler:
 
 class _TakenMeanwhile(Exception):
     """A child's create found the name taken; the message says by what."""
-
-
-def _not_controlled_by(obj: Mapping[str, Any] | None, uid: str) -> str | None:
-    """Why ``obj`` is not ours to write (``None``: it is missing or the Website ``uid`` controls it).
-
-    The adoption policy: an object is ours only if its controller ownerReference names our Website.
-    One that another controller owns, or that nothing owns, is never written (nor adopted).
-    """
-    if obj is None:
-        return None
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("controller"):
-            if ref.get("uid") == uid:
-                return None
-            return f"is controlled by {ref.get('kind')}/{ref.get('name')}"
-    return "is not controlled by this Website (the controller never adopts an object it did not create)"
 
 
 # -------------------------------------------------------------------------------------------- wiring

@@ -102,7 +102,26 @@ DELETE_BODIES = [
     for base, plural, body in _KINDS
 ]
 
+_REF = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "uid": "00000000-0000-0000-0000-00000000000",
+    "controller": True,
+}
+
 VALIDATION = [
+    Scenario(
+        "an object has at most one controller ownerReference",
+        (
+            Req(
+                "POST",
+                f"{NS}/configmaps",
+                _cm("x", metadata={"name": "x", "ownerReferences": [{**_REF, "name": n} for n in "ab"]}),
+                expect=422,
+                compare=("message",),
+            ),
+        ),
+    ),
     Scenario(
         "a wrongly typed ConfigMap field is a 400",
         (Req("POST", f"{NS}/configmaps", _cm("x", data={"a": 1}), expect=400),),

@@ -33,6 +33,7 @@ Everything here is synchronous and runs on the event loop: one write at a time, 
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -739,12 +740,36 @@ def _meta_causes(meta: dict[str, Any]) -> list[dict[str, str]]:
                     "name is neither a standard finalizer name nor is it fully qualified",
                 )
             )
-    for ref in meta.get("ownerReferences") or ():
+    references = meta.get("ownerReferences") or ()
+    first_controller = ""
+    for ref in references:
         for field, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
             if not ref.get(field):
                 message = "must not be empty" if field == "uid" else f"{what} must not be empty"
                 causes.append(bad(f"metadata.ownerReferences.{field}", "", message))
+        if ref.get("controller") is True:
+            controller = f"{ref.get('kind', '')}/{ref.get('name', '')}"
+            if not first_controller:
+                first_controller = controller
+                continue
+            # apimachinery's ValidateOwnerReferences: the value is the whole list, as Go's JSON has it
+            listed = json.dumps([_go_owner_reference(r) for r in references], separators=(",", ":"))
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {listed}: Only one reference can have Controller set to "
+                    f'true. Found "true" in references for {first_controller} and {controller}',
+                    "field": "metadata.ownerReferences",
+                }
+            )
     return causes
+
+
+def _go_owner_reference(ref: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference in metav1.OwnerReference's field order, empty optional fields left out."""
+    out: dict[str, Any] = {key: ref.get(key, "") for key in ("apiVersion", "kind", "name", "uid")}
+    out.update({key: ref[key] for key in ("controller", "blockOwnerDeletion") if ref.get(key) is not None})
+    return out
 
 
 def _etcd_key(rt: ResourceType, stored: Stored) -> str:
