@@ -58,6 +58,10 @@ spends nearly all its time waiting for the API server, so one worker leaves the 
 burst of changes queues up. Workers are coroutines (no threads), and the work queue still hands a
 key to one worker at a time, so more workers never reconcile one object twice at once.
 
+A program's own flags use the same vocabulary: :func:`flag_help` writes a help text as "what it
+is (env NAME; default: ...)", and :func:`add_switch` adds an on/off ``--flag`` / ``--no-flag`` whose
+environment variable takes true/false, 1/0, yes/no or on/off.
+
 A bad value in the environment is reported like a bad flag (argparse's one-line usage error, exit 2).
 :func:`manager_from_args` configures logging, checks that the API server is reachable and serves
 the resources the controller needs (:func:`preflight`), and builds the
@@ -88,6 +92,8 @@ __all__ = [
     "POD_NAMESPACE_FILE",
     "add_manager_arguments",
     "add_sharding_arguments",
+    "add_switch",
+    "flag_help",
     "leader_election_from_args",
     "lease_namespace",
     "manager_from_args",
@@ -145,9 +151,22 @@ def positive_int(value: str) -> int:
     return number
 
 
-def _help(text: str, env_name: str, default: str) -> str:
+def flag_help(text: str, env_name: str, default: str) -> str:
     """One help vocabulary for every flag: what it is, its environment variable, its default."""
     return f"{text} (env {env_name}; default: {default})".replace("%", "%%")
+
+
+def add_switch(
+    parser: argparse.ArgumentParser, flag: str, env: Mapping[str, str], env_name: str, text: str
+) -> None:
+    """Add ``flag`` / ``--no-...``: off unless ``env_name`` says true; a bad value is a usage error."""
+    try:
+        default = _bool(env.get(env_name, "false"))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{env_name}: {exc}")
+    parser.add_argument(
+        flag, action=argparse.BooleanOptionalAction, default=default, help=flag_help(text, env_name, "off")
+    )
 
 
 def add_manager_arguments(
@@ -162,69 +181,57 @@ def add_manager_arguments(
     parser.add_argument(
         "--kubeconfig",
         default=env.get("KCTL_KUBECONFIG"),
-        help=_help("kubeconfig file", "KCTL_KUBECONFIG", "$KUBECONFIG, in-cluster, ~/.kube/config"),
+        help=flag_help("kubeconfig file", "KCTL_KUBECONFIG", "$KUBECONFIG, in-cluster, ~/.kube/config"),
     )
     parser.add_argument(
         "--context",
         default=env.get("KCTL_CONTEXT"),
-        help=_help("kubeconfig context", "KCTL_CONTEXT", "the kubeconfig's current context"),
+        help=flag_help("kubeconfig context", "KCTL_CONTEXT", "the kubeconfig's current context"),
     )
     parser.add_argument(
         "--namespace",
         default=env.get("KCTL_NAMESPACE") or None,
-        help=_help(namespace_help, "KCTL_NAMESPACE", "all namespaces"),
+        help=flag_help(namespace_help, "KCTL_NAMESPACE", "all namespaces"),
     )
-    try:
-        leader_default = _bool(env.get("KCTL_LEADER_ELECT", "false"))
-    except argparse.ArgumentTypeError as exc:
-        parser.error(f"KCTL_LEADER_ELECT: {exc}")
-    parser.add_argument(
-        "--leader-elect",
-        action=argparse.BooleanOptionalAction,
-        default=leader_default,
-        help=_help("campaign for a Lease; only the leader reconciles", "KCTL_LEADER_ELECT", "off"),
+    add_switch(
+        parser, "--leader-elect", env, "KCTL_LEADER_ELECT", "campaign for a Lease; only the leader reconciles"
     )
     parser.add_argument(
         "--lease-namespace",
         default=env.get("KCTL_LEASE_NAMESPACE") or None,
-        help=_help("namespace of the leader-election Lease", "KCTL_LEASE_NAMESPACE", "the pod's namespace"),
+        help=flag_help(
+            "namespace of the leader-election Lease", "KCTL_LEASE_NAMESPACE", "the pod's namespace"
+        ),
     )
     parser.add_argument(
         "--lease-name",
         default=env.get("KCTL_LEASE_NAME", lease_name),
-        help=_help("name of the leader-election Lease", "KCTL_LEASE_NAME", lease_name),
+        help=flag_help("name of the leader-election Lease", "KCTL_LEASE_NAME", lease_name),
     )
     parser.add_argument(
         "--health-bind",
         type=_bind,
         default=_bind(env.get("KCTL_HEALTH_BIND", "127.0.0.1:8081")),
-        help=_help("HOST:PORT of /healthz and /readyz, or off", "KCTL_HEALTH_BIND", "127.0.0.1:8081"),
+        help=flag_help("HOST:PORT of /healthz and /readyz, or off", "KCTL_HEALTH_BIND", "127.0.0.1:8081"),
     )
     parser.add_argument(
         "--metrics-bind",
         type=_bind,
         default=_bind(env.get("KCTL_METRICS_BIND", "127.0.0.1:8080")),
-        help=_help("HOST:PORT of /metrics, or off", "KCTL_METRICS_BIND", "127.0.0.1:8080"),
+        help=flag_help("HOST:PORT of /metrics, or off", "KCTL_METRICS_BIND", "127.0.0.1:8080"),
     )
-    try:
-        secure_default = _bool(env.get("KCTL_METRICS_SECURE", "false"))
-    except argparse.ArgumentTypeError as exc:
-        parser.error(f"KCTL_METRICS_SECURE: {exc}")
-    parser.add_argument(
+    add_switch(
+        parser,
         "--metrics-secure",
-        action=argparse.BooleanOptionalAction,
-        default=secure_default,
-        help=_help(
-            "serve /metrics over HTTPS to callers the API server authorizes (TokenReview + "
-            "SubjectAccessReview for get on /metrics)",
-            "KCTL_METRICS_SECURE",
-            "off",
-        ),
+        env,
+        "KCTL_METRICS_SECURE",
+        "serve /metrics over HTTPS to callers the API server authorizes (TokenReview + "
+        "SubjectAccessReview for get on /metrics)",
     )
     parser.add_argument(
         "--metrics-cert-dir",
         default=env.get("KCTL_METRICS_CERT_DIR") or None,
-        help=_help(
+        help=flag_help(
             "directory with tls.crt and tls.key for --metrics-secure (a mounted TLS Secret)",
             "KCTL_METRICS_CERT_DIR",
             "none; --metrics-secure needs it",
@@ -235,18 +242,18 @@ def add_manager_arguments(
         "--log-format",
         type=_log_format,
         default=env.get("KCTL_LOG_FORMAT", "console"),
-        help=_help("json or console", "KCTL_LOG_FORMAT", "console"),
+        help=flag_help("json or console", "KCTL_LOG_FORMAT", "console"),
     )
     parser.add_argument(
         "--log-level",
         default=env.get("KCTL_LOG_LEVEL", "info"),
-        help=_help("debug, info, warning or error", "KCTL_LOG_LEVEL", "info"),
+        help=flag_help("debug, info, warning or error", "KCTL_LOG_LEVEL", "info"),
     )
     parser.add_argument(
         "--workers",
         type=positive_int,
         default=env.get("KCTL_WORKERS", str(DEFAULT_WORKERS)),
-        help=_help("concurrent reconciles per controller", "KCTL_WORKERS", str(DEFAULT_WORKERS)),
+        help=flag_help("concurrent reconciles per controller", "KCTL_WORKERS", str(DEFAULT_WORKERS)),
     )
 
 
@@ -268,34 +275,27 @@ def add_sharding_arguments(
 ) -> None:
     """Add ``--shard``, ``--shard-id``, ``--shard-ring`` and ``--shard-lease-duration`` (module doc)."""
     env = os.environ if environ is None else environ
-    try:
-        shard_default = _bool(env.get("KCTL_SHARD", "false"))
-    except argparse.ArgumentTypeError as exc:
-        parser.error(f"KCTL_SHARD: {exc}")
-    parser.add_argument(
-        "--shard",
-        action=argparse.BooleanOptionalAction,
-        default=shard_default,
-        help=_help("run as one shard of a ring: each replica reconciles its share", "KCTL_SHARD", "off"),
+    add_switch(
+        parser, "--shard", env, "KCTL_SHARD", "run as one shard of a ring: each replica reconciles its share"
     )
     parser.add_argument(
         "--shard-id",
         type=_shard_id,
         default=env.get("KCTL_SHARD_ID") or socket.gethostname().split(".")[0].lower(),
-        help=_help(
+        help=flag_help(
             "this replica's shard id, unique in the ring", "KCTL_SHARD_ID", "the host name, i.e. the pod name"
         ),
     )
     parser.add_argument(
         "--shard-ring",
         default=env.get("KCTL_SHARD_RING", ring),
-        help=_help("the ring's name", "KCTL_SHARD_RING", ring),
+        help=flag_help("the ring's name", "KCTL_SHARD_RING", ring),
     )
     parser.add_argument(
         "--shard-lease-duration",
         type=positive_seconds,
         default=env.get("KCTL_SHARD_LEASE_DURATION", "15"),
-        help=_help("seconds before a dead shard's objects move", "KCTL_SHARD_LEASE_DURATION", "15"),
+        help=flag_help("seconds before a dead shard's objects move", "KCTL_SHARD_LEASE_DURATION", "15"),
     )
 
 

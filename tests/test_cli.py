@@ -119,7 +119,9 @@ async def test_preflight_says_when_the_api_server_cannot_be_reached(kube: KubeTa
         await preflight(client, [CONFIGMAPS])
 
 
-@pytest.mark.parametrize("program", ["examples.website_controller", "examples.user_controller"])
+@pytest.mark.parametrize(
+    "program", ["examples.website_controller", "examples.user_controller", "examples.loadtest"]
+)
 def test_help_shows_every_flags_help_environment_variable_and_default(program: str) -> None:
     import re
     import subprocess

@@ -41,7 +41,7 @@ import yaml
 
 from examples.loadtest.controller import FIELD_MANAGER, LOADTESTS, loadtest_controller
 from examples.loadtest.webhooks import webhook_server
-from kctl_runtime.cli import add_manager_arguments, manager_from_args
+from kctl_runtime.cli import add_manager_arguments, add_switch, flag_help, manager_from_args
 from kctl_runtime.config import ConfigError, run_cli
 from kctl_runtime.errors import AlreadyExists
 from kctl_runtime.manager import Manager
@@ -52,10 +52,6 @@ __all__ = ["add_webhooks", "main", "parse_args", "webhook_server_from_args"]
 PROG = "loadtest-controller"
 LEASE_NAME = "loadtest-controller"
 WEBHOOKS_MANIFEST = Path(__file__).resolve().parent / "manifests" / "webhooks.yaml"
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def parse_args(
@@ -71,14 +67,24 @@ def parse_args(
         "--webhook-cert-dir",
         type=Path,
         default=env.get("KCTL_WEBHOOK_CERT_DIR") or None,
-        help="serve the admission webhooks with tls.crt/tls.key from this directory",
+        help=flag_help(
+            "serve the admission webhooks with tls.crt/tls.key from this directory (reloaded on rotation)",
+            "KCTL_WEBHOOK_CERT_DIR",
+            "none: no webhook server",
+        ),
     )
-    parser.add_argument("--webhook-bind", default=env.get("KCTL_WEBHOOK_BIND", "127.0.0.1:9443"))
     parser.add_argument(
+        "--webhook-bind",
+        default=env.get("KCTL_WEBHOOK_BIND", "127.0.0.1:9443"),
+        help=flag_help("HOST:PORT of the webhook server", "KCTL_WEBHOOK_BIND", "127.0.0.1:9443"),
+    )
+    add_switch(
+        parser,
         "--dev-webhooks",
-        action=argparse.BooleanOptionalAction,
-        default=_flag(env.get("KCTL_DEV_WEBHOOKS", "")),
-        help="self-sign a certificate and install the webhook configurations aimed at this process",
+        env,
+        "KCTL_DEV_WEBHOOKS",
+        "development: self-sign a certificate into --webhook-cert-dir and install the webhook "
+        "configurations aimed at this process",
     )
     args = parser.parse_args(argv)
     if args.dev_webhooks and args.webhook_cert_dir is None:

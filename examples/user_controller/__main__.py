@@ -21,7 +21,13 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from examples.user_controller.controller import FIELD_MANAGER, USERS, user_controllers
-from kctl_runtime.cli import add_manager_arguments, lease_namespace, manager_from_args, positive_seconds
+from kctl_runtime.cli import (
+    add_manager_arguments,
+    flag_help,
+    lease_namespace,
+    manager_from_args,
+    positive_seconds,
+)
 from kctl_runtime.config import run_cli
 
 __all__ = ["lease_namespace", "main", "parse_args"]
@@ -43,8 +49,11 @@ def parse_args(
         "--resync-seconds",
         type=positive_seconds,
         default=env.get("KCTL_RESYNC_SECONDS", "300"),
-        help="re-check every User this often, in seconds; Secrets are not watched "
-        "(env KCTL_RESYNC_SECONDS; default: 300)",
+        help=flag_help(
+            "re-check every User this often, in seconds; Secrets are not watched",
+            "KCTL_RESYNC_SECONDS",
+            "300",
+        ),
     )
     return parser.parse_args(argv)
 
