@@ -15,8 +15,8 @@ like kube-apiserver's webhook admission plugins:
   previous one's patched object, then re-validates the result through the registry, then calls the
   validating webhooks with the final object (in order here; kube-apiserver calls them in parallel,
   which no webhook can observe);
-* POSTs an ``admission.k8s.io/v1`` AdmissionReview to ``clientConfig.url`` with ``?timeout=Ns``
-  appended, verifying TLS against ``clientConfig.caBundle`` (the system roots when absent), with
+* POSTs an ``admission.k8s.io/v1`` AdmissionReview through :func:`.webhookcall.post_review`
+  (``clientConfig.url`` with ``?timeout=Ns``, TLS verified against ``clientConfig.caBundle``), with
   ``timeoutSeconds`` (default 10) as the whole call's deadline;
 * a denial becomes the real error: ``admission webhook "NAME" denied the request: MESSAGE`` with the
   webhook's code (at least 400) and reason; warnings become ``Warning`` headers; a failed call
@@ -41,13 +41,11 @@ DELETE of collections, the ``v1beta1`` review version.
 from __future__ import annotations
 
 import base64
-import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from .discovery import ResourceType
@@ -55,6 +53,7 @@ from .errors import ApiError, invalid, status_body
 from .patch import PatchError, json_patch
 from .selectors import SelectorError, label_selector_from_dict
 from .storage import Storage
+from .webhookcall import InvalidWebhookResponse, WebhookCallFailed, post_review
 
 __all__ = ["Admission", "Attributes", "default_webhook_configuration"]
 
@@ -247,20 +246,7 @@ class Admission:
         self, hook: _Hook, attrs: Attributes, obj: dict[str, Any] | None, old: dict[str, Any] | None
     ) -> dict[str, Any]:
         config = hook.config
-        client = config.get("clientConfig") or {}
-        url = client.get("url")
         timeout = int(config.get("timeoutSeconds") or 10)
-        if not url:
-            raise _CallFailed(
-                "failed to call webhook: the fake API server cannot reach Services; use clientConfig.url"
-            )
-        url = f"{url}{'&' if '?' in url else '?'}timeout={timeout}s"
-        try:
-            context = ssl.create_default_context()
-            if client.get("caBundle"):
-                context = ssl.create_default_context(cadata=base64.b64decode(client["caBundle"]).decode())
-        except (ValueError, ssl.SSLError) as exc:
-            raise _CallFailed(f"failed to call webhook: bad caBundle: {exc}") from None
         rt = attrs.rt
         request: dict[str, Any] = {
             "uid": str(uuid.uuid4()),
@@ -286,29 +272,11 @@ class Admission:
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
         self.calls += 1
         try:
-            async with (
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context, force_close=True),
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                ) as session,
-                session.post(
-                    url, data=orjson.dumps(review), headers={"Content-Type": "application/json"}
-                ) as r,
-            ):
-                raw = await r.read()
-                if r.status != 200:
-                    raise _CallFailed(f"failed to call webhook: the server responded with status {r.status}")
-        except TimeoutError:
-            raise _CallFailed(f'failed to call webhook: Post "{url}": context deadline exceeded') from None
-        except aiohttp.ClientError as exc:
-            raise _CallFailed(f'failed to call webhook: Post "{url}": {exc}') from None
-        try:
-            answer = orjson.loads(raw)
-            response = answer["response"]
-            if not isinstance(response, dict):
-                raise TypeError("response is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _CallFailed(f"received invalid webhook response: {exc}") from None
+            response = await post_review(config.get("clientConfig") or {}, review, timeout)
+        except InvalidWebhookResponse as exc:
+            raise _CallFailed(str(exc)) from None
+        except WebhookCallFailed as exc:
+            raise _CallFailed(f"failed to call webhook: {exc}") from None
         if response.get("uid") != request["uid"]:
             raise _CallFailed(f"expected response.uid={request['uid']!r}, got {response.get('uid')!r}")
         return response

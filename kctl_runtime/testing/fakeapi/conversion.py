@@ -10,8 +10,8 @@ version. A request in another served version goes through :class:`ConversionWebh
   storage version's :class:`~.discovery.ResourceType`;
 * :meth:`ConversionWebhooks.convert` POSTs one ``apiextensions.k8s.io/v1`` ConversionReview with
   every object to convert (objects already in the desired version are not sent; nothing is sent
-  when none remain) to ``clientConfig.url``, verifying TLS against ``clientConfig.caBundle``, with a
-  30 s deadline (kube-apiserver's), and checks the answer as kube-apiserver does: the same ``uid``,
+  when none remain) through :func:`.webhookcall.post_review`, with a 30 s deadline
+  (kube-apiserver's), and checks the answer as kube-apiserver does: the same ``uid``,
   ``result.status: Success``, as many objects as were sent, each in the desired ``apiVersion``,
   with ``metadata`` unchanged except labels and annotations (a changed ``name``, ``uid`` or the like
   fails the conversion).
@@ -33,17 +33,13 @@ are not sent.
 
 from __future__ import annotations
 
-import base64
-import ssl
 import uuid
 from typing import Any
-
-import aiohttp
-import orjson
 
 from .discovery import Registry, ResourceType
 from .errors import ApiError, status_body
 from .storage import Storage
+from .webhookcall import WebhookCallFailed, post_review
 
 __all__ = ["CRD_STORAGE_KEY", "TIMEOUT_SECONDS", "ConversionWebhooks"]
 
@@ -109,16 +105,6 @@ class ConversionWebhooks:
         return out
 
     async def _post(self, webhook: dict[str, Any], objects: list[dict[str, Any]], desired: str) -> list[Any]:
-        client = webhook.get("clientConfig") or {}
-        url = client.get("url")
-        if not url:
-            raise _Failed("the fake API server cannot reach Services; use clientConfig.url")
-        try:
-            context = ssl.create_default_context()
-            if client.get("caBundle"):
-                context = ssl.create_default_context(cadata=base64.b64decode(client["caBundle"]).decode())
-        except (ValueError, ssl.SSLError) as exc:
-            raise _Failed(f"bad caBundle: {exc}") from None
         uid = str(uuid.uuid4())
         review = {
             "apiVersion": "apiextensions.k8s.io/v1",
@@ -127,30 +113,13 @@ class ConversionWebhooks:
         }
         self.calls += 1
         try:
-            async with (
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context, force_close=True),
-                    timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
-                ) as session,
-                session.post(
-                    f"{url}{'&' if '?' in url else '?'}timeout={TIMEOUT_SECONDS}s",
-                    data=orjson.dumps(review),
-                    headers={"Content-Type": "application/json"},
-                ) as response,
-            ):
-                raw = await response.read()
-                if response.status != 200:
-                    raise _Failed(f"conversion webhook responded with status {response.status}")
-        except TimeoutError:
-            raise _Failed(f'Post "{url}": context deadline exceeded') from None
-        except aiohttp.ClientError as exc:
-            raise _Failed(f'Post "{url}": {exc}') from None
-        try:
-            answer = orjson.loads(raw)["response"]
-            result = answer.get("result") or {}
-            converted = answer.get("convertedObjects")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise _Failed(f"received invalid webhook response: {exc}") from None
+            answer = await post_review(webhook.get("clientConfig") or {}, review, TIMEOUT_SECONDS)
+        except WebhookCallFailed as exc:
+            if exc.status is not None:
+                raise _Failed(f"conversion webhook responded with status {exc.status}") from None
+            raise _Failed(str(exc)) from None
+        result = answer.get("result") or {}
+        converted = answer.get("convertedObjects")
         if answer.get("uid") != uid:
             raise _Failed(f"expected response.uid={uid}, got {answer.get('uid')}")
         if result.get("status") != "Success":
