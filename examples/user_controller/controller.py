@@ -47,6 +47,23 @@ Conflicts are reported, never resolved by force: a ServiceAccount or Secret of t
 belongs to someone else (another User with the same name in the same group, or an object this
 controller did not create) gives ``Ready=False`` reason ``AccountConflict`` and a Warning event.
 
+Typed: the reconciler reads the User from the cache as a dict (the cache keeps dicts) and parses
+it into :class:`~examples.user_controller.api.User` (``User.from_object``, after the finalizer
+step), so its field access is checked by ``mypy --strict``; status is written as a typed
+:class:`~examples.user_controller.api.UserStatus` (``User.status_patch``: only what changed); the
+children (Namespace, ServiceAccount, Secret) stay dicts, and so do the functions that run on every
+cached User (the group index, the event predicates and mappers), which must never fail on an object.
+A User that passed the CRD's schema but does not parse into the model -- stored before a schema
+change, or a value only the model rejects (``spec.email`` holding a non-breaking space: the server's
+Go regexp ``\\s`` is ASCII-only, the model's is Unicode) -- gets ``Ready=False`` reason
+``InvalidSpec`` naming the bad fields (``InvalidObject`` when they are not in the spec) and one
+Warning event (:func:`kctl_runtime.customresource.report_invalid`: once per problem and generation)
+and ends in the parse error, a :class:`~kctl_runtime.reconcile.TerminalError`: one log line, not
+retried until the User changes; the echo of that status write finds it reported and ends quietly.
+Its account, if it has one, is left as it is. Cleanup does not need the model (it reads the uid,
+name and namespace and ``status.namespace`` from the dict), so a User that does not parse is still
+cleaned up when it is deleted.
+
 NOT guaranteed: accounts whose User was removed while its finalizer was stripped by hand are not
 found again (nothing points at them any more except their labels; delete by label
 ``app.kubernetes.io/managed-by=user-controller``).
@@ -317,14 +334,17 @@ class UserReconciler:
             return None
         self._superseded.pop(request, None)
 
+        # --8<-- [start:apply]
         async def apply(stored: dict[str, Any]) -> RequeueAfter | TerminalError | None:
             if str(stored["metadata"].get("resourceVersion")) != read_rv:
                 self._supersede(request, read_rv)  # finalizer() added the finalizer on read_rv
             try:
-                parsed = User.from_object(stored)
+                parsed = User.from_object(stored)  # the dict as stored, finalizer included
             except InvalidObject as exc:
                 return await self._unparseable(request, stored, exc)
-            return await self._apply(request, parsed)
+            return await self._apply(request, parsed)  # typed from here on
+
+        # --8<-- [end:apply]
 
         outcome = await finalizer(
             self.api_client,
