@@ -52,6 +52,7 @@ import anyio
 import anyio.to_thread
 
 from examples.user_controller import controller as users
+from examples.user_controller.api import User
 from examples.website_controller import controller as websites
 from examples.website_controller.api import Website
 from kctl_runtime.client import Client
@@ -502,12 +503,13 @@ async def user_run(bench: Bench, kubeconfig: Path, log_dir: Path, *, controller:
         if controller:
             return []
         # the token controller deletes a token Secret whose ServiceAccount does not exist: SA first
-        secret = users.desired_token_secret(user)
+        typed = User.from_object(user)
+        secret = users.desired_token_secret(typed)
         return [
             _create(
                 client,
                 SERVICEACCOUNTS,
-                users.desired_service_account(user),
+                users.desired_service_account(typed),
                 lambda _sa: [_create(client, SECRETS, secret)],
             )
         ]

@@ -89,6 +89,24 @@ def _validate_reason(reason: str) -> None:
         )
 
 
+def _validate_arguments(
+    type: str, status: str | bool, reason: str, message: str, observed_generation: int | None
+) -> str:
+    """Check :func:`set_condition`'s arguments (``ValueError``); the status as a string."""
+    _validate_type(type)
+    status_s = _validate_status(status)
+    _validate_reason(reason)
+    if not isinstance(message, str) or len(message) > 32768:
+        raise ValueError("condition message must be a string of at most 32768 characters")
+    if observed_generation is not None and (
+        isinstance(observed_generation, bool)
+        or not isinstance(observed_generation, int)
+        or observed_generation < 0
+    ):
+        raise ValueError(f"observed_generation must be a non-negative int, not {observed_generation!r}")
+    return status_s
+
+
 def set_condition(
     conditions: MutableSequence[dict[str, Any]],
     *,
@@ -104,17 +122,7 @@ def set_condition(
     ``now`` should come from the runtime clock (``clock.now()``); it is only written when the
     status transitions (or the condition is new).
     """
-    _validate_type(type)
-    status_s = _validate_status(status)
-    _validate_reason(reason)
-    if not isinstance(message, str) or len(message) > 32768:
-        raise ValueError("condition message must be a string of at most 32768 characters")
-    if observed_generation is not None and (
-        isinstance(observed_generation, bool)
-        or not isinstance(observed_generation, int)
-        or observed_generation < 0
-    ):
-        raise ValueError(f"observed_generation must be a non-negative int, not {observed_generation!r}")
+    status_s = _validate_arguments(type, status, reason, message, observed_generation)
     stamp = format_time(now)
 
     existing = find_condition(conditions, type)

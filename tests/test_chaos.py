@@ -19,6 +19,7 @@ import anyio.lowlevel
 import pytest
 
 from examples.user_controller import controller as users
+from examples.user_controller.api import User
 from examples.user_controller.tests.harness import install_crd as install_user_crd
 from examples.user_controller.tests.harness import user as user_body
 from examples.website_controller.api import Website
@@ -450,7 +451,7 @@ def user_desired(namespace: str) -> Callable[[Client], Awaitable[list[str]]]:
             name = item["metadata"]["name"]
             if users.FINALIZER not in (item["metadata"].get("finalizers") or []):
                 problems.append(f"{name}: no finalizer")
-            want = users.desired_service_account(item)
+            want = users.desired_service_account(User.from_object(item))
             try:
                 account = await api.get(SERVICEACCOUNTS, name, want["metadata"]["namespace"])
             except NotFound:

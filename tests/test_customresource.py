@@ -7,7 +7,10 @@ import datetime as _dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kctl_runtime import conditions
 from kctl_runtime.client import Client
 from kctl_runtime.controller import Controller
 from kctl_runtime.crdgen import crd
@@ -117,6 +120,49 @@ def test_the_typed_set_condition_keeps_apimachinery_semantics() -> None:
     with pytest.raises(ValueError, match="CamelCase"):
         set_condition(conditions, type="Ready", status=True, reason="not camel", now=T0)
     assert conditions[1].reason == "StillUp"  # validated before anything changed
+
+
+def test_the_typed_set_condition_checks_its_arguments_when_nothing_changes_too() -> None:
+    """The fast path (the condition says this already) must validate as the dict version does."""
+    conditions = [Condition(type="Ready", status="True", reason="not camel", last_transition_time="x")]
+    with pytest.raises(ValueError, match="CamelCase"):
+        set_condition(conditions, type="Ready", status=True, reason="not camel", now=T0)
+
+
+_CONDITIONS = st.lists(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["Ready", "Synced"]), "status": st.sampled_from(["True", "False"])},
+        optional={
+            "reason": st.sampled_from(["Up", "Down"]),
+            "message": st.sampled_from(["", "m"]),
+            "observedGeneration": st.integers(0, 2),
+            "lastTransitionTime": st.just("2026-12-05T09:00:00Z"),
+        },
+    ),
+    max_size=3,
+)
+
+
+@settings(deadline=None)
+@given(
+    _CONDITIONS,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["Ready", "Synced"]),
+            "status": st.booleans(),
+            "reason": st.sampled_from(["Up", "Down"]),
+            "message": st.sampled_from(["", "m"]),
+            "observed_generation": st.none() | st.integers(0, 2),
+        }
+    ),
+)
+def test_the_typed_set_condition_agrees_with_the_dict_one(
+    start: list[dict[str, Any]], arguments: dict[str, Any]
+) -> None:
+    raw = [dict(c) for c in start]
+    typed = [Condition.model_validate(c) for c in start]
+    assert set_condition(typed, **arguments, now=T1) == conditions.set_condition(raw, **arguments, now=T1)
+    assert [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in typed] == raw
 
 
 def test_the_status_patch_carries_only_what_changed_since_the_read() -> None:

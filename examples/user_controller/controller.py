@@ -47,6 +47,23 @@ Conflicts are reported, never resolved by force: a ServiceAccount or Secret of t
 belongs to someone else (another User with the same name in the same group, or an object this
 controller did not create) gives ``Ready=False`` reason ``AccountConflict`` and a Warning event.
 
+Typed: the reconciler reads the User from the cache as a dict (the cache keeps dicts) and parses
+it into :class:`~examples.user_controller.api.User` (``User.from_object``, after the finalizer
+step), so its field access is checked by ``mypy --strict``; status is written as a typed
+:class:`~examples.user_controller.api.UserStatus` (``User.status_patch``: only what changed); the
+children (Namespace, ServiceAccount, Secret) stay dicts, and so do the functions that run on every
+cached User (the group index, the event predicates and mappers), which must never fail on an object.
+A User that passed the CRD's schema but does not parse into the model -- stored before a schema
+change, or a value only the model rejects (``spec.email`` holding a non-breaking space: the server's
+Go regexp ``\\s`` is ASCII-only, the model's is Unicode) -- gets ``Ready=False`` reason
+``InvalidSpec`` naming the bad fields (``InvalidObject`` when they are not in the spec) and one
+Warning event (:func:`kctl_runtime.customresource.report_invalid`: once per problem and generation)
+and ends in the parse error, a :class:`~kctl_runtime.reconcile.TerminalError`: one log line, not
+retried until the User changes; the echo of that status write finds it reported and ends quietly.
+Its account, if it has one, is left as it is. Cleanup does not need the model (it reads the uid,
+name and namespace and ``status.namespace`` from the dict), so a User that does not parse is still
+cleaned up when it is deleted.
+
 NOT guaranteed: accounts whose User was removed while its finalizer was stripped by hand are not
 found again (nothing points at them any more except their labels; delete by label
 ``app.kubernetes.io/managed-by=user-controller``).
@@ -55,7 +72,6 @@ found again (nothing points at them any more except their labels; delete by labe
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,8 +82,8 @@ import structlog
 from examples.user_controller.api import User
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
-from kctl_runtime.conditions import find_condition, set_condition
 from kctl_runtime.controller import Controller, Watch
+from kctl_runtime.customresource import InvalidObject, report_invalid, set_condition
 from kctl_runtime.errors import AlreadyExists, Conflict, Invalid, NotFound
 from kctl_runtime.finalizer import finalizer
 from kctl_runtime.patch import pointer
@@ -128,8 +144,6 @@ LIVE_GROUP_FIELD = ".spec.group(live)"
 """The cache index of Users by group, for Users not being deleted (a made-up field)."""
 EMAIL_ANNOTATION = "ch20.kiamol.net/email"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MAX_GROUP = 63 - len(NAMESPACE_PREFIX)
 _TOKEN_SUFFIX = "-token"
 
 
@@ -148,32 +162,22 @@ def managed_labels() -> dict[str, str]:
     return {"kiamol": "ch20", MANAGED_BY[0]: MANAGED_BY[1]}
 
 
-def validate_user(user: Mapping[str, Any]) -> list[str]:
-    """What is wrong with ``user`` beyond the CRD schema (or despite it); ``[]`` when valid. Never raises."""
-    meta = user.get("metadata") or {}
-    spec = user.get("spec")
-    if not isinstance(spec, Mapping):
-        return ["spec is missing"]
-    problems: list[str] = []
-    group = spec.get("group")
-    if not isinstance(group, str) or not _DNS_LABEL.match(group) or len(group) > _MAX_GROUP:
-        problems.append(
-            f"spec.group {group!r} cannot name a namespace: use at most {_MAX_GROUP} lower-case "
-            "letters, digits and '-', starting and ending with a letter or digit"
-        )
-    email = spec.get("email")
-    if not isinstance(email, str) or email.count("@") != 1:
-        problems.append(f"spec.email {email!r} is not an e-mail address")
-    name = str(meta.get("name", ""))
+def validate_user(user: User) -> list[str]:
+    """What is wrong with ``user`` that its model cannot express; ``[]`` when valid. Never raises.
+
+    The group's shape and length (it must name a namespace) and the e-mail address are the model's
+    (a User that breaks them does not parse); this checks what needs code.
+    """
+    name = user.metadata.name
     if len(token_secret_name(name)) > 253:
-        problems.append(f"metadata.name is too long to name the token Secret {token_secret_name(name)!r}")
-    return problems
+        return [f"metadata.name is too long to name the token Secret {token_secret_name(name)!r}"]
+    return []
 
 
-def _back_reference(user: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    meta = user["metadata"]
-    labels = {**managed_labels(), USER_UID_LABEL: meta["uid"]}
-    annotations = {USER_ANNOTATION: f"{meta['namespace']}/{meta['name']}"}
+def _back_reference(user: User) -> tuple[dict[str, str], dict[str, str]]:
+    meta = user.metadata
+    labels = {**managed_labels(), USER_UID_LABEL: str(meta.uid)}
+    annotations = {USER_ANNOTATION: f"{meta.namespace}/{meta.name}"}
     return labels, annotations
 
 
@@ -189,36 +193,36 @@ def desired_namespace(group: str) -> dict[str, Any]:
     }
 
 
-def desired_service_account(user: Mapping[str, Any]) -> dict[str, Any]:
+def desired_service_account(user: User) -> dict[str, Any]:
     """The user's ServiceAccount, in the group namespace; its token is never mounted into pods."""
     labels, annotations = _back_reference(user)
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {
-            "name": user["metadata"]["name"],
-            "namespace": group_namespace(user["spec"]["group"]),
+            "name": user.metadata.name,
+            "namespace": group_namespace(user.spec.group),
             "labels": labels,
-            "annotations": {**annotations, EMAIL_ANNOTATION: str(user["spec"].get("email", ""))},
+            "annotations": {**annotations, EMAIL_ANNOTATION: user.spec.email},
         },
         "automountServiceAccountToken": False,
     }
 
 
-def desired_token_secret(user: Mapping[str, Any]) -> dict[str, Any]:
+def desired_token_secret(user: User) -> dict[str, Any]:
     """The Secret the token controller fills with a long-lived token for the user's account.
 
     It carries no ``data``: the token is written by the cluster, and this controller never reads it.
     """
     labels, annotations = _back_reference(user)
-    name = user["metadata"]["name"]
+    name = user.metadata.name
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": TOKEN_SECRET_TYPE,
         "metadata": {
             "name": token_secret_name(name),
-            "namespace": group_namespace(user["spec"]["group"]),
+            "namespace": group_namespace(user.spec.group),
             "labels": labels,
             "annotations": {**annotations, SA_NAME_ANNOTATION: name},
         },
@@ -246,7 +250,6 @@ class EventSink(Protocol):
     def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
 
 
-_STATUS_FIELDS = ("observedGeneration", "conditions", "namespace", "serviceAccount", "tokenSecret")
 _MANAGED_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
 
 
@@ -331,10 +334,17 @@ class UserReconciler:
             return None
         self._superseded.pop(request, None)
 
+        # --8<-- [start:apply]
         async def apply(stored: dict[str, Any]) -> RequeueAfter | TerminalError | None:
             if str(stored["metadata"].get("resourceVersion")) != read_rv:
-                self._supersede(stored, read_rv)  # finalizer() added the finalizer on read_rv
-            return await self._apply(stored)
+                self._supersede(request, read_rv)  # finalizer() added the finalizer on read_rv
+            try:
+                parsed = User.from_object(stored)  # the dict as stored, finalizer included
+            except InvalidObject as exc:
+                return await self._unparseable(request, stored, exc)
+            return await self._apply(request, parsed)  # typed from here on
+
+        # --8<-- [end:apply]
 
         outcome = await finalizer(
             self.api_client,
@@ -356,56 +366,80 @@ class UserReconciler:
 
     # ----------------------------------------------------------------------------------- apply
 
-    async def _apply(self, user: dict[str, Any]) -> RequeueAfter | TerminalError | None:
+    async def _apply(self, key: Request, user: User) -> RequeueAfter | TerminalError | None:
         problems = validate_user(user)
         if problems:
             message = "; ".join(problems)
-            await self._not_ready(user, "InvalidSpec", message, warn=True)
+            await self._not_ready(key, user, "InvalidSpec", message, warn=True)
             return TerminalError(f"invalid User: {message}")
-        uid = user["metadata"]["uid"]
-        group = user["spec"]["group"]
+        uid = str(user.metadata.uid)
+        group = user.spec.group
         namespace = group_namespace(group)
         done: list[str] = []  # what this reconcile changed: one event says it all
 
         ready = await self._ensure_namespace(group, done)
         if not ready:
-            await self._not_ready(user, "NamespaceTerminating", f"namespace {namespace} is being deleted")
+            await self._not_ready(
+                key, user, "NamespaceTerminating", f"namespace {namespace} is being deleted"
+            )
             return RequeueAfter(2.0)
         conflict, account_uid = await self._ensure_service_account(user, done)
         next_check = self.resync_seconds
         if conflict is None:
-            conflict, next_check = await self._token_secret_in_place(user, account_uid, done)
+            conflict, next_check = await self._token_secret_in_place(key, user, account_uid, done)
         if conflict is not None:
             self._report(user, done)
-            await self._not_ready(user, "AccountConflict", conflict, warn=True)
+            await self._not_ready(key, user, "AccountConflict", conflict, warn=True)
             return RequeueAfter(self.resync_seconds)
-        await self._remove_accounts(user, keep=namespace, done=done)
+        await self._remove_accounts(key, uid, user.status.namespace, keep=namespace, done=done)
 
-        name = user["metadata"]["name"]
-        status = _status_of(user)
-        status.update(namespace=namespace, serviceAccount=name, tokenSecret=token_secret_name(name))
+        name = user.metadata.name
+        generation = user.metadata.generation
+        status = user.status
+        status.namespace, status.service_account = namespace, name
+        status.token_secret = token_secret_name(name)
         set_condition(
-            status["conditions"],
+            status.conditions,
             type="Ready",
             status="True",
             reason="AccountReady",
             message=f"ServiceAccount {namespace}/{name} and its token Secret {token_secret_name(name)} exist",
-            observed_generation=user["metadata"].get("generation"),
+            observed_generation=generation,
             now=self.clock.now(),
         )
-        status["observedGeneration"] = user["metadata"].get("generation")
-        await self._patch_status(user, status)
+        status.observed_generation = generation
+        await self._patch_status(key, user)
         self._report(user, done)
         _log.debug("user account in place", user_uid=uid, account_namespace=namespace)
         return RequeueAfter(next_check)
 
-    def _report(self, user: Mapping[str, Any], done: list[str]) -> None:
+    async def _unparseable(
+        self, key: Request, obj: Mapping[str, Any], error: InvalidObject
+    ) -> InvalidObject | None:
+        """A User the model refuses: ``Ready=False`` and one Warning event, once per problem and
+        generation; its account is left as it is. The error (terminal: one log line) only when it
+        was reported now, so the echo of that status write logs nothing again."""
+        reported = await report_invalid(
+            self.client,
+            USERS,
+            obj,
+            error,
+            events=self.events,
+            now=self.clock.now(),
+            field_manager=FIELD_MANAGER,
+        )
+        if not reported:
+            return None
+        self._supersede(key, str(obj["metadata"]["resourceVersion"]))
+        return error
+
+    def _report(self, user: User | Mapping[str, Any], done: list[str]) -> None:
         """One Normal event (and one log line) for everything a reconcile changed, if anything."""
         if not done:
             return
         reason = _event_reason(done)
         message = "; ".join(done)
-        self.events.event(user, "Normal", reason, message)
+        self.events.event(user.to_object() if isinstance(user, User) else user, "Normal", reason, message)
         _log.info(message, reason=reason)
 
     async def _ensure_namespace(self, group: str, done: list[str]) -> bool:
@@ -423,9 +457,7 @@ class UserReconciler:
             return True
         return not (existing.get("metadata") or {}).get("deletionTimestamp")
 
-    async def _ensure_service_account(
-        self, user: Mapping[str, Any], done: list[str]
-    ) -> tuple[str | None, str]:
+    async def _ensure_service_account(self, user: User, done: list[str]) -> tuple[str | None, str]:
         """Create or repair the account: ``(conflict message or None, the account's uid)``."""
         desired = desired_service_account(user)
         meta = desired["metadata"]
@@ -443,7 +475,7 @@ class UserReconciler:
                 done.append(f"created ServiceAccount {where}")
                 return None, str(created["metadata"]["uid"])
         account_uid = str(actual["metadata"]["uid"])
-        if not _owned_by(actual, user["metadata"]["uid"]):
+        if not _owned_by(actual, str(user.metadata.uid)):
             owner = ((actual.get("metadata") or {}).get("annotations") or {}).get(USER_ANNOTATION)
             return (
                 f"ServiceAccount {where} already exists and belongs to "
@@ -465,7 +497,7 @@ class UserReconciler:
         return None, account_uid
 
     async def _token_secret_in_place(
-        self, user: Mapping[str, Any], account_uid: str, done: list[str]
+        self, key: Request, user: User, account_uid: str, done: list[str]
     ) -> tuple[str | None, float]:
         """Check (or skip checking) the token Secret: ``(conflict or None, seconds to the next check)``.
 
@@ -475,22 +507,22 @@ class UserReconciler:
         reconciles of our own writes (status, finalizer, the account's events) therefore send
         nothing, and a Secret deleted by hand is still back within ``resync_seconds``.
         """
-        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
-        namespace = group_namespace(user["spec"]["group"])
+        uid = str(user.metadata.uid)
+        namespace = group_namespace(user.spec.group)
         now = self.clock.monotonic()
         last = self._token_checks.get(key)
         if (
             last is not None
-            and last.user_uid == user["metadata"]["uid"]
+            and last.user_uid == uid
             and last.namespace == namespace
             and last.account_uid == account_uid
             and now - last.at < self.resync_seconds
         ):
             return None, self.resync_seconds - (now - last.at)
         self._token_checks.pop(key, None)
-        conflict = await self._ensure_token_secret(user, account_uid, done)
+        conflict = await self._ensure_token_secret(key, user, account_uid, done)
         if conflict is None:
-            self._token_checks[key] = _TokenCheck(user["metadata"]["uid"], namespace, account_uid, now)
+            self._token_checks[key] = _TokenCheck(uid, namespace, account_uid, now)
         return conflict, self.resync_seconds
 
     async def _owned_secret(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
@@ -510,7 +542,7 @@ class UserReconciler:
             raise _NotOurs from None
 
     async def _ensure_token_secret(
-        self, user: Mapping[str, Any], account_uid: str, done: list[str]
+        self, key: Request, user: User, account_uid: str, done: list[str]
     ) -> str | None:
         desired = desired_token_secret(user)
         meta = desired["metadata"]
@@ -520,11 +552,11 @@ class UserReconciler:
         except AlreadyExists:
             pass
         else:
-            self._remember_secret(user, created)
+            self._remember_secret(key, created)
             done.append(f"created token Secret {where}")
             return None
         try:
-            actual = await self._owned_secret(meta["namespace"], meta["name"], user["metadata"]["uid"])
+            actual = await self._owned_secret(meta["namespace"], meta["name"], str(user.metadata.uid))
         except _NotOurs:
             return f"Secret {where} already exists and does not belong to this User"
         if actual is None:
@@ -543,10 +575,10 @@ class UserReconciler:
                 ignore_not_found=True,
             )
             created = await self.client.create(SECRETS, desired, field_manager=FIELD_MANAGER)
-            self._remember_secret(user, created)
+            self._remember_secret(key, created)
             done.append(f"replaced token Secret {where} (it held an earlier account's token)")
             return None
-        self._remember_secret(user, actual)
+        self._remember_secret(key, actual)
         metadata = _metadata_drift(actual, desired)
         if metadata:
             metadata["resourceVersion"] = actual["metadata"]["resourceVersion"]
@@ -560,15 +592,13 @@ class UserReconciler:
             done.append(f"repaired token Secret {where}")
         return None
 
-    def _remember_secret(self, user: Mapping[str, Any], secret: Mapping[str, Any]) -> None:
+    def _remember_secret(self, key: Request, secret: Mapping[str, Any]) -> None:
         meta = secret["metadata"]
-        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
         self._secret_uids.setdefault(key, {})[meta["namespace"]] = meta["uid"]
 
-    async def _delete_token_secret(self, user: Mapping[str, Any], namespace: str) -> None:
+    async def _delete_token_secret(self, key: Request, uid: str, namespace: str) -> None:
         """Delete the User's token Secret in ``namespace`` if it is the User's (never another's)."""
-        name = token_secret_name(user["metadata"]["name"])
-        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+        name = token_secret_name(key.name)
         known = self._secret_uids.get(key, {}).pop(namespace, None)
         if known is not None:
             # created or proved ours by this process: the uid precondition makes one delete safe
@@ -580,7 +610,7 @@ class UserReconciler:
             except Conflict:
                 pass  # replaced since: prove the one there now
         try:
-            secret = await self._owned_secret(namespace, name, user["metadata"]["uid"])
+            secret = await self._owned_secret(namespace, name, uid)
         except _NotOurs:
             return
         if secret is None:
@@ -593,25 +623,26 @@ class UserReconciler:
             ignore_not_found=True,
         )
 
-    async def _remove_accounts(self, user: Mapping[str, Any], *, keep: str | None, done: list[str]) -> None:
-        """Delete this User's accounts and token Secrets in every namespace but ``keep``.
+    async def _remove_accounts(
+        self, key: Request, uid: str, recorded: str | None, *, keep: str | None, done: list[str]
+    ) -> None:
+        """Delete the accounts and token Secrets of the User ``key`` (uid ``uid``) in every namespace
+        but ``keep``: where the uid label finds them, and in ``recorded`` (its ``status.namespace``).
 
         In each namespace the token Secret and the account are deleted concurrently (neither
         depends on the other; the token controller would delete the Secret of a deleted account
         anyway)."""
-        uid = user["metadata"]["uid"]
-        name = user["metadata"]["name"]
+        name = key.name
         # served by the cache's index on the uid label (UserReconciler registers it)
         accounts = await self.client.list(SERVICEACCOUNTS, label_selector=f"{USER_UID_LABEL}={uid}")
         namespaces = {a["metadata"]["namespace"]: a for a in accounts}
-        recorded = (user.get("status") or {}).get("namespace")
-        if isinstance(recorded, str) and recorded:
+        if recorded:
             namespaces.setdefault(recorded, {})
         for namespace, account in sorted(namespaces.items()):
             if namespace == keep:
                 continue
             work: list[Callable[[], Awaitable[object]]] = [
-                functools.partial(self._delete_token_secret, user, namespace)
+                functools.partial(self._delete_token_secret, key, uid, namespace)
             ]
             if account:
                 work.append(
@@ -631,28 +662,32 @@ class UserReconciler:
     # --------------------------------------------------------------------------------- cleanup
 
     async def _cleanup(self, user: dict[str, Any]) -> None:
-        """The User is being deleted: remove its accounts everywhere (idempotent)."""
+        """The User is being deleted: remove its accounts everywhere (idempotent).
+
+        Works on the dict, not the model: a User being deleted is cleaned up even if it does not
+        parse. It needs the metadata (always valid: the API server checks it) and
+        ``status.namespace``, read defensively."""
+        meta = user["metadata"]
+        key = Request(meta["name"], meta["namespace"])
+        status = user.get("status")
+        recorded = status.get("namespace") if isinstance(status, Mapping) else None
         done: list[str] = []
-        self._token_checks.pop(Request(user["metadata"]["name"], user["metadata"]["namespace"]), None)
-        await self._remove_accounts(user, keep=None, done=done)
+        self._token_checks.pop(key, None)
+        await self._remove_accounts(
+            key, str(meta["uid"]), recorded if isinstance(recorded, str) else None, keep=None, done=done
+        )
         self._report(user, done)
 
     # ---------------------------------------------------------------------------------- status
 
     async def _not_ready(
-        self, user: Mapping[str, Any], reason: str, message: str, *, warn: bool = False
+        self, key: Request, user: User, reason: str, message: str, *, warn: bool = False
     ) -> None:
-        generation = user["metadata"].get("generation")
-        status = _status_of(user)
-        previous = find_condition(status["conditions"], "Ready")
-        already_reported = (
-            previous is not None
-            and previous.get("reason") == reason
-            and previous.get("message") == message
-            and status.get("observedGeneration") == generation
-        )
-        set_condition(
-            status["conditions"],
+        """Ready=False with ``reason``; with ``warn``, one Warning event per generation and message."""
+        generation = user.metadata.generation
+        status = user.status
+        changed = set_condition(
+            status.conditions,
             type="Ready",
             status="False",
             reason=reason,
@@ -660,33 +695,31 @@ class UserReconciler:
             observed_generation=generation,
             now=self.clock.now(),
         )
-        status["observedGeneration"] = generation
-        await self._patch_status(user, status)
-        if warn and not already_reported:
-            self.events.event(user, "Warning", reason, message)
+        status.observed_generation = generation
+        await self._patch_status(key, user)
+        if warn and changed:
+            self.events.event(user.to_object(), "Warning", reason, message)
 
-    def _supersede(self, user: Mapping[str, Any], resource_version: str) -> None:
-        key = Request(user["metadata"]["name"], user["metadata"]["namespace"])
+    def _supersede(self, key: Request, resource_version: str) -> None:
         self._superseded.setdefault(key, set()).add(resource_version)
 
-    async def _patch_status(self, user: Mapping[str, Any], status: dict[str, Any]) -> None:
-        old = {k: v for k, v in (user.get("status") or {}).items() if k in _STATUS_FIELDS}
-        new = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
-        if old == new:
+    async def _patch_status(self, key: Request, user: User) -> None:
+        """Merge-patch the status subresource with what changed since it was read, if anything.
+
+        Conditional on the resourceVersion read (``status_patch`` adds it): a stale (ex-leader's)
+        write gets a 409."""
+        patch = user.status_patch()
+        if not patch:
             return
-        patch: dict[str, Any] = {key: None for key in old if key not in new}
-        patch.update(new)
-        meta = user["metadata"]
         await self.client.patch(
             USERS,
-            meta["name"],
-            # Conditional on the resourceVersion read: a stale (ex-leader's) write gets a 409.
-            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
-            namespace=meta["namespace"],
+            user.metadata.name,
+            patch,
+            namespace=user.metadata.namespace,
             subresource="status",
             field_manager=FIELD_MANAGER,
         )
-        self._supersede(user, str(meta["resourceVersion"]))
+        self._supersede(key, str(user.metadata.resource_version))
 
 
 async def _concurrently(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
@@ -725,13 +758,6 @@ def _event_reason(done: list[str]) -> str:
 
 class _NotOurs(Exception):
     """A Secret of the expected name exists but lacks the User's uid label."""
-
-
-def _status_of(user: Mapping[str, Any]) -> dict[str, Any]:
-    status = user.get("status") or {}
-    copied = {k: v for k, v in status.items() if k in _STATUS_FIELDS}
-    copied["conditions"] = [dict(c) for c in status.get("conditions") or ()]
-    return copied
 
 
 # ------------------------------------------------------------------------------ namespace collector

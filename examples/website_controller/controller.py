@@ -82,11 +82,10 @@ from typing import Any, NamedTuple, Protocol
 import structlog
 
 from examples.website_controller.api import Website
-from kctl_runtime import conditions
 from kctl_runtime.client import Client
 from kctl_runtime.clock import Clock, SystemClock
 from kctl_runtime.controller import Controller
-from kctl_runtime.customresource import InvalidObject, set_condition
+from kctl_runtime.customresource import InvalidObject, report_invalid, set_condition
 from kctl_runtime.errors import AlreadyExists, Invalid, NotFound
 from kctl_runtime.ownership import controller_reference, not_controlled_by
 from kctl_runtime.predicates import generation_changed
@@ -506,7 +505,15 @@ class WebsiteReconciler:
         try:
             website = Website.from_object(obj)
         except InvalidObject as exc:
-            await self._unparseable(obj, exc)
+            await report_invalid(
+                self.client,
+                WEBSITES,
+                obj,
+                exc,
+                events=self.events,
+                now=self.clock.now(),
+                field_manager=FIELD_MANAGER,
+            )
             raise  # terminal: one log line, not retried until the Website changes
         if website.metadata.deletion_timestamp:
             return None
@@ -668,46 +675,6 @@ class WebsiteReconciler:
             )
 
     # --8<-- [end:status]
-
-    async def _unparseable(self, obj: Mapping[str, Any], error: InvalidObject) -> None:
-        """Report a Website that does not parse into the model: Ready=False, one Warning event.
-
-        There is no model to use, so this works on the dict with the untyped condition helpers,
-        touching only ``status.conditions`` and ``status.observedGeneration``.
-        """
-        meta = obj["metadata"]
-        if meta.get("deletionTimestamp"):
-            return
-        in_spec = all(problem.startswith("spec.") for problem in error.problems)
-        reason = "InvalidSpec" if in_spec else "InvalidObject"
-        message = f"the Website does not match its model: {'; '.join(error.problems)}"
-        status = obj.get("status")
-        found = status.get("conditions") if isinstance(status, Mapping) else None
-        current = [dict(c) for c in found or () if isinstance(c, Mapping)]
-        generation = meta.get("generation")
-        changed = conditions.set_condition(
-            current,
-            type="Ready",
-            status="False",
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-            now=self.clock.now(),
-        )
-        if not changed:
-            return  # reported already (this generation, this problem)
-        patch = conditions.status_conditions_patch(
-            current, resource_version=meta["resourceVersion"], observed_generation=generation
-        )
-        await self.client.patch(
-            WEBSITES,
-            meta["name"],
-            patch,
-            namespace=meta["namespace"],
-            subresource="status",
-            field_manager=FIELD_MANAGER,
-        )
-        self.events.event(obj, "Warning", reason, message)
 
 
 class _TakenMeanwhile(Exception):

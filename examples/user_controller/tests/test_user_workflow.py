@@ -435,3 +435,83 @@ async def test_a_group_namespace_deleted_by_hand_is_rebuilt(
             return True
 
         await eventually(rebuilt, timeout=60, message="namespace, account and token rebuilt")
+
+
+async def test_a_user_the_model_rejects_is_reported_once_keeps_its_account_and_is_still_cleaned_up(
+    kube: KubeTarget, api: Client, groups: list[str]
+) -> None:
+    """Issue 12: a User that passed the API server's schema but does not parse into the model.
+
+    The CRD's e-mail pattern forbids whitespace; kube-apiserver matches it with Go's regexp, whose
+    ``\\s`` is ASCII-only, so a non-breaking space gets through, and the model (Unicode ``\\s``)
+    refuses it. The reconciler reports it on the object, in one Warning event and one log line, goes
+    on with other Users, does not retry it, leaves an existing account alone, still cleans up when
+    the User is deleted (cleanup does not need the model), and serves the User once it is fixed."""
+    group, ns = groups[0], kube.namespace
+    bad_email = "bad\u00a0user@kiamol.net"
+
+    async def ready(name: str) -> dict[str, Any]:
+        current = await api.get(USERS, name, ns)
+        conditions = {c["type"]: c for c in (current.get("status") or {}).get("conditions") or []}
+        return conditions.get("Ready") or {}
+
+    async def invalid(name: str) -> dict[str, Any]:
+        condition = await ready(name)
+        assert (condition.get("status"), condition.get("reason")) == ("False", "InvalidSpec"), condition
+        return condition
+
+    async def warnings(name: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in await api.list(CORE_EVENTS, namespace=ns)
+            if e["involvedObject"].get("name") == name and e.get("reason") == "InvalidSpec"
+        ]
+
+    async def warned(name: str) -> bool:
+        assert await warnings(name), f"no InvalidSpec event for {name}"
+        return True
+
+    with structlog.testing.capture_logs() as logs:
+        async with running_controller(kube) as running:
+            await api.create(USERS, user("bad", ns, group, email=bad_email))  # the server accepts it
+            await api.create(USERS, user("ann", ns, group))
+            condition = await eventually(lambda: invalid("bad"), message="Ready=False reason InvalidSpec")
+            assert condition["message"].startswith("the User does not match its model: spec.email:")
+            assert condition["observedGeneration"] == 1
+            await eventually(lambda: warned("bad"), message="a Warning event")
+            await eventually(lambda: account(api, "ann", group), message="the good User served")
+            await anyio.sleep(2.0)  # room for a requeue storm, or a second event
+            calls = [r for r in running.reconciler.calls if r.name == "bad"]
+            assert 1 <= len(calls) <= 4, calls  # the first, and the echoes of its own writes
+            await anyio.sleep(1.5)
+            assert [r for r in running.reconciler.calls if r.name == "bad"] == calls, "bad is retried"
+            assert len(await warnings("bad")) == 1
+            assert await get_or_none(api, SERVICEACCOUNTS, "bad", group_namespace(group)) is None
+
+            # a User with an account that stops parsing: reported, its account left as it is
+            await api.patch(USERS, "ann", {"spec": {"email": bad_email}}, namespace=ns)
+            condition = await eventually(lambda: invalid("ann"), message="ann Ready=False InvalidSpec")
+            assert condition["observedGeneration"] == 2
+            await eventually(lambda: warned("ann"), message="a Warning event for ann")
+            await account(api, "ann", group)
+            # ... and deleted: cleanup works without the model
+            await api.delete(USERS, "ann", namespace=ns)
+            await eventually(lambda: _gone(api, "ann", ns), timeout=20, message="ann deleted")
+            assert await get_or_none(api, SERVICEACCOUNTS, "ann", group_namespace(group)) is None
+            assert await get_or_none(api, SECRETS, "ann-token", group_namespace(group)) is None
+
+            # fixed by its owner: a new generation, reconciled again, served
+            await api.patch(USERS, "bad", {"spec": {"email": "bad@kiamol.net"}}, namespace=ns)
+            await eventually(lambda: account(api, "bad", group), message="the fixed User served")
+
+            async def now_ready() -> bool:
+                assert (await ready("bad")).get("status") == "True"
+                return True
+
+            await eventually(now_ready, message="the fixed User is Ready")
+    terminal = [e for e in logs if "does not match its model" in str(e.get("error", ""))]
+    assert len(terminal) == 2, terminal  # one for bad, one for ann
+    for entry, name in zip(terminal, ("bad", "ann"), strict=True):
+        assert entry["log_level"] == "warning"
+        assert "exc_info" not in entry, "a parse failure is no bug: no traceback"
+        assert entry["error"].startswith(f"User {ns}/{name} does not match its model: spec.email:")
