@@ -44,10 +44,16 @@ from examples.website_controller.tests.harness import install_crd, website
 from kctl_runtime.client import Client
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
 from kctl_runtime.sharding import HashRing, shard_label
+from kctl_runtime.testing.portrange import NODE_PORT_RANGE_ENV
 from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECTS = int(os.environ.get("KCTL_SHARDING_OBJECTS", "300"))
+# Every Website has a NodePort Service. A run larger than Kubernetes' default node-port range (2,768
+# ports) widens the range of both tiers, as a cluster operator would (--service-node-port-range): the
+# variable is read when a fake API server or the session's real control plane starts, after collection.
+if OBJECTS > 2000:
+    os.environ.setdefault(NODE_PORT_RANGE_ENV, f"30000-{30000 + OBJECTS + 1999}")
 RING = "website"
 LABEL = shard_label(RING)
 # --shard-lease-duration: 6 s (renew deadline 4 s, retry period 0.8 s) keeps the default run short;
@@ -225,6 +231,11 @@ async def test_shard_processes_split_rebalance_and_never_reconcile_one_website_t
 
 
 async def _scenario(kube: KubeTarget, tmp_path: Path, report: list[str]) -> None:
+    ports = kube.service_node_port_range
+    assert ports.size >= OBJECTS, (
+        f"{OBJECTS} NodePort Services do not fit the node-port range {ports}: set ${NODE_PORT_RANGE_ENV} "
+        "before the session starts (the real control plane is shared by the session)"
+    )
     async with cluster(kube, tmp_path) as c:
         for shard in ("shard-0", "shard-1", "shard-2"):
             await c.start(shard)
