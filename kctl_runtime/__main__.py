@@ -7,7 +7,8 @@ Contract
   ``-o FILE`` writes it instead, ``--check`` exits 1 when ``FILE`` differs from what it would write.
 * ``rbac MODULE:FACTORY`` prints the RBAC manifests for the :class:`~kctl_runtime.rbac.Permissions`
   at ``MODULE:FACTORY`` (the object, or a zero-argument callable returning one); ``--watch-namespace
-  NS`` gives the namespace-scoped variant. ``-o`` and ``--check`` as above.
+  NS`` gives the namespace-scoped variant, ``--sharded`` the overlay that running sharded adds
+  (:func:`~kctl_runtime.rbac.manifests`). ``-o`` and ``--check`` as above.
 * ``init NAME`` creates a controller project to start from (:mod:`kctl_runtime.scaffold`; its
   options are ``python -m kctl_runtime init --help``).
 * A user mistake (a target that does not import, a model that is not structural, a bad declaration)
@@ -90,7 +91,9 @@ def _run_rbac(args: argparse.Namespace) -> int:
         found = found()
     if not isinstance(found, Permissions):
         raise UsageError(f"{args.factory} is neither Permissions nor a function returning Permissions")
-    text = rbac_yaml(found, source=args.factory, watch_namespace=args.watch_namespace)
+    if args.sharded and args.watch_namespace:
+        raise UsageError("--sharded and --watch-namespace do not combine: one overlay at a time")
+    text = rbac_yaml(found, source=args.factory, watch_namespace=args.watch_namespace, sharded=args.sharded)
     return _emit(text, args.output, args.check)
 
 
@@ -110,6 +113,9 @@ def add_rbac(subparsers: Any) -> None:
     parser = subparsers.add_parser("rbac", help="print least-privilege RBAC for declared Permissions")
     parser.add_argument("factory", metavar="MODULE:FACTORY")
     parser.add_argument("--watch-namespace", help="a Role in this namespace instead of a ClusterRole")
+    parser.add_argument(
+        "--sharded", action="store_true", help="the overlay that sharding adds to the cluster-wide RBAC"
+    )
     _output_options(parser)
     parser.set_defaults(run=_run_rbac)
 

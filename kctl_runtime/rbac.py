@@ -13,8 +13,16 @@ Contract
   rules in order of first declaration; no wildcard is ever produced. :func:`manifests` wraps them in a
   ClusterRole + ClusterRoleBinding (or, with ``watch_namespace``, a Role + RoleBinding there) bound to
   the controller's ServiceAccount, plus the leader-election Role + RoleBinding.
-* ``python -m kctl_runtime rbac MODULE:FACTORY`` prints :func:`manifests` for the :class:`Permissions`
-  at ``MODULE:FACTORY`` (the object, or a zero-argument callable returning one).
+* ``sharded=True`` gives instead the kustomize overlay for running the controllers sharded
+  (:mod:`kctl_runtime.sharding`): what sharding adds to those manifests and nothing they already
+  grant -- ``patch`` on every controller's primary and owned resources (the sharder's label writes,
+  a shard's drain acknowledgements) in a ClusterRole ``<name>-sharding``, and :data:`SHARDING_LEASES`
+  (the sharder watches the ring's Leases; the shard and sharder Leases themselves need
+  :data:`LEADER_ELECTION`, added here only without ``leader_election``) in a Role of the same name
+  in the controller's namespace.
+* ``python -m kctl_runtime rbac MODULE:FACTORY [--watch-namespace NS | --sharded]`` prints
+  :func:`manifests` for the :class:`Permissions` at ``MODULE:FACTORY`` (the object, or a zero-argument
+  callable returning one).
 
 Not inferred: writes (declare them), non-resource URLs, and ``resourceNames`` restrictions.
 """
@@ -33,6 +41,7 @@ __all__ = [
     "EVENT_RECORDER",
     "LEADER_ELECTION",
     "READ_VERBS",
+    "SHARDING_LEASES",
     "Grant",
     "Permissions",
     "manifests",
@@ -70,6 +79,9 @@ EVENT_RECORDER = Grant(CORE_EVENTS, ("create", "patch"))
 
 LEADER_ELECTION = Grant(LEASES, ("get", "create", "update"))
 """The leader elector's Lease calls (granted in the controller's namespace only)."""
+
+SHARDING_LEASES = Grant(LEASES, ("list", "watch"))
+"""What sharding adds on Leases: the sharder's informer on the ring's Leases (controller's namespace)."""
 
 
 @dataclass(frozen=True)
@@ -119,17 +131,24 @@ def _binding(
     }
 
 
-def manifests(permissions: Permissions, *, watch_namespace: str | None = None) -> list[dict[str, Any]]:
+def manifests(
+    permissions: Permissions, *, watch_namespace: str | None = None, sharded: bool = False
+) -> list[dict[str, Any]]:
     """The RBAC documents for ``permissions`` (module doc).
 
     With ``watch_namespace`` the controller's rules are a Role (and RoleBinding) in that namespace,
     preceded by the Namespace itself, and the leader-election Role is left out (the cluster-wide
-    variant's is reused): the namespace-scoped overlay of a kustomize base.
+    variant's is reused): the namespace-scoped overlay of a kustomize base. With ``sharded`` they are
+    the sharding overlay of the cluster-wide base (module doc); the two do not combine.
     """
     p = permissions
     subject = {"kind": "ServiceAccount", "name": p.service_account or p.name, "namespace": p.namespace}
     grants = [g for g in p.grants if g != LEADER_ELECTION]
     controller_rules = rules(p.controllers, grants)
+    if sharded:
+        if watch_namespace is not None:
+            raise ValueError("sharded and watch_namespace do not combine: one overlay at a time")
+        return _sharding_overlay(p, controller_rules, subject)
     if watch_namespace is not None:
         return [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": watch_namespace}},
@@ -164,9 +183,46 @@ def manifests(permissions: Permissions, *, watch_namespace: str | None = None) -
     return docs
 
 
-def rbac_yaml(permissions: Permissions, *, source: str, watch_namespace: str | None = None) -> str:
+def _sharding_overlay(
+    p: Permissions, base_rules: list[dict[str, Any]], subject: dict[str, str]
+) -> list[dict[str, Any]]:
+    granted = {(r["apiGroups"][0], r["resources"][0], v) for r in base_rules for v in r["verbs"]}
+    labelled: list[Resource] = []
+    for controller in p.controllers:
+        for resource in (controller.for_, *(o.resource for o in controller.owns)):
+            if (resource.group, resource.plural, "patch") not in granted and resource not in labelled:
+                labelled.append(resource)
+    name = f"{p.name}-sharding"
+    docs: list[dict[str, Any]] = []
+    if labelled:
+        docs.append(
+            {
+                "apiVersion": _RBAC_API,
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules((), [Grant(r, ("patch",)) for r in labelled]),
+            }
+        )
+        docs.append(_binding("ClusterRoleBinding", name, None, "ClusterRole", subject))
+    leases = [SHARDING_LEASES] if p.leader_election else [LEADER_ELECTION, SHARDING_LEASES]
+    docs.append(
+        {
+            "apiVersion": _RBAC_API,
+            "kind": "Role",
+            "metadata": {"name": name, "namespace": p.namespace},
+            "rules": rules((), leases),
+        }
+    )
+    docs.append(_binding("RoleBinding", name, p.namespace, "Role", subject))
+    return docs
+
+
+def rbac_yaml(
+    permissions: Permissions, *, source: str, watch_namespace: str | None = None, sharded: bool = False
+) -> str:
     """:func:`manifests` as YAML, with a header naming ``source`` (``MODULE:FACTORY``) and the command."""
     options = f" --watch-namespace {watch_namespace}" if watch_namespace else ""
+    options += " --sharded" if sharded else ""
     command = f"python -m kctl_runtime rbac {source}{options}"
     header = f"# Generated by `{command}`: edit the declarations, not this file.\n"
-    return header + dump_yaml(manifests(permissions, watch_namespace=watch_namespace))
+    return header + dump_yaml(manifests(permissions, watch_namespace=watch_namespace, sharded=sharded))

@@ -36,6 +36,9 @@ def test_rbac_prints_the_examples_generated_rbac(capsys: pytest.CaptureFixture[s
     assert main(["rbac", "examples.website_controller.permissions:permissions"]) == 0
     out = capsys.readouterr().out
     assert out == (ROOT / "examples/website_controller/manifests/rbac.yaml").read_text()
+    assert main(["rbac", "examples.website_controller.permissions:permissions", "--sharded"]) == 0
+    out = capsys.readouterr().out
+    assert out == (ROOT / "examples/website_controller/manifests-sharded/rbac.yaml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -47,6 +50,15 @@ def test_rbac_prints_the_examples_generated_rbac(capsys: pytest.CaptureFixture[s
         (["crd", "tests.typed_models:GadgetSpec"], "is not a CustomResource class"),
         (["crd", "tests.test_crdgen:Forest"], "Forest.spec.children[*]: the model Tree contains itself"),
         (["rbac", "tests.typed_models:Gadget"], "neither Permissions nor a function"),
+        (
+            [
+                "rbac",
+                "examples.website_controller.permissions:permissions",
+                "--sharded",
+                "--watch-namespace=w",
+            ],
+            "--sharded and --watch-namespace do not combine",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_status_2(

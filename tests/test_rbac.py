@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from kctl_runtime.controller import Controller, Watch
-from kctl_runtime.rbac import EVENT_RECORDER, LEADER_ELECTION, Grant, Permissions, manifests, rules
+from kctl_runtime.rbac import (
+    EVENT_RECORDER,
+    LEADER_ELECTION,
+    SHARDING_LEASES,
+    Grant,
+    Permissions,
+    manifests,
+    rules,
+)
 from kctl_runtime.resource import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES
 from tests.typed_models import Gadget
 
@@ -73,3 +81,36 @@ def test_the_namespaced_variant_grants_the_same_rules_in_one_namespace() -> None
     assert [d["kind"] for d in docs] == ["Namespace", "Role", "RoleBinding"]
     assert docs[1]["rules"] == manifests(permissions)[0]["rules"]
     assert docs[2]["metadata"] == {"name": "gadget-controller", "namespace": "web"}
+
+
+def test_the_sharded_overlay_adds_label_patches_and_lease_watches_and_nothing_granted_already() -> None:
+    """Sharding patches labels on the primary and owned objects and watches the ring's Leases; the
+    base already patches Deployments here, so the overlay grants only the Gadget patch."""
+    permissions = Permissions(
+        "gadget-controller", "gadget-system", [_controller()], [Grant(DEPLOYMENTS, ("create", "patch"))]
+    )
+    docs = manifests(permissions, sharded=True)
+    assert [d["kind"] for d in docs] == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    assert {d["metadata"]["name"] for d in docs} == {"gadget-controller-sharding"}
+    assert docs[0]["rules"] == [
+        {"apiGroups": [Gadget.resource.group], "resources": ["gadgets"], "verbs": ["patch"]}
+    ]
+    assert docs[2]["metadata"]["namespace"] == "gadget-system"
+    assert docs[2]["rules"] == rules([], [SHARDING_LEASES])
+    subject = {"kind": "ServiceAccount", "name": "gadget-controller", "namespace": "gadget-system"}
+    assert docs[1]["subjects"] == docs[3]["subjects"] == [subject]
+
+
+def test_the_sharded_overlay_without_leader_election_also_grants_the_lease_writes() -> None:
+    permissions = Permissions("gadget-controller", "gadget-system", [_controller()], leader_election=False)
+    docs = manifests(permissions, sharded=True)
+    assert docs[0]["rules"] == rules([], [Grant(Gadget.resource, ("patch",)), Grant(DEPLOYMENTS, ("patch",))])
+    assert docs[2]["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    with pytest.raises(ValueError, match="do not combine"):
+        manifests(permissions, sharded=True, watch_namespace="web")

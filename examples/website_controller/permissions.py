@@ -4,7 +4,8 @@ Reads follow from the controller (its informers: Websites, owned Deployments and
 declared here, next to nothing else, and the recording-proxy test in ``tests/test_website_manifests.py``
 checks them against the calls the controller really makes. Regenerate with
 ``python -m kctl_runtime rbac examples.website_controller.permissions:permissions`` (and
-``--watch-namespace web`` for ``manifests-namespaced/rbac.yaml``).
+``--watch-namespace web`` for ``manifests-namespaced/rbac.yaml``, ``--sharded`` for
+``manifests-sharded/rbac.yaml``).
 """
 
 from __future__ import annotations

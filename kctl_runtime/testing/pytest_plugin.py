@@ -27,6 +27,9 @@ Contract
   ``strict`` mode (the default: mark async tests ``@pytest.mark.asyncio``) and ``auto`` mode alike,
   on a function-scoped event loop. Without pytest-asyncio installed (``pip install
   'kctl-runtime[test]'``) a test requesting them fails with one line saying so.
+* ``$KCTL_ENVTEST_NODE_PORT_RANGE`` sets the Service node-port range of both backends (the fake's
+  ``service_node_port_range``, kube-apiserver's ``--service-node-port-range``; default
+  30000-32767): set it before the session, which shares one real control plane.
 * Tests marked ``@pytest.mark.fake_only`` run only on the fake backend; ``real_only`` only on real.
 * Backends: ``--backend fake,real`` or ``KCTL_TEST_BACKENDS``; default ``fake,real``. When the real
   control plane cannot start: in CI (``CI=true``) or with ``KCTL_REQUIRE_REAL=1`` the whole run fails
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kctl_runtime.testing.helpers import eventually, unique_name
+from kctl_runtime.testing.portrange import node_port_range_from_environment
 from kctl_runtime.testing.target import KubeTarget, api_client_for
 
 if TYPE_CHECKING:
@@ -202,7 +206,8 @@ async def _target(config: pytest.Config, backend: str) -> AsyncIterator[KubeTarg
     if backend == "fake":
         from kctl_runtime.testing.fakeapi import FakeApiServer
 
-        async with FakeApiServer() as server:
+        node_ports = str(node_port_range_from_environment())
+        async with FakeApiServer(service_node_port_range=node_ports) as server:
             api = await api_client_for(server.kubeconfig_path)
             target = KubeTarget("fake", server.kubeconfig_path, api, "", fake=server)
             async with _namespace(target, client):

@@ -6,7 +6,8 @@ The ``kube`` / ``fake_kube`` fixtures of :mod:`kctl_runtime.testing.pytest_plugi
 :class:`KubeTarget`: the kubeconfig of its API server, a kubernetes-asyncio ``ApiClient`` for it, a
 namespace created for that test alone and, on the fake backend, the
 :class:`~kctl_runtime.testing.fakeapi.FakeApiServer` itself (for fault injection); on the real
-backend, the :class:`~kctl_runtime.testing.envtest.ControlPlane`.
+backend, the :class:`~kctl_runtime.testing.envtest.ControlPlane`;
+:attr:`KubeTarget.service_node_port_range` is either server's Service node-port range.
 :meth:`KubeTarget.restart_api_server` restarts the API server under a test: the fake's ``stop()`` /
 ``start()`` (same port, same objects) or the real kube-apiserver (same port, same etcd; the whole
 session shares it, so other tests see the restart only as a past event). Clients made with
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from kctl_runtime.testing.envtest import ControlPlane
     from kctl_runtime.testing.fakeapi import FakeApiServer
+    from kctl_runtime.testing.portrange import PortRange
 
 __all__ = ["KubeTarget", "api_client_for"]
 
@@ -56,6 +58,14 @@ class KubeTarget:
     def is_fake(self) -> bool:
         """True on the fake backend (``fake`` holds the server then)."""
         return self.backend == "fake"
+
+    @property
+    def service_node_port_range(self) -> PortRange:
+        """The node-port range of this API server (``$KCTL_ENVTEST_NODE_PORT_RANGE`` on both tiers)."""
+        server = self.fake or self.plane
+        if server is None:
+            raise RuntimeError("this target has neither a fake API server nor a control plane")
+        return server.service_node_port_range
 
     async def restart_api_server(self, *, down_seconds: float = 0.0) -> float:
         """Stop the API server, keep it down ``down_seconds``, start it again; seconds until ready."""

@@ -93,6 +93,8 @@ def test_the_rbac_is_generated_from_the_declared_permissions() -> None:
     assert_current(MANIFESTS / "rbac.yaml", rbac_yaml(permissions(), source=source), command)
     variant = rbac_yaml(permissions(), source=source, watch_namespace="web")
     assert_current(HERE / "manifests-namespaced" / "rbac.yaml", variant, f"{command} --watch-namespace web")
+    sharded = rbac_yaml(permissions(), source=source, sharded=True)
+    assert_current(HERE / "manifests-sharded" / "rbac.yaml", sharded, f"{command} --sharded")
 
 
 def test_the_crd_has_the_promised_shape() -> None:

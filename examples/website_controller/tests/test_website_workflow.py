@@ -65,7 +65,7 @@ async def test_a_new_website_gets_a_deployment_and_a_service_it_owns(kube: KubeT
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["selector"]["website"] == "kubia"
     assert service["spec"]["ports"][0]["port"] == 80
-    assert 30000 <= service["spec"]["ports"][0]["nodePort"] <= 32767
+    assert service["spec"]["ports"][0]["nodePort"] in kube.service_node_port_range
     for child in (deployment, service):  # created (never applied: no takeover) by our field manager
         managers = {(m["manager"], m["operation"]) for m in child["metadata"].get("managedFields") or []}
         assert ("website-controller", "Update") in managers, managers

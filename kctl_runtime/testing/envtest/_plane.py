@@ -26,6 +26,11 @@ from kctl_runtime.testing.envtest._binaries import Binaries, program_output
 from kctl_runtime.testing.envtest._errors import EnvtestUnavailable
 from kctl_runtime.testing.envtest._pki import Pki, write_pki
 from kctl_runtime.testing.envtest._process import Process, stop_all
+from kctl_runtime.testing.portrange import (
+    DEFAULT_SERVICE_NODE_PORT_RANGE,
+    node_port_range_from_environment,
+    parse_port_range,
+)
 
 #: Seconds :meth:`ControlPlane.start` waits for readiness (``$KCTL_ENVTEST_START_TIMEOUT``).
 DEFAULT_START_TIMEOUT = 60.0
@@ -35,7 +40,7 @@ DEFAULT_STOP_TIMEOUT = 10.0
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"
 #: NodePort range unless ``$KCTL_ENVTEST_NODE_PORT_RANGE`` says otherwise (Kubernetes' default,
 #: 2,768 ports; the workload benchmark at N = 3,000 needs more and sets the variable).
-SERVICE_NODE_PORT_RANGE = "30000-32767"
+SERVICE_NODE_PORT_RANGE = DEFAULT_SERVICE_NODE_PORT_RANGE
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 #: The user of the kubeconfig: a client certificate in ``system:masters`` (RBAC allows it
 #: everything). The plane's own readiness probes use a static token for the same user.
@@ -85,6 +90,7 @@ class ControlPlane:
         work_dir: Path | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        service_node_port_range: str = SERVICE_NODE_PORT_RANGE,
     ) -> None:
         """
         Args:
@@ -96,9 +102,14 @@ class ControlPlane:
                 removes what the plane wrote into it except ``logs/``.
             start_timeout: seconds :meth:`start` waits for readiness before giving up.
             stop_timeout: seconds :meth:`stop` waits after SIGTERM before SIGKILL.
+            service_node_port_range: kube-apiserver's ``--service-node-port-range`` (``LOW-HIGH``,
+                ``LOW+OFFSET`` or ``PORT``; :class:`ValueError` here rather than a server that
+                will not start).
         """
         if start_timeout <= 0 or stop_timeout <= 0:
             raise ValueError("start_timeout and stop_timeout must be positive")
+        #: The node-port range given to kube-apiserver (``str()`` gives ``LOW-HIGH``).
+        self.service_node_port_range = parse_port_range(service_node_port_range)
         if controller_manager and binaries.kube_controller_manager is None:
             raise EnvtestUnavailable(
                 f"kube-controller-manager requested but not found in {binaries.source}: "
@@ -138,7 +149,9 @@ class ControlPlane:
 
         ``KUBEBUILDER_ASSETS`` / the build cache for binaries (:meth:`Binaries.find`),
         ``KCTL_ENVTEST_CONTROLLER_MANAGER`` (``0`` off, ``1`` required, unset: when present),
-        ``KCTL_ENVTEST_START_TIMEOUT`` (seconds). Arguments given here win over the environment.
+        ``KCTL_ENVTEST_START_TIMEOUT`` (seconds), ``KCTL_ENVTEST_NODE_PORT_RANGE``
+        (:func:`~kctl_runtime.testing.portrange.node_port_range_from_environment`; an invalid value
+        raises :class:`ValueError`). Arguments given here win over the environment.
         """
         if controller_manager is None:
             flag = os.environ.get("KCTL_ENVTEST_CONTROLLER_MANAGER", "").strip().lower()
@@ -150,6 +163,7 @@ class ControlPlane:
             controller_manager=controller_manager,
             work_dir=work_dir,
             start_timeout=start_timeout,
+            service_node_port_range=str(node_port_range_from_environment()),
         )
 
     # -- what tests use ---------------------------------------------------------------------------
@@ -436,8 +450,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            "--service-node-port-range="
-            + os.environ.get("KCTL_ENVTEST_NODE_PORT_RANGE", SERVICE_NODE_PORT_RANGE),
+            f"--service-node-port-range={self.service_node_port_range}",
             "--allow-privileged=true",
             # Endpoints may not hold loopback IPs: keeping the `kubernetes` Service's endpoints at
             # 127.0.0.1 would log a validation error every 10 s. Nothing in-cluster needs them.

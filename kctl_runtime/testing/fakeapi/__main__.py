@@ -7,6 +7,8 @@ Usage::
 
 Contract: binds 127.0.0.1 only; writes a kubeconfig (plain http, no credentials) to ``--kubeconfig``
 (default ``./fakeapi.kubeconfig``) once listening, prints the URL, and exits 0 on SIGINT / SIGTERM.
+An invalid option (e.g. ``--service-node-port-range 32767-30000``) exits 2 with argparse's one-line
+message naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+
+from kctl_runtime.testing.portrange import DEFAULT_SERVICE_NODE_PORT_RANGE, parse_port_range
 
 from .server import FakeApiServer
 
@@ -32,7 +36,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--service-node-port-range",
+        default=DEFAULT_SERVICE_NODE_PORT_RANGE,
+        help="ports for NodePort Services, as kube-apiserver's flag: LOW-HIGH, LOW+OFFSET or PORT "
+        f"(default {DEFAULT_SERVICE_NODE_PORT_RANGE})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        parse_port_range(args.service_node_port_range)
+    except ValueError as exc:
+        parser.error(f"--service-node-port-range: {exc}")
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -45,6 +60,7 @@ async def _serve(args: argparse.Namespace) -> None:
         kubeconfig_path=args.kubeconfig.resolve(),
         history_size=args.history_size,
         bookmark_interval=args.bookmark_interval,
+        service_node_port_range=args.service_node_port_range,
     )
     async with server:
         print(f"fake API server listening on {server.url}; kubeconfig: {server.kubeconfig_path}", flush=True)

@@ -11,7 +11,10 @@ kube-apiserver 1.3x (verbs, short names, categories, subresources, scope).
 :class:`Defaulter` applies what the real API server's registry strategies and defaulting do on
 create: namespaces get ``spec.finalizers: [kubernetes]`` and ``status.phase: Active``; services get
 a ``clusterIP`` from 10.0.0.0/16, the envtest range (``None`` stays headless), and NodePorts
-from 30000-32767 for ``NodePort``/``LoadBalancer``; deployments get their defaulted ``strategy``,
+for ``NodePort``/``LoadBalancer`` from the node-port range (default 30000-32767, like kube-apiserver's
+``--service-node-port-range``), with kube-apiserver's errors: a requested port outside the range or
+already taken is a 422 on ``spec.ports[i].nodePort``, a full range a 500 ``InternalError`` "failed to
+allocate a nodePort: range is full"; deployments get their defaulted ``strategy``,
 ``replicas`` and ``revisionHistoryLimit``; pods get the container and pod-level defaults, the
 ``DefaultTolerationSeconds`` tolerations and ``status.qosClass``; jobs get their labels, selector
 and defaults (:mod:`.jobs`). :func:`fold_string_data` merges a
@@ -26,8 +29,10 @@ import ipaddress
 import random
 from typing import Any
 
+from kctl_runtime.testing.portrange import DEFAULT_SERVICE_NODE_PORT_RANGE, PortRange, parse_port_range
+
 from .discovery import PrinterColumn, ResourceType
-from .errors import ApiError, status_body
+from .errors import ApiError, invalid, status_body
 
 __all__ = ["Defaulter", "builtin_types", "fold_string_data"]
 
@@ -373,11 +378,12 @@ def _pod_defaults(obj: dict[str, Any]) -> None:
 class Defaulter:
     """Create-time defaulting and allocation for built-in kinds."""
 
-    def __init__(self) -> None:
+    def __init__(self, node_ports: PortRange | None = None) -> None:
         self._network = ipaddress.ip_network("10.0.0.0/16")
         self._next_ip = 1
         self._used_ips: set[str] = {"10.0.0.1"}
-        self._next_port = 30000
+        self.node_ports = node_ports or parse_port_range(DEFAULT_SERVICE_NODE_PORT_RANGE)
+        self._next_port = self.node_ports.base
         self._used_ports: set[int] = set()
         self._created_ips: list[str] = []
         self._created_ports: list[int] = []
@@ -448,17 +454,20 @@ class Defaulter:
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             spec.setdefault("internalTrafficPolicy", "Cluster")
-        for port in spec.get("ports") or ():
+        for i, port in enumerate(spec.get("ports") or ()):
             port.setdefault("protocol", "TCP")
             if "targetPort" not in port and "port" in port:
                 port["targetPort"] = port["port"]
             if spec["type"] in ("NodePort", "LoadBalancer"):
                 if not port.get("nodePort"):
-                    port["nodePort"] = self._allocate_port()
+                    try:
+                        port["nodePort"] = self._allocate_port()
+                    except ApiError:
+                        self.undo_create()
+                        raise
                     self._created_ports.append(port["nodePort"])
-                elif int(port["nodePort"]) not in self._used_ports:
-                    self._used_ports.add(int(port["nodePort"]))
-                    self._created_ports.append(int(port["nodePort"]))
+                elif int(port["nodePort"]) not in self._created_ports:
+                    self._claim_port(obj, i, int(port["nodePort"]))
         if spec["type"] in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
         obj.setdefault("status", {"loadBalancer": {}})
@@ -483,11 +492,40 @@ class Defaulter:
                 return ip
         raise ApiError(status_body(500, "InternalError", "range is full"))
 
+    def _claim_port(self, obj: dict[str, Any], index: int, port: int) -> None:
+        """Allocate a requested node port, or fail as kube-apiserver's allocator does (422 Invalid)."""
+        if port not in self.node_ports:
+            why = f"provided port is not in the valid range. The range of valid ports is {self.node_ports}"
+        elif port in self._used_ports:
+            why = "provided port is already allocated"
+        else:
+            self._used_ports.add(port)
+            self._created_ports.append(port)
+            return
+        self.undo_create()
+        field = f"spec.ports[{index}].nodePort"
+        raise invalid(
+            "Service",
+            "",
+            obj["metadata"].get("name", ""),
+            [{"reason": "FieldValueInvalid", "message": f"Invalid value: {port}: {why}", "field": field}],
+        )
+
     def _allocate_port(self) -> int:
-        for _ in range(32768 - 30000):
+        """The next free port of the range, or kube-apiserver's 500 when it is full."""
+        base, size = self.node_ports.base, self.node_ports.size
+        for _ in range(size):
             port = self._next_port
-            self._next_port = 30000 + (self._next_port - 30000 + 1) % (32768 - 30000)
+            self._next_port = base + (self._next_port - base + 1) % size
             if port not in self._used_ports:
                 self._used_ports.add(port)
                 return port
-        raise ApiError(status_body(500, "InternalError", "range of valid ports is full"))
+        cause = "failed to allocate a nodePort: range is full"
+        raise ApiError(
+            status_body(
+                500,
+                "InternalError",
+                f"Internal error occurred: {cause}",
+                details={"causes": [{"message": cause}]},
+            )
+        )

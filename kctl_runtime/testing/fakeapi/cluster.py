@@ -64,6 +64,7 @@ from .watch import WatchHub
 
 if TYPE_CHECKING:
     from kctl_runtime.servingcert import CertificateAuthority
+    from kctl_runtime.testing.portrange import PortRange
 
 __all__ = ["Cluster", "DeleteOptions"]
 
@@ -130,11 +131,13 @@ class DeleteOptions:
 class Cluster:
     """The object model and verbs of one fake API server."""
 
-    def __init__(self, *, history_size: int, now: Callable[[], str]) -> None:
+    def __init__(
+        self, *, history_size: int, now: Callable[[], str], node_ports: PortRange | None = None
+    ) -> None:
         self.storage = Storage(history_size)
         self.registry = Registry()
         self.hub = WatchHub(self.storage)
-        self.defaulter = Defaulter()
+        self.defaulter = Defaulter(node_ports)
         self.now = now
         #: ``fieldValidation`` of the request being served (set by the HTTP layer around each write;
         #: writes are synchronous, so no other request can observe it) and the warnings it produced.

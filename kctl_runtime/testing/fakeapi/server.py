@@ -34,6 +34,13 @@ open watches end, the controllers stop and the port is released.
 * :attr:`FakeApiServer.ca_pem` is the fake cluster's CA: the built-in CertificateSigningRequest
   signers issue from it and ``kube-root-ca.crt`` publishes it. It is made per server object (not
   kept in a state file) and its certificates' validity is real time, whatever ``clock`` says.
+* ``service_node_port_range`` (default ``"30000-32767"``, kube-apiserver's default) is
+  kube-apiserver's ``--service-node-port-range``: ``LOW-HIGH``, ``LOW+OFFSET`` or ``PORT``, checked
+  at construction (:class:`ValueError` naming the value) by
+  :func:`~kctl_runtime.testing.portrange.parse_port_range`. NodePort and LoadBalancer Services get
+  their ports from it; a requested port outside it is a 422, a full range a 500, both worded as
+  kube-apiserver words them. The ``kube`` fixtures pass ``$KCTL_ENVTEST_NODE_PORT_RANGE``, the
+  variable that sets the real tier's range too.
 * ``controllers`` (default ``True``) runs the fake's own background controllers (garbage collector,
   namespace lifecycle, default ServiceAccount and root CA publishing, CSR signing, CRD establishment);
   ``False`` steps them aside for a real kube-controller-manager pointed at the fake.
@@ -57,6 +64,7 @@ import structlog
 from aiohttp import web
 
 from kctl_runtime.clock import Clock, SystemClock, format_time
+from kctl_runtime.testing.portrange import DEFAULT_SERVICE_NODE_PORT_RANGE, parse_port_range
 
 from . import openapi
 from .cluster import Cluster
@@ -120,6 +128,7 @@ class FakeApiServer:
         managed_fields: bool = True,
         controllers: bool = True,
         state_file: Path | None = None,
+        service_node_port_range: str = DEFAULT_SERVICE_NODE_PORT_RANGE,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fake API server binds to loopback only (127.0.0.1, localhost or ::1)")
@@ -129,7 +138,11 @@ class FakeApiServer:
         self.port = port
         self.clock: Clock = clock or SystemClock()
         self.bookmark_interval = bookmark_interval
-        self.cluster = Cluster(history_size=history_size, now=self._timestamp)
+        #: The node-port range (``str()`` gives ``LOW-HIGH``).
+        self.service_node_port_range = parse_port_range(service_node_port_range)
+        self.cluster = Cluster(
+            history_size=history_size, now=self._timestamp, node_ports=self.service_node_port_range
+        )
         self.cluster.track_managed_fields = managed_fields
         self.faults = FaultInjector(self.cluster.hub.close_all, self._expire)
         self._run_controllers = controllers
