@@ -27,6 +27,12 @@ Events, in the order the sink receives them:
 * a watch delivers :class:`Apply` (ADDED / MODIFIED), :class:`Delete` (DELETED, with the object's
   final state), :class:`Bookmark` (a newer resourceVersion, no object).
 
+A paginated list runs one page ahead of the sink: once a page is decoded and the machine's next
+action is the next page, that request is sent before the page's events reach the sink, so the
+server works on page n+1 while the sink stores page n. Only the timing of the I/O changes: states,
+events and their order are those of :func:`step`, and at most one page is held besides the one
+being delivered.
+
 Guarantees: events for one object arrive in the server's order; the watch resumes from the last
 seen resourceVersion after a clean close, a dropped connection, a server timeout or a silent stream
 (the inactivity limit), so nothing is missed or repeated; a 410 (HTTP, or an ``ERROR`` event whose
