@@ -2,9 +2,12 @@
 
 Contract
 --------
-* Requests go through the ``ApiClient``'s own ``call_api`` with ``_preload_content=False``, so the
-  client's configured host, TLS, client certificates, bearer token (and its refresh hook) all apply,
-  and nothing is decoded into kubernetes-asyncio models.
+* Requests go through :func:`kctl_runtime._rest.send`, the same path as every other request of the
+  library: the ``ApiClient``'s connection pool, configured host, TLS, client certificates, proxy,
+  bearer token (and its refresh hook) all apply, nothing is decoded into kubernetes-asyncio models,
+  and no request costs a trip to a worker thread (``call_api``'s ``trust_env`` session takes two
+  per request to read the proxy environment and ``~/.netrc``: about 1 ms of CPU and up to a GIL
+  switch interval of latency per list page, measured in benchmarks/bench_informer.py).
 * Any non-2xx answer raises the matching :class:`kctl_runtime.errors.ApiError` subclass (with the
   server's ``Status`` body and ``Retry-After``); transport failures raise what aiohttp raises.
 * :func:`loads` is ``orjson.loads`` with Python's cyclic garbage collector held off for the duration
@@ -29,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from kctl_runtime import _rest
 from kctl_runtime.errors import api_error
 from kctl_runtime.metrics import api_host, observe_request
 
@@ -55,14 +59,7 @@ async def open_get(api_client: Any, path: str, params: Sequence[tuple[str, str]]
     started = time.monotonic()
     status: int | None = None
     try:
-        response = await api_client.call_api(
-            path,
-            "GET",
-            query_params=list(params),
-            header_params={"Accept": accept},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
+        response = await _rest.send(api_client, "GET", path, query=list(params), accept=accept)
         status = response.status
     finally:
         observe_request("GET", api_host(api_client.configuration.host), status, time.monotonic() - started)

@@ -297,7 +297,7 @@ def step(state: State, received: Input, *, streaming: bool = False) -> Step:
         if not isinstance(state, Empty | InitListing):
             raise TypeError(f"a list page arrived in state {state}")
         events: list[WatcherEvent] = [_INIT] if isinstance(state, Empty) else []
-        events.extend(InitApply(item) for item in received.items)
+        events.extend(map(InitApply, received.items))
         token = received.continue_token
         if token:
             return Step(InitListing(token), tuple(events), ListPage(token))

@@ -340,12 +340,13 @@ class Informer:
     def _on_initial(self, obj: Obj) -> None:
         """One object of the first list: into the store, then to the handlers (contract)."""
         assert self._streamed is not None
-        self._streamed += 1
-        if self._freeze_every and self._streamed % self._freeze_every == 0 and gc.isenabled():
+        streamed = self._streamed = self._streamed + 1
+        if self._freeze_every and streamed % self._freeze_every == 0 and gc.isenabled():
             gc.freeze()
         old = self.store.apply(obj)
         if old is None:
-            self._dispatch_add(obj, True)
+            for registration in self._handlers:  # _dispatch_add, inlined: this runs per listed object
+                self._call(registration, "on_add", obj, True)
         elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
             for registration in self._handlers:  # the same key twice in one list: keep the order rule
                 self._call(registration, "on_update", old, obj)

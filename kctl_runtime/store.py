@@ -199,12 +199,16 @@ class Store:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Insert or replace ``obj``; returns the object it replaced, if any."""
         key = self._key(obj)
-        old = self._items.get(key)
-        self._items[key] = obj
-        for index in self._indexes.values():
-            if old is not None:
+        items = self._items
+        old = items.get(key)
+        items[key] = obj
+        if old is None:
+            for index in self._indexes.values():
+                index.add(key, obj)
+        else:
+            for index in self._indexes.values():
                 index.remove(key, old)
-            index.add(key, obj)
+                index.add(key, obj)
         return old
 
     def delete(self, key: str) -> dict[str, Any] | None:

@@ -27,6 +27,12 @@ Events, in the order the sink receives them:
 * a watch delivers :class:`Apply` (ADDED / MODIFIED), :class:`Delete` (DELETED, with the object's
   final state), :class:`Bookmark` (a newer resourceVersion, no object).
 
+A paginated list runs one page ahead of the sink: once a page is decoded and the machine's next
+action is the next page, that request is sent before the page's events reach the sink, so the
+server works on page n+1 while the sink stores page n. Only the timing of the I/O changes: states,
+events and their order are those of :func:`step`, and at most one page is held besides the one
+being delivered.
+
 Guarantees: events for one object arrive in the server's order; the watch resumes from the last
 seen resourceVersion after a clean close, a dropped connection, a server timeout or a silent stream
 (the inactivity limit), so nothing is missed or repeated; a 410 (HTTP, or an ``ERROR`` event whose
@@ -54,11 +60,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 import structlog
 
@@ -256,6 +263,23 @@ class _Silence:
             await self.clock.sleep(remaining)
 
 
+class _Ahead:
+    """The outcome of a list request started ahead of time (:meth:`Watcher._paginate`)."""
+
+    def __init__(self) -> None:
+        self._done = anyio.Event()
+        self._received: Input | None = None
+
+    async def run(self, list_page: Callable[[str | None], Awaitable[Input]], token: str | None) -> None:
+        self._received = await list_page(token)
+        self._done.set()
+
+    async def result(self) -> Input:
+        await self._done.wait()
+        assert self._received is not None
+        return self._received
+
+
 class Watcher:
     """Lists then watches one resource forever, feeding :data:`WatcherEvent` s to a sink.
 
@@ -350,7 +374,7 @@ class Watcher:
                 await self.clock.sleep(delay)
                 action = action.then
             elif isinstance(action, ListPage):
-                action = self._apply(await self._list(action.continue_token), sink)
+                action = await self._paginate(action.continue_token, sink)
             elif isinstance(action, StartWatch):
                 action = await self._watch(action.resource_version, sink)
             elif isinstance(action, StartStreamingList):
@@ -359,6 +383,13 @@ class Watcher:
                 raise TypeError(action)
 
     def _apply(self, received: Input, sink: _Sink) -> Action:
+        result = self._step(received)
+        for event in result.events:
+            sink(event)
+        return result.action
+
+    def _step(self, received: Input) -> Step:
+        """Advance the machine (its new state is kept); the caller delivers the events."""
         self.unauthorized = isinstance(received, Failed) and received.status == 401
         result = step(self.state, received, streaming=self._streaming)
         if self._streaming and isinstance(self.state, Empty) and isinstance(result.action, ListPage):
@@ -368,6 +399,25 @@ class Watcher:
                 error=getattr(received, "message", ""),
             )
         self.state = result.state
+        return result
+
+    async def _paginate(self, continue_token: str | None, sink: _Sink) -> Action:
+        """List from ``continue_token`` page after page, one page ahead of the sink.
+
+        When the machine's next action is the next page, that request is sent before the sink gets
+        the page just received, so the server produces page n+1 while the sink stores page n. The
+        machine, its states and the order of events are as without it: the driver only starts the
+        I/O of its next action early. Returns the first action that is not the next page.
+        """
+        result = self._step(await self._list(continue_token))
+        async with anyio.create_task_group() as tg:
+            while isinstance(result.action, ListPage):
+                ahead = _Ahead()
+                tg.start_soon(ahead.run, self._list, result.action.continue_token)
+                await anyio.lowlevel.checkpoint()  # the request goes out before the page is stored
+                for event in result.events:
+                    sink(event)
+                result = self._step(await ahead.result())
         for event in result.events:
             sink(event)
         return result.action
