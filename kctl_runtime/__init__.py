@@ -77,6 +77,8 @@ from kctl_runtime.informer import (
     InformerFactory,
     ResourceEventHandler,
     ResourceEventHandlerFuncs,
+    compact_object,
+    intern_strings,
     strip_managed_fields,
 )
 from kctl_runtime.leaderelection import (
@@ -289,6 +291,7 @@ __all__ = [
     "and_",
     "annotations_changed",
     "as_reconciler",
+    "compact_object",
     "configure_logging",
     "default_controller_rate_limiter",
     "default_identity",
@@ -303,6 +306,7 @@ __all__ = [
     "generation_changed",
     "get_logger",
     "has_finalizer",
+    "intern_strings",
     "is_false",
     "is_transient",
     "is_true",
