@@ -77,6 +77,8 @@ from kctl_runtime.informer import (
     InformerFactory,
     ResourceEventHandler,
     ResourceEventHandlerFuncs,
+    compact_object,
+    intern_strings,
     strip_managed_fields,
 )
 from kctl_runtime.leaderelection import (
@@ -290,6 +292,7 @@ __all__ = [
     "and_",
     "annotations_changed",
     "as_reconciler",
+    "compact_object",
     "configure_logging",
     "controller_name",
     "controller_of",
@@ -307,6 +310,7 @@ __all__ = [
     "generation_changed",
     "get_logger",
     "has_finalizer",
+    "intern_strings",
     "is_false",
     "is_transient",
     "is_true",
