@@ -66,7 +66,7 @@ from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import Clock, SystemClock, move_on_after
 from kctl_runtime.config import FatalError, load_config
 from kctl_runtime.controller import Controller
-from kctl_runtime.informer import Informer, InformerFactory
+from kctl_runtime.informer import Informer, InformerFactory, Transform, strip_managed_fields
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector
 from kctl_runtime.metrics import REGISTRY
 from kctl_runtime.resource import Resource
@@ -187,6 +187,10 @@ class Manager:
             (:mod:`kctl_runtime.authfilter`). Needs ``metrics_cert_dir`` and a ``metrics_bind``
             apart from ``health_bind`` (probes stay plain HTTP).
         metrics_cert_dir: directory holding ``tls.crt`` and ``tls.key`` (a mounted TLS Secret).
+        informer_transform: what the shared informers apply to each object before caching it
+            (default :func:`~kctl_runtime.informer.strip_managed_fields`;
+            :func:`~kctl_runtime.informer.compact_object` also interns string values: less memory
+            for large caches, more CPU per object decoded).
     """
 
     def __init__(
@@ -209,6 +213,7 @@ class Manager:
         serve_default_metrics: bool = True,
         metrics_secure: bool = False,
         metrics_cert_dir: str | None = None,
+        informer_transform: Transform | None = strip_managed_fields,
     ) -> None:
         if cache_sync_timeout <= 0:
             raise ValueError("cache_sync_timeout must be > 0")
@@ -237,7 +242,9 @@ class Manager:
                 )
             self._metrics_certs = CertWatcher(metrics_cert_dir, what="metrics", clock=self.clock)
             self._metrics_filter = AuthFilter(api_client, clock=self.clock)
-        self.informers = InformerFactory(api_client, clock=self.clock, default_resync=default_resync)
+        self.informers = InformerFactory(
+            api_client, clock=self.clock, default_resync=default_resync, transform=informer_transform
+        )
         self.cache = Cache()
         self.client = Client(
             api_client, cache=self.cache, retry=retry, clock=self.clock, field_manager=field_manager

@@ -638,3 +638,30 @@ def test_a_first_list_without_restart_is_delivered_once_and_leaves_exactly_the_l
     assert _synced(informer)
     assert added == [f"o{i}" for i in range(5)]
     assert len(informer.store) == 5
+
+
+def test_compact_object_drops_managed_fields_and_shares_equal_string_values() -> None:
+    import orjson
+
+    from kctl_runtime.informer import compact_object
+
+    raw = (
+        b'{"metadata": {"name": "a", "managedFields": [{"manager": "m"}]},'
+        b' "spec": {"ports": [{"protocol": "TCP"}, {"protocol": "TCP"}], "image": "nginx"}}'
+    )
+    first, second = compact_object(orjson.loads(raw)), compact_object(orjson.loads(raw))
+    assert first == {
+        "metadata": {"name": "a"},
+        "spec": {"ports": [{"protocol": "TCP"}, {"protocol": "TCP"}], "image": "nginx"},
+    }
+    assert first["spec"]["image"] is second["spec"]["image"]  # one string for the equal values
+    assert first["spec"]["ports"][0]["protocol"] is second["spec"]["ports"][1]["protocol"]
+
+
+def test_the_manager_hands_its_informer_transform_to_the_shared_informers() -> None:
+    from kctl_runtime.informer import compact_object, strip_managed_fields
+    from kctl_runtime.manager import Manager
+
+    assert Manager(None, health_bind=None, metrics_bind=None).informers._transform is strip_managed_fields
+    chosen = Manager(None, health_bind=None, metrics_bind=None, informer_transform=compact_object)
+    assert chosen.informers._transform is compact_object

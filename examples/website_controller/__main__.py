@@ -32,6 +32,7 @@ from kctl_runtime.cli import (
 )
 from kctl_runtime.config import load_config, run_cli
 from kctl_runtime.controller import Controller
+from kctl_runtime.informer import compact_object
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
 from kctl_runtime.sharding import Shard, Sharder, shard_label
 
@@ -67,6 +68,7 @@ async def main(
         requires=[WEBSITES],
         install_hint="install the CRD (kubectl apply -f examples/website_controller/manifests/crd.yaml)",
         field_manager=FIELD_MANAGER,
+        informer_transform=compact_object,  # thousands of similar children: shared strings (docs/informer.md)
     )
     if sharding is None:
         controller = website_controller(
