@@ -4,25 +4,17 @@ Not timed: it checks that every run converges and the page has one row per shard
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from kctl_runtime.testing.envtest import Binaries, EnvtestUnavailable
+from kctl_runtime.testing.pytest_plugin import envtest_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_sharding_benchmark_runs_one_two_and_three_shards_at_a_tiny_n(tmp_path: Path) -> None:
-    try:
-        Binaries.find()
-    except EnvtestUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true" or os.environ.get("KCTL_REQUIRE_REAL") == "1":
-            raise
-        pytest.skip(f"envtest binaries unavailable: {exc}")
+    envtest_binaries()  # skips, or fails in CI, without them
     page = tmp_path / "sharding.md"
     done = subprocess.run(  # noqa: PLW1510 - the exit status is asserted below
         [sys.executable, "-m", "benchmarks.bench_sharding", "--quick", "--n", "6", "--output", str(page)],

@@ -4,25 +4,17 @@ that every phase converges and the page is written with one row per workload."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from kctl_runtime.testing.envtest import Binaries, EnvtestUnavailable
+from kctl_runtime.testing.pytest_plugin import envtest_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_workload_benchmark_runs_both_controllers_end_to_end_at_a_tiny_n(tmp_path: Path) -> None:
-    try:
-        Binaries.find()
-    except EnvtestUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true" or os.environ.get("KCTL_REQUIRE_REAL") == "1":
-            raise
-        pytest.skip(f"envtest binaries unavailable: {exc}")
+    envtest_binaries()  # skips, or fails in CI, without them
     page = tmp_path / "workload.md"
     done = subprocess.run(  # noqa: PLW1510 - the exit status is asserted below
         [sys.executable, "-m", "benchmarks.bench_workload", "--quick", "--n", "5", "--output", str(page)],

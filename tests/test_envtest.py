@@ -19,28 +19,14 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
 from kctl_runtime.testing import envtest
-from kctl_runtime.testing.pytest_plugin import eventually, unique_name
+from kctl_runtime.testing.pytest_plugin import (
+    envtest_binaries,
+    eventually,
+    real_tier_unavailable,
+    unique_name,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _require_real() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("KCTL_REQUIRE_REAL") == "1"
-
-
-def _unavailable(reason: object) -> None:
-    message = f"real control plane unavailable: {reason}"
-    if _require_real():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _binaries() -> envtest.Binaries:
-    try:
-        return envtest.Binaries.find()
-    except envtest.EnvtestUnavailable as exc:
-        _unavailable(exc)
-        raise  # unreachable: _unavailable raises
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +35,7 @@ def plane() -> Iterator[envtest.ControlPlane]:
         running = envtest.ControlPlane.from_environment()
         running.start()
     except envtest.EnvtestUnavailable as exc:
-        _unavailable(exc)
+        real_tier_unavailable(exc)
         raise
     try:
         yield running
@@ -162,7 +148,7 @@ def test_an_incomplete_kubebuilder_assets_folder_is_reported_not_worked_around(
 
 
 def test_a_process_that_fails_to_start_is_named_with_the_tail_of_its_log() -> None:
-    found = _binaries()
+    found = envtest_binaries()
     # etcd as the "API server": a real program that rejects kube-apiserver's flags and exits.
     broken = envtest.Binaries(
         etcd=found.etcd,
@@ -326,7 +312,7 @@ async def test_the_controller_manager_collects_garbage(
 
 
 def test_stop_leaves_no_process_and_no_files() -> None:
-    with envtest.ControlPlane(_binaries()) as plane:
+    with envtest.ControlPlane(envtest_binaries()) as plane:
         work = plane.work_dir
         pids = list(plane.pids.values())
         assert len(pids) == (3 if plane.controller_manager else 2)
@@ -338,7 +324,7 @@ def test_stop_leaves_no_process_and_no_files() -> None:
 
 
 def test_the_command_starts_a_plane_that_outlives_it_and_stops_it(tmp_path: Path) -> None:
-    _binaries()
+    envtest_binaries()
     work = tmp_path / "plane"
     command = [sys.executable, "-m", "kctl_runtime.testing.envtest"]
 

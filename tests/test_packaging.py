@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kctl_runtime.testing import envtest
-from kctl_runtime.testing.pytest_plugin import _require_real
+from kctl_runtime.testing.pytest_plugin import real_tier_required
 
 REPO = Path(__file__).resolve().parent.parent
 USER_PROJECT = Path(__file__).resolve().parent / "user_project"
@@ -132,7 +132,7 @@ def test_a_fresh_project_installs_the_wheel_and_its_tests_pass_with_the_shipped_
         envtest.Binaries.find()
         backends = "fake,real"
     except envtest.EnvtestUnavailable as exc:
-        if _require_real():
+        if real_tier_required():
             pytest.fail(f"real control plane required (CI) but unavailable: {exc}")
     for mode in ("strict", "auto"):
         output = run(

@@ -24,9 +24,8 @@ from kctl_runtime.testing.portrange import (
     node_port_range_from_environment,
     parse_port_range,
 )
+from kctl_runtime.testing.pytest_plugin import envtest_binaries
 from kctl_runtime.testing.target import api_client_for
-
-from .test_envtest import _binaries
 
 # -- parsing ---------------------------------------------------------------------------------------
 
@@ -170,7 +169,7 @@ async def _scenario(api: client.ApiClient, namespace: str) -> list[Any]:
 
 @contextlib.asynccontextmanager
 async def _real_api() -> AsyncIterator[client.ApiClient]:
-    plane = envtest.ControlPlane(_binaries(), controller_manager=False, service_node_port_range=RANGE)
+    plane = envtest.ControlPlane(envtest_binaries(), controller_manager=False, service_node_port_range=RANGE)
     await anyio.to_thread.run_sync(plane.start)
     try:
         api = await api_client_for(plane.kubeconfig_path)

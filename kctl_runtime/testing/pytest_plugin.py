@@ -34,7 +34,9 @@ Contract
 * Backends: ``--backend fake,real`` or ``KCTL_TEST_BACKENDS``; default ``fake,real``. When the real
   control plane cannot start: in CI (``CI=true``) or with ``KCTL_REQUIRE_REAL=1`` the whole run fails
   with the reason; elsewhere the real-tier tests are skipped and one line says how to enable it
-  (``KUBEBUILDER_ASSETS``, or ``python -m kctl_runtime.testing.envtest build``).
+  (``KUBEBUILDER_ASSETS``, or ``python -m kctl_runtime.testing.envtest build``). Tests that start
+  envtest themselves follow the same policy through :func:`real_tier_unavailable` and
+  :func:`envtest_binaries`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -51,7 +53,7 @@ from kctl_runtime.testing.portrange import node_port_range_from_environment
 from kctl_runtime.testing.target import KubeTarget, api_client_for
 
 if TYPE_CHECKING:
-    from kctl_runtime.testing.envtest import ControlPlane
+    from kctl_runtime.testing.envtest import Binaries, ControlPlane
 
 _async_fixture: Any
 try:
@@ -60,7 +62,14 @@ except ImportError:  # the fixtures then fail with a clear message (module doc)
     _async_fixture = None
 
 # Re-exported for tests written against this module before kctl_runtime.testing exported them.
-__all__ = ["KubeTarget", "eventually", "unique_name"]
+__all__ = [
+    "KubeTarget",
+    "envtest_binaries",
+    "eventually",
+    "real_tier_required",
+    "real_tier_unavailable",
+    "unique_name",
+]
 
 _BACKENDS_KEY = pytest.StashKey[list[str]]()
 _REAL_KEY = pytest.StashKey["ControlPlane | None"]()
@@ -77,8 +86,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _require_real() -> bool:
+def real_tier_required() -> bool:
+    """Whether a missing real tier fails the run (``CI=true``, ``KCTL_REQUIRE_REAL=1``) or skips."""
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("KCTL_REQUIRE_REAL") == "1"
+
+
+def real_tier_unavailable(reason: object) -> NoReturn:
+    """End the calling test because the real tier is missing: a failure when it is required, else a skip."""
+    message = f"real control plane unavailable: {reason}"
+    if real_tier_required():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def envtest_binaries() -> Binaries:
+    """The envtest binaries for a test that runs them itself (:func:`real_tier_unavailable` without)."""
+    from kctl_runtime.testing import envtest
+
+    try:
+        return envtest.Binaries.find()
+    except envtest.EnvtestUnavailable as exc:
+        real_tier_unavailable(exc)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -125,7 +153,7 @@ def _start_real(config: pytest.Config) -> ControlPlane | None:
         plane.start()
     except envtest.EnvtestUnavailable as exc:
         config.stash[_REAL_ERROR_KEY] = str(exc)
-        if _require_real():
+        if real_tier_required():
             pytest.exit(f"real control plane required (CI) but unavailable: {exc}", returncode=3)
         return None
     config.stash[_REAL_KEY] = plane
