@@ -32,9 +32,11 @@ from kctl_runtime.conditions import (
 from kctl_runtime.config import (
     ConfigError,
     FatalError,
+    connect,
     load_config,
     run_cli,
 )
+from kctl_runtime.connection import Connection
 from kctl_runtime.controller import (
     ALL_NAMESPACES,
     Controller,
@@ -230,6 +232,7 @@ __all__ = [
     "ConditionStatus",
     "ConfigError",
     "Conflict",
+    "Connection",
     "Controller",
     "Delete",
     "EventRecorder",
@@ -294,6 +297,7 @@ __all__ = [
     "as_reconciler",
     "compact_object",
     "configure_logging",
+    "connect",
     "controller_name",
     "controller_of",
     "controller_reference",

@@ -1,5 +1,8 @@
 """Requests over a kubernetes-asyncio ``ApiClient``'s connection pool, without its models (private).
 
+The "api client" here is that ``ApiClient`` or a :class:`kctl_runtime.connection.Connection`, which
+answers the same attributes (its pool is already ``trust_env=False``, with the proxy resolved).
+
 Contract
 --------
 * :func:`send` starts one request and returns the response once its headers are in (lists and
@@ -67,11 +70,15 @@ def _transport(rest: Any) -> _Transport:
     transport = _TRANSPORTS.get(rest)
     pool: aiohttp.ClientSession = rest.pool_manager
     if transport is None or transport.session.closed:
-        # Same connector (pool, TLS), not owned: closing the ApiClient closes the connector, which
-        # closes this session too.
-        session = aiohttp.ClientSession(
-            connector=pool.connector, connector_owner=False, trust_env=False, read_bufsize=2**21
-        )
+        if not pool.trust_env:
+            # Already what we want (a kctl_runtime.connection.Connection's pool): use it.
+            session = pool
+        else:
+            # Same connector (pool, TLS), not owned: closing the ApiClient closes the connector,
+            # which closes this session too.
+            session = aiohttp.ClientSession(
+                connector=pool.connector, connector_owner=False, trust_env=False, read_bufsize=2**21
+            )
         transport = _Transport(session, {})
         _TRANSPORTS[rest] = transport
     return transport

@@ -64,7 +64,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from kctl_runtime.authfilter import AuthFilter
 from kctl_runtime.client import Cache, Client, RetryPolicy
 from kctl_runtime.clock import Clock, SystemClock, move_on_after
-from kctl_runtime.config import FatalError, load_config
+from kctl_runtime.config import FatalError, connect
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import Informer, InformerFactory, Transform, strip_managed_fields
 from kctl_runtime.leaderelection import LeaderElectionConfig, LeaderElector
@@ -279,20 +279,20 @@ class Manager:
         preflight: Callable[[Any], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> Manager:
-        """A manager over :func:`kctl_runtime.config.load_config`'s client (closed when run ends).
+        """A manager over :func:`kctl_runtime.config.connect`'s connection (closed when run ends).
 
         ``preflight(api_client)``, if given, runs first on that client (e.g.
         :func:`kctl_runtime.cli.preflight`); if it raises, the client is closed and the error
         propagates. With ``leader_election`` and no ``leader_election_api_client``, a second client
         is loaded for Lease traffic so renewals never queue behind controller requests.
         """
-        api_client = await load_config(kubeconfig, context)
+        api_client = await connect(kubeconfig, context)
         owned = [api_client]
         try:
             if preflight is not None:
                 await preflight(api_client)
             if kwargs.get("leader_election") is not None and kwargs.get("leader_election_api_client") is None:
-                kwargs["leader_election_api_client"] = await load_config(kubeconfig, context)
+                kwargs["leader_election_api_client"] = await connect(kubeconfig, context)
                 owned.append(kwargs["leader_election_api_client"])
             manager = cls(api_client, **kwargs)
         except BaseException:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kctl_runtime.client import Client
-from kctl_runtime.config import ConfigError, load_config
+from kctl_runtime.config import ConfigError, connect, load_config
 from kctl_runtime.resource import NAMESPACES
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
@@ -42,9 +42,14 @@ def write(tmp_path: Path, text: str, name: str = "config") -> Path:
 
 
 async def config_error(*args: Any, **kwargs: Any) -> str:
-    with pytest.raises(ConfigError) as caught:
-        await load_config(*args, **kwargs)
-    message = str(caught.value)
+    """The one-line error of :func:`load_config`, which :func:`connect` must report identically."""
+    messages = []
+    for loader in (load_config, connect):
+        with pytest.raises(ConfigError) as caught:
+            await loader(*args, **kwargs)
+        messages.append(str(caught.value))
+    message = messages[0]
+    assert messages[1] == message
     assert "\n" not in message
     assert "Traceback" not in message
     return message

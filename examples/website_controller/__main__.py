@@ -30,7 +30,7 @@ from kctl_runtime.cli import (
     manager_from_args,
     sharding_from_args,
 )
-from kctl_runtime.config import load_config, run_cli
+from kctl_runtime.config import connect, run_cli
 from kctl_runtime.controller import Controller
 from kctl_runtime.informer import compact_object
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
@@ -83,8 +83,8 @@ async def main(
         await manager.run()
         return 0
     # Sharded: Lease and label traffic on their own connection pools, never queued behind reconciles.
-    shard_client = await load_config(args.kubeconfig, args.context)
-    sharder_client = await load_config(args.kubeconfig, args.context)
+    shard_client = await connect(args.kubeconfig, args.context)
+    sharder_client = await connect(args.kubeconfig, args.context)
     try:
         shard = Shard(
             shard_client, sharding, args.shard_id, graceful_shutdown_timeout=manager.graceful_shutdown_timeout
