@@ -56,7 +56,7 @@ from examples.user_controller.api import User
 from examples.website_controller import controller as websites
 from examples.website_controller.api import Website
 from kctl_runtime.client import Client
-from kctl_runtime.config import load_config
+from kctl_runtime.config import connect
 from kctl_runtime.informer import Informer
 from kctl_runtime.resource import DEPLOYMENTS, NAMESPACES, SECRETS, SERVICEACCOUNTS, SERVICES, Resource
 from kctl_runtime.testing.envtest import ControlPlane, EnvtestUnavailable
@@ -241,7 +241,7 @@ class ControllerProcess:
 
     def __init__(self, module: str, kubeconfig: Path, log: Path, *extra: str) -> None:
         health, metrics = _free_ports(2)
-        self.health = health
+        self.health, self.metrics = health, metrics
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [
@@ -281,6 +281,22 @@ class ControllerProcess:
 
     def cpu(self) -> float:
         return _cpu_seconds(self.proc.pid)
+
+    async def requests(self) -> dict[str, float]:
+        """The controller's ``rest_client_requests_total`` by ``METHOD code`` (its /metrics)."""
+        counts: dict[str, float] = {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.metrics}/metrics") as response,
+        ):
+            text = await response.text()
+        for line in text.splitlines():
+            if line.startswith("rest_client_requests_total{"):
+                labels, value = line[len("rest_client_requests_total{") :].rsplit("} ", 1)
+                pairs = dict(item.split("=", 1) for item in labels.split(","))
+                key = f"{pairs['method'].strip(chr(34))} {pairs['code'].strip(chr(34))}"
+                counts[key] = counts.get(key, 0.0) + float(value)
+        return counts
 
     def peak_rss_mb(self) -> float:
         return _peak_rss_mb(self.proc.pid)
@@ -402,6 +418,7 @@ class Bench:
     ) -> None:
         api_pid = self.plane.pids["kube-apiserver"]
         api_cpu, ctl_cpu = _cpu_seconds(api_pid), ctl.cpu() if ctl else 0.0
+        before = await ctl.requests() if ctl else {}
         start = time.perf_counter()
         await run_pool(jobs)
         await self.observer.wait(done, self.timeout, what)
@@ -409,7 +426,14 @@ class Bench:
         self.phases.append(
             PhaseResult(seconds, _cpu_seconds(api_pid) - api_cpu, (ctl.cpu() - ctl_cpu) if ctl else 0.0)
         )
-        print(f"  {what}: {seconds:.2f} s", flush=True)
+        sent = ""
+        if ctl:
+            after = await ctl.requests()
+            per = {k: (v - before.get(k, 0.0)) / self.n for k, v in sorted(after.items())}
+            sent = "; controller requests per object: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in per.items() if v
+            )
+        print(f"  {what}: {seconds:.2f} s{sent}", flush=True)
 
 
 def _create(
@@ -570,7 +594,7 @@ def _sources(workload: str) -> list[tuple[Resource, WatcherConfig]]:
 async def one_run(workload: str, n: int, *, controller: bool, log_dir: Path) -> RunResult:
     """One phase pair (create, then update) on a fresh control plane."""
     with control_plane() as plane:
-        api_client = await load_config(plane.kubeconfig_path)
+        api_client = await connect(plane.kubeconfig_path)
         try:
             client = Client(api_client, timeout=120.0)
             observer = Observer(api_client, _sources(workload))

@@ -251,9 +251,10 @@ async def scenario(api: Client, manager: Manager, timeout: float) -> None:
     describe_service(fresh)
 
     async def recorded() -> bool | None:
-        return True if any(count > 1 for *_, count in await events(api)) else None
+        wanted = f"created Service {CHILD}"
+        return True if any(message == wanted for _, _, message, _ in await events(api)) else None
 
-    await wait_for("the repeated Created event", recorded, timeout)
+    await wait_for("the Created event of the recreated Service", recorded, timeout)
     await show_events(api)
 
     step(5, "delete the Website: the garbage collector removes what it owned")

@@ -31,7 +31,8 @@ cluster (:func:`covers`). Writes to an existing child are server-side apply with
 back from anyone who edits them by hand (drift repair), while fields set by others (another label,
 the Service's nodePort, an HPA's replicas if you remove ours) are left alone. A child deleted by
 hand is recreated: the controller watches the children it owns, so their events reconcile the
-owning Website.
+owning Website. A reconcile that wrote children records one Normal event naming them all (reason
+``Created`` or ``Updated``), not one per child: events are API writes on the hot path.
 
 Status (written through the status subresource, only when it changed):
 ``observedGeneration``; a ``Ready`` condition — ``True``/``DeploymentAvailable`` once the
@@ -534,21 +535,40 @@ class WebsiteReconciler:
             if problem is not None:
                 return await self._conflict(website, resource, desired["metadata"]["name"], problem)
         actual: dict[str, dict[str, Any] | None] = {}
-        for resource, desired in children:
-            try:
-                actual[resource.kind] = await self._converge(
-                    website, resource, desired, current[resource.kind]
-                )
-            except _TakenMeanwhile as taken:
-                return await self._conflict(website, resource, desired["metadata"]["name"], str(taken))
-            except Invalid as exc:
-                what = f"{resource.kind} {desired['metadata']['name']}"
-                await self._not_ready(
-                    website, "ChildRejected", f"the API server rejected {what}: {exc.message}"
-                )
-                raise  # retried with the rate limiter's backoff: the cause may be fixed by hand
+        done: list[tuple[str, str]] = []  # (verb, what) this reconcile changed: one event says it all
+        try:
+            for resource, desired in children:
+                try:
+                    actual[resource.kind] = await self._converge(
+                        website, resource, desired, current[resource.kind], done
+                    )
+                except _TakenMeanwhile as taken:
+                    return await self._conflict(website, resource, desired["metadata"]["name"], str(taken))
+                except Invalid as exc:
+                    what = f"{resource.kind} {desired['metadata']['name']}"
+                    await self._not_ready(
+                        website, "ChildRejected", f"the API server rejected {what}: {exc.message}"
+                    )
+                    raise  # retried with the rate limiter's backoff: the cause may be fixed by hand
+        finally:
+            self._report(website, done)
         await self._write_status(website, actual["Deployment"], actual["Service"])
         return None
+
+    def _report(self, website: Website, done: list[tuple[str, str]]) -> None:
+        """One Normal event for every child write of a reconcile (one event write, not one per child).
+
+        Reason ``Created`` when every write created a child, else ``Updated``; the message names
+        each child (``created Deployment web-website; created Service web-website``).
+        """
+        if not done:
+            return
+        reason = "Created" if all(verb == "created" for verb, _ in done) else "Updated"
+        message = "; ".join(
+            f"created {what}" if verb == "created" else f"updated {what} to match the Website"
+            for verb, what in done
+        )
+        self.events.event(website.to_object(), "Normal", reason, message)
 
     async def _conflict(self, website: Website, resource: Resource, name: str, problem: str) -> RequeueAfter:
         """Report a child name taken by an object we do not control; look again later."""
@@ -570,6 +590,7 @@ class WebsiteReconciler:
         resource: Resource,
         desired: dict[str, Any],
         current: dict[str, Any] | None,
+        done: list[tuple[str, str]],
     ) -> dict[str, Any]:
         """Create ``desired``, or server-side apply it onto ``current`` (a child we control) unless
         ``current`` already has every field we manage.
@@ -602,15 +623,9 @@ class WebsiteReconciler:
                 field_manager=FIELD_MANAGER,
                 force=True,
             )
-        verb = "Created" if current is None else "Updated"
-        what = f"{resource.kind} {meta['name']}"
-        self.events.event(
-            website.to_object(),
-            "Normal",
-            verb,
-            f"created {what}" if current is None else f"updated {what} to match the Website",
-        )
-        _log.info(f"{verb.lower()} {resource.kind.lower()}", child=meta["name"])
+        verb = "created" if current is None else "updated"
+        done.append((verb, f"{resource.kind} {meta['name']}"))
+        _log.info(f"{verb} {resource.kind.lower()}", child=meta["name"])
         return applied
 
     async def _not_ready(self, website: Website, reason: str, message: str) -> None:
