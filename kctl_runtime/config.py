@@ -363,7 +363,7 @@ async def _connect_kubeconfig(resolved: _Resolved, env: Mapping[str, str], clock
         credentials=credentials,
         server_hostname=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
         proxy=_proxy(server, cluster.get("proxy-url"), env),
-        ca_file=None,
+        ca_pem=ca if scheme == "https" else None,
     )
     if isinstance(credentials, ExecPlugin):
         try:
@@ -466,6 +466,7 @@ def _connect_in_cluster(environ: Mapping[str, str], sa_dir: Path, clock: Clock) 
         credentials=source,
         proxy=_proxy(server, None, environ),
         ca_file=str(ca),
+        ca_pem=ca.read_bytes(),
     )
 
 

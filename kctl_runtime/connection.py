@@ -289,6 +289,8 @@ class _Target:
     host: str
     ssl_ca_cert: str | None = None
     verify_ssl: bool = True
+    #: the PEM of the certificate authority the server is verified with, when one was configured
+    ca_pem: bytes | None = None
 
 
 @dataclass(eq=False)
@@ -305,9 +307,10 @@ class Connection:
     """One API server: URL, TLS, connection pool and credentials (module doc).
 
     ``host`` is the server URL (``https://host:port``, no trailing slash); ``ssl_context`` is
-    ``None`` for plain HTTP. ``pool_size`` bounds the connections kept open to the server (as
-    kubernetes-asyncio's default, 100). The caller owns it: ``await connection.close()`` (or
-    ``async with``).
+    ``None`` for plain HTTP; ``ca_file`` / ``ca_pem`` record where its certificate authority came
+    from (``configuration.ssl_ca_cert`` / ``configuration.ca_pem``). ``pool_size`` bounds the
+    connections kept open to the server (as kubernetes-asyncio's default, 100). The caller owns
+    it: ``await connection.close()`` (or ``async with``).
     """
 
     def __init__(
@@ -319,6 +322,7 @@ class Connection:
         server_hostname: str | None = None,
         proxy: str | None = None,
         ca_file: str | None = None,
+        ca_pem: bytes | None = None,
         pool_size: int = 100,
         user_agent: str = _USER_AGENT,
     ) -> None:
@@ -326,7 +330,7 @@ class Connection:
         connector = aiohttp.TCPConnector(limit=pool_size, ssl=tls)
         session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
         verify = ssl_context is None or ssl_context.verify_mode != ssl.CERT_NONE
-        self.configuration = _Target(host.rstrip("/"), ssl_ca_cert=ca_file, verify_ssl=verify)
+        self.configuration = _Target(host.rstrip("/"), ssl_ca_cert=ca_file, verify_ssl=verify, ca_pem=ca_pem)
         self.rest_client = _Pool(session, proxy=proxy, server_hostname=server_hostname)
         self.default_headers: dict[str, str] = {"User-Agent": user_agent}
         self.cookie: str | None = None

@@ -468,7 +468,7 @@ async def _candidate_cas(
         return [ca_bundle]
     found: list[bytes] = []
     ca_file = getattr(api_client.configuration, "ssl_ca_cert", None)
-    trusted = _read_file(ca_file) if ca_file else None
+    trusted = getattr(api_client.configuration, "ca_pem", None) or (_read_file(ca_file) if ca_file else None)
     if trusted:
         found.append(trusted)
     if root_ca_namespace:

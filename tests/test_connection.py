@@ -108,6 +108,9 @@ async def test_connect_reaches_the_server_from_its_kubeconfig(kube: KubeTarget) 
         assert isinstance(connection, Connection)
         ns = await Client(connection).get(NAMESPACES, kube.namespace)
         assert ns["metadata"]["name"] == kube.namespace
+        cluster = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]
+        ca = cluster.get("certificate-authority-data")
+        assert connection.configuration.ca_pem == (base64.b64decode(ca) if ca else None)
 
 
 async def test_an_exec_plugin_supplies_the_credentials_on_both_tiers(
@@ -279,6 +282,7 @@ async def test_in_cluster_reads_the_service_account_and_brackets_ipv6(tmp_path: 
     env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
     async with await connect(environ=env, service_account_dir=tmp_path) as connection:
         assert connection.host == "https://[fd00::1]:443"
+        assert connection.configuration.ca_pem == (tmp_path / "ca.crt").read_bytes()
         assert isinstance(connection.credentials, TokenFile)
         assert await connection.credentials.authorization() == "Bearer sa-token"
 
