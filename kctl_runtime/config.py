@@ -397,6 +397,11 @@ def _credentials(resolved: _Resolved, context: ssl.SSLContext | None, clock: Clo
             isinstance(e, Mapping) and "name" in e for e in env_entries
         ):
             raise ConfigError(f"{where}: {who}: exec env must be a list of name/value pairs")
+        if spec.get("interactiveMode") == "Always":
+            raise ConfigError(
+                f"{where}: {who}: exec plugin {command!r} needs a terminal (interactiveMode: Always), "
+                "and a controller has none"
+            )
         api_version = str(spec.get("apiVersion") or "")
         if api_version not in ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"):
             raise ConfigError(f"{where}: {who}: exec apiVersion {api_version!r} is not supported")

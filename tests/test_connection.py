@@ -229,6 +229,18 @@ async def test_a_missing_exec_command_shows_the_install_hint(tmp_path: Path) -> 
         await connect(kubeconfig(tmp_path, "http://127.0.0.1:1", user), environ={})
 
 
+async def test_an_exec_plugin_that_needs_a_terminal_is_refused_at_connect(tmp_path: Path) -> None:
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "login-helper",
+            "interactiveMode": "Always",
+        }
+    }
+    with pytest.raises(ConfigError, match=r"needs a terminal \(interactiveMode: Always\)"):
+        await connect(kubeconfig(tmp_path, "http://127.0.0.1:1", user), environ={})
+
+
 async def test_exec_output_of_the_wrong_version_is_refused(tmp_path: Path) -> None:
     script = tmp_path / "old.sh"
     answer = {"apiVersion": "client.authentication.k8s.io/v1alpha1", "kind": "ExecCredential", "status": {}}
