@@ -9,6 +9,7 @@ Contract
   63 bytes); violations raise :class:`SelectorError` (a ``ValueError``) with apimachinery's message
   text (``unable to parse requirement: ...``).
 * ``!=`` and ``notin`` also match objects that do not carry the key, as in Kubernetes.
+* Parsed label selectors are immutable and cached by their text (1,024 most recent).
 * The empty selector matches everything. ``str(selector)`` renders the canonical form the Go code
   prints (requirements sorted by key, set values sorted); parsing it again gives an equal selector.
 * :func:`label_selector_from_dict` converts a ``metav1.LabelSelector`` (``matchLabels`` and
@@ -26,6 +27,7 @@ adds which fields each resource supports: ``kctl_runtime.testing.fakeapi.selecto
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -481,8 +483,12 @@ class _Parser:
         raise SelectorError(f"found '{lit}', expected: identifier")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_label_selector(s: str) -> LabelSelector:
-    """Parse a label selector string as ``labels.Parse`` does; raise :class:`SelectorError`."""
+    """Parse a label selector string as ``labels.Parse`` does; raise :class:`SelectorError`.
+
+    Results are cached (the selector is immutable): a controller lists its cache with the same few
+    selector strings on every reconcile."""
     reqs = _Parser(s).parse()
     reqs.sort(key=lambda r: r.key)  # stable, like Go's sort.Sort on ByKey for distinct keys
     return LabelSelector(tuple(reqs))
