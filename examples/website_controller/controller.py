@@ -381,6 +381,14 @@ def _item_key(item: Mapping[str, Any]) -> tuple[str, Any] | None:
     return None
 
 
+def _is_map(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _is_seq(value: Any) -> bool:
+    return type(value) is list or (isinstance(value, Sequence) and not isinstance(value, str))
+
+
 def covers(actual: Any, desired: Any) -> bool:
     """Whether ``actual`` already holds every field of ``desired`` with the same value.
 
@@ -388,26 +396,35 @@ def covers(actual: Any, desired: Any) -> bool:
     a list of objects are matched by their merge key (``name``, ``uid``, ...) when they have one, so
     a hand-added container does not count as drift but a changed image of ours does. This is the
     "would applying change anything we own?" test that keeps the controller from writing on every
-    reconcile.
+    reconcile. (It runs on every reconcile over a whole Deployment: JSON's concrete types are
+    checked first, the abstract ``Mapping``/``Sequence`` only for other values.)
     """
-    if isinstance(desired, Mapping):
-        if not isinstance(actual, Mapping):
+    kind = type(desired)
+    if kind is str or kind is bool or desired is None:
+        return type(actual) is kind and actual == desired
+    if kind is int or kind is float:
+        # JSON numbers: 1 and 1.0 are the same value to the API server.
+        return type(actual) in (int, float) and actual == desired
+    if kind is dict or isinstance(desired, Mapping):
+        if not _is_map(actual):
             return False
-        return all(key in actual and covers(actual[key], value) for key, value in desired.items())
-    if isinstance(desired, Sequence) and not isinstance(desired, str):
-        if not isinstance(actual, Sequence) or isinstance(actual, str):
+        for key, value in desired.items():
+            if key not in actual or not covers(actual[key], value):
+                return False
+        return True
+    if kind is list or _is_seq(desired):
+        if not _is_seq(actual):
             return False
-        if all(isinstance(item, Mapping) and _item_key(item) is not None for item in desired):
-            for item in desired:
-                key = _item_key(item)
+        keys = [_item_key(item) if _is_map(item) else None for item in desired]
+        if all(key is not None for key in keys):
+            for item, key in zip(desired, keys, strict=True):
                 assert key is not None
-                match = [a for a in actual if isinstance(a, Mapping) and a.get(key[0]) == key[1]]
+                match = [a for a in actual if _is_map(a) and a.get(key[0]) == key[1]]
                 if len(match) != 1 or not covers(match[0], item):
                     return False
             return True
         return len(actual) == len(desired) and all(covers(a, d) for a, d in zip(actual, desired, strict=True))
     return bool(actual == desired and type(actual) is type(desired)) or (
-        # JSON numbers: 1 and 1.0 are the same value to the API server.
         isinstance(actual, int | float)
         and isinstance(desired, int | float)
         and not isinstance(actual, bool)
