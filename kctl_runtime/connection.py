@@ -28,7 +28,8 @@ generated client (700 model classes) costs a controller about 35 MB and half a s
 * Time comes from an injectable :class:`kctl_runtime.clock.Clock` (token-file reloads, exec expiry).
 * Failures of a credential source at request time (a plugin that exits non-zero, prints no valid
   ExecCredential or runs past :data:`EXEC_TIMEOUT`; an unreadable token file) raise
-  :class:`CredentialError` with one line naming the source; nothing is retried here.
+  :class:`CredentialError` with one line naming the source; nothing is retried here (the client
+  and the watcher retry it as a transport failure).
 
 Not guaranteed: kubeconfig ``auth-provider`` entries (the legacy ``oidc``/``gcp``/``azure``
 providers) and impersonation (``as``) are not implemented here;
@@ -78,8 +79,16 @@ EXEC_TIMEOUT = 120.0
 _USER_AGENT = "kctl-runtime/0.1.0 (python)"
 
 
-class CredentialError(Exception):
-    """A credential source could not produce a credential; ``str()`` is one line."""
+class CredentialError(aiohttp.ClientError):
+    """A credential source could not produce a credential; ``str()`` is one line.
+
+    A failure below HTTP (the request never left): an ``aiohttp.ClientError``, so it is one of
+    :data:`kctl_runtime.errors.TRANSPORT_ERRORS` -- the client retries it with backoff and a watch
+    backs off and reopens, as client-go does when its exec authenticator fails. A reconcile that
+    meets it is logged as one line at error level, without a traceback
+    (:func:`kctl_runtime.errors.expected_failure_level`)."""
+
+    failure_level = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))

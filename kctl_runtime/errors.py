@@ -183,10 +183,15 @@ def expected_failure_level(error: BaseException) -> str | None:
       answer, not a bug.
 
     An exception whose class sets ``wraps_cause = True`` (the finalizer helper's errors) is judged
-    by its ``__cause__``. Anything else (a ``KeyError`` in a reconciler) is ``None``.
+    by its ``__cause__``; one whose class sets ``failure_level`` (such as
+    :class:`kctl_runtime.connection.CredentialError`, ``"error"``) gets that level. Anything else (a
+    ``KeyError`` in a reconciler) is ``None``.
     """
     while getattr(type(error), "wraps_cause", False) and error.__cause__ is not None:
         error = error.__cause__
+    declared = getattr(type(error), "failure_level", None)
+    if isinstance(declared, str):
+        return declared
     if isinstance(error, Conflict | AlreadyExists | NotFound) or is_namespace_terminating(error):
         return "info"
     if isinstance(error, Invalid) or is_transient(error):

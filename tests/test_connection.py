@@ -24,10 +24,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from kctl_runtime.client import Client
+from kctl_runtime.client import Client, RetryPolicy
 from kctl_runtime.clock import FakeClock
 from kctl_runtime.config import ConfigError, connect
 from kctl_runtime.connection import Connection, CredentialError, ExecPlugin, TokenFile
+from kctl_runtime.errors import TRANSPORT_ERRORS, expected_failure_level
 from kctl_runtime.resource import NAMESPACES
 from kctl_runtime.testing.pytest_plugin import KubeTarget
 
@@ -194,6 +195,37 @@ async def test_an_exec_token_is_cached_until_shortly_before_it_expires(
     assert seen == ["Bearer short-lived"] * 3
 
 
+async def test_a_plugin_that_fails_at_refresh_fails_requests_until_it_recovers(
+    echo: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, seen = echo
+    clock = FakeClock(wall_start=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    mode = tmp_path / "mode"
+    script = tmp_path / "flaky.sh"
+    answer = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": "again", "expirationTimestamp": "2030-01-01T00:01:00Z"},
+    }
+    script.write_text(
+        f"#!/bin/sh\nif [ \"$(cat {mode})\" = fail ]; then echo 'token service down' >&2; exit 1; fi\n"
+        f"echo '{orjson.dumps(answer).decode()}'\n"
+    )
+    script.chmod(0o755)
+    mode.write_text("ok")
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}}
+    async with await connect(kubeconfig(tmp_path, url, user), environ={}, clock=clock) as connection:
+        client = Client(connection, retry=RetryPolicy(attempts=2, initial_backoff=0.001, jitter=0.0))
+        await client.get(NAMESPACES, "a")
+        mode.write_text("fail")
+        await clock.advance(60)
+        with pytest.raises(CredentialError, match=r"exited with status 1: token service down$"):
+            await client.get(NAMESPACES, "a")
+        mode.write_text("ok")
+        await client.get(NAMESPACES, "a")
+    assert seen == ["Bearer again", "Bearer again"]
+
+
 @pytest.mark.parametrize(
     ("status", "exit_code", "expected"),
     [
@@ -239,6 +271,12 @@ async def test_an_exec_plugin_that_needs_a_terminal_is_refused_at_connect(tmp_pa
     }
     with pytest.raises(ConfigError, match=r"needs a terminal \(interactiveMode: Always\)"):
         await connect(kubeconfig(tmp_path, "http://127.0.0.1:1", user), environ={})
+
+
+def test_a_credential_failure_is_an_expected_failure_logged_without_a_traceback() -> None:
+    failure = CredentialError("exec plugin 'x' exited with status 1")
+    assert expected_failure_level(failure) == "error"
+    assert isinstance(failure, TRANSPORT_ERRORS)  # retried by the client, backed off by watches
 
 
 async def test_exec_output_of_the_wrong_version_is_refused(tmp_path: Path) -> None:
