@@ -249,27 +249,24 @@ async def test_a_failing_exec_plugin_is_one_line_at_connect(
     assert "\n" not in message
 
 
-async def test_a_missing_exec_command_shows_the_install_hint(tmp_path: Path) -> None:
-    user = {
-        "exec": {
-            "apiVersion": "client.authentication.k8s.io/v1",
-            "command": "kctl-no-such-plugin",
-            "installHint": "install it from example.com",
-        }
-    }
-    with pytest.raises(ConfigError, match=r"cannot run: .*\(install it from example.com\)$"):
-        await connect(kubeconfig(tmp_path, "http://127.0.0.1:1", user), environ={})
-
-
-async def test_an_exec_plugin_that_needs_a_terminal_is_refused_at_connect(tmp_path: Path) -> None:
-    user = {
-        "exec": {
-            "apiVersion": "client.authentication.k8s.io/v1",
-            "command": "login-helper",
-            "interactiveMode": "Always",
-        }
-    }
-    with pytest.raises(ConfigError, match=r"needs a terminal \(interactiveMode: Always\)"):
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (  # a command that is not there: the plugin's install hint says what to do
+            {"command": "kctl-no-such-plugin", "installHint": "install it from example.com"},
+            r"cannot run: .*\(install it from example.com\)$",
+        ),
+        (  # a plugin that needs a terminal: a controller has none
+            {"command": "login-helper", "interactiveMode": "Always"},
+            r"needs a terminal \(interactiveMode: Always\)",
+        ),
+    ],
+)
+async def test_an_exec_plugin_that_cannot_run_here_is_refused_at_connect(
+    tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", **extra}}
+    with pytest.raises(ConfigError, match=expected):
         await connect(kubeconfig(tmp_path, "http://127.0.0.1:1", user), environ={})
 
 
