@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 import anyio
 import anyio.to_thread
+from prometheus_client.parser import text_string_to_metric_families
 
 from examples.user_controller import controller as users
 from examples.user_controller.api import User
@@ -290,12 +291,11 @@ class ControllerProcess:
             session.get(f"http://127.0.0.1:{self.metrics}/metrics") as response,
         ):
             text = await response.text()
-        for line in text.splitlines():
-            if line.startswith("rest_client_requests_total{"):
-                labels, value = line[len("rest_client_requests_total{") :].rsplit("} ", 1)
-                pairs = dict(item.split("=", 1) for item in labels.split(","))
-                key = f"{pairs['method'].strip(chr(34))} {pairs['code'].strip(chr(34))}"
-                counts[key] = counts.get(key, 0.0) + float(value)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "rest_client_requests_total":
+                    key = f"{sample.labels['method']} {sample.labels['code']}"
+                    counts[key] = counts.get(key, 0.0) + sample.value
         return counts
 
     def peak_rss_mb(self) -> float:

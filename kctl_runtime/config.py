@@ -133,7 +133,6 @@ class _Resolved:
     """The context a kubeconfig selects, each entry with the directory of the file that defined it."""
 
     where: str
-    context: str
     cluster_name: str
     cluster: Mapping[str, Any]
     cluster_dir: Path
@@ -190,7 +189,6 @@ def _resolve(paths: list[Path], context: str | None) -> _Resolved:
             raise ConfigError(f"{where}: user {user_name!r} must be a mapping")
     return _Resolved(
         where,
-        chosen,
         str(cluster_name),
         cluster_body,
         cluster[1],
@@ -201,10 +199,15 @@ def _resolve(paths: list[Path], context: str | None) -> _Resolved:
 
 
 async def _from_kubeconfig(paths: list[Path], context: str | None) -> Any:
+    _resolve(paths, context)
+    return await _load_kube_config(paths, context)
+
+
+async def _load_kube_config(paths: list[Path], context: str | None) -> Any:
+    """kubernetes-asyncio's ``ApiClient`` for kubeconfig files :func:`_resolve` has checked."""
     from kubernetes_asyncio import client
     from kubernetes_asyncio import config as k8s_config
 
-    _resolve(paths, context)
     configuration = client.Configuration()
     try:
         await k8s_config.load_kube_config(
@@ -219,10 +222,8 @@ async def _from_kubeconfig(paths: list[Path], context: str | None) -> Any:
     return client.ApiClient(configuration)
 
 
-def _from_cluster(environ: Mapping[str, str], sa_dir: Path) -> Any:
-    from kubernetes_asyncio import client
-    from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
-
+def _in_cluster_files(environ: Mapping[str, str], sa_dir: Path) -> tuple[Path, Path]:
+    """The service-account token and CA files, checked (one-line errors)."""
     token, ca = sa_dir / "token", sa_dir / "ca.crt"
     if not environ.get("KUBERNETES_SERVICE_PORT"):
         raise ConfigError("in-cluster config: KUBERNETES_SERVICE_HOST is set, KUBERNETES_SERVICE_PORT is not")
@@ -230,6 +231,14 @@ def _from_cluster(environ: Mapping[str, str], sa_dir: Path) -> Any:
         raise ConfigError(f"in-cluster config: service account token {token} does not exist")
     if not ca.is_file() or ca.stat().st_size == 0:
         raise ConfigError(f"in-cluster config: service account CA {ca} is missing or empty")
+    return token, ca
+
+
+def _from_cluster(environ: Mapping[str, str], sa_dir: Path) -> Any:
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
+
+    token, ca = _in_cluster_files(environ, sa_dir)
     configuration = client.Configuration()
     try:
         InClusterConfigLoader(str(token), str(ca), environ=dict(environ)).load_and_set(configuration)
@@ -251,14 +260,26 @@ async def load_config(
     service-account mount; they exist so tests (and unusual deployments) can point elsewhere.
     The caller owns the returned client and must ``await client.close()``.
     """
+    env, paths, sa_dir = _locate(kubeconfig, context, environ, service_account_dir)
+    if paths is not None:
+        return await _from_kubeconfig(paths, context)
+    return _from_cluster(env, sa_dir)
+
+
+def _locate(
+    kubeconfig: str | os.PathLike[str] | None,
+    context: str | None,
+    environ: Mapping[str, str] | None,
+    service_account_dir: str | os.PathLike[str] | None,
+) -> tuple[Mapping[str, str], list[Path] | None, Path]:
+    """The environment, the kubeconfig files (``None``: in-cluster) and the service-account
+    directory that :func:`load_config` and :func:`connect` read (the lookup of the module doc)."""
     env = os.environ if environ is None else environ
     sa_dir = Path(service_account_dir) if service_account_dir is not None else SERVICE_ACCOUNT_DIR
     paths = _choose_kubeconfig(kubeconfig, env)
-    if paths is not None:
-        return await _from_kubeconfig(paths, context)
-    if context is not None:
+    if paths is None and context is not None:
         raise ConfigError(f"context {context!r} given, but running in-cluster without a kubeconfig")
-    return _from_cluster(env, sa_dir)
+    return env, paths, sa_dir
 
 
 async def connect(
@@ -277,17 +298,13 @@ async def connect(
     An exec plugin runs once here, so a plugin that fails is reported now, as a ``ConfigError``.
     The caller owns the result and must ``await result.close()``.
     """
-    env = os.environ if environ is None else environ
-    sa_dir = Path(service_account_dir) if service_account_dir is not None else SERVICE_ACCOUNT_DIR
+    env, paths, sa_dir = _locate(kubeconfig, context, environ, service_account_dir)
     clock = clock if clock is not None else SystemClock()
-    paths = _choose_kubeconfig(kubeconfig, env)
     if paths is not None:
         resolved = _resolve(paths, context)
         if resolved.user.get("auth-provider"):
-            return await _from_kubeconfig(paths, context)
+            return await _load_kube_config(paths, context)
         return await _connect_kubeconfig(resolved, env, clock)
-    if context is not None:
-        raise ConfigError(f"context {context!r} given, but running in-cluster without a kubeconfig")
     return _connect_in_cluster(env, sa_dir, clock)
 
 
@@ -383,6 +400,15 @@ def _tls_context(ca: bytes | None, where: str, what: str) -> ssl.SSLContext:
         raise ConfigError(f"{where}: {what}: the certificate authority does not load: {exc}") from None
 
 
+#: The cluster fields an exec plugin with ``provideClusterInfo`` is told (besides ``server``).
+_EXEC_CLUSTER_FIELDS = (
+    "certificate-authority-data",
+    "insecure-skip-tls-verify",
+    "tls-server-name",
+    "proxy-url",
+)
+
+
 def _credentials(resolved: _Resolved, context: ssl.SSLContext | None, clock: Clock) -> Credentials:
     user, where, who = resolved.user, resolved.where, f"user {resolved.user_name!r}"
     if user.get("exec"):
@@ -409,14 +435,9 @@ def _credentials(resolved: _Resolved, context: ssl.SSLContext | None, clock: Clo
         if spec.get("provideClusterInfo"):
             cluster = resolved.cluster
             cluster_info = {"server": cluster["server"]}
-            for key, out in (
-                ("certificate-authority-data", "certificate-authority-data"),
-                ("insecure-skip-tls-verify", "insecure-skip-tls-verify"),
-                ("tls-server-name", "tls-server-name"),
-                ("proxy-url", "proxy-url"),
-            ):
+            for key in _EXEC_CLUSTER_FIELDS:
                 if cluster.get(key):
-                    cluster_info[out] = cluster[key]
+                    cluster_info[key] = cluster[key]
             extension = cluster.get("extensions") or []
             for item in extension if isinstance(extension, list) else []:
                 if isinstance(item, Mapping) and item.get("name") == "client.authentication.k8s.io/exec":
@@ -446,22 +467,17 @@ def _credentials(resolved: _Resolved, context: ssl.SSLContext | None, clock: Clo
 
 
 def _connect_in_cluster(environ: Mapping[str, str], sa_dir: Path, clock: Clock) -> Connection:
-    token, ca = sa_dir / "token", sa_dir / "ca.crt"
-    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ.get("KUBERNETES_SERVICE_PORT")
-    if not port:
-        raise ConfigError("in-cluster config: KUBERNETES_SERVICE_HOST is set, KUBERNETES_SERVICE_PORT is not")
-    if not token.is_file():
-        raise ConfigError(f"in-cluster config: service account token {token} does not exist")
-    if not ca.is_file() or ca.stat().st_size == 0:
-        raise ConfigError(f"in-cluster config: service account CA {ca} is missing or empty")
+    token, ca = _in_cluster_files(environ, sa_dir)
+    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ["KUBERNETES_SERVICE_PORT"]
     source = TokenFile(token, clock=clock)
     try:
         source.read()
     except CredentialError as exc:
         raise ConfigError(f"in-cluster config: {exc}") from None
     try:
-        context = ssl.create_default_context(cafile=str(ca))
-    except (ssl.SSLError, OSError) as exc:
+        ca_pem = ca.read_bytes()
+        context = ssl.create_default_context(cadata=ca_pem.decode("ascii", errors="replace"))
+    except (ssl.SSLError, ValueError, OSError) as exc:
         raise ConfigError(f"in-cluster config: service account CA {ca} does not load: {exc}") from None
     bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
     server = f"https://{bracketed}:{port}"
@@ -471,7 +487,7 @@ def _connect_in_cluster(environ: Mapping[str, str], sa_dir: Path, clock: Clock) 
         credentials=source,
         proxy=_proxy(server, None, environ),
         ca_file=str(ca),
-        ca_pem=ca.read_bytes(),
+        ca_pem=ca_pem,
     )
 
 

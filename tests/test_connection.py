@@ -312,6 +312,24 @@ async def test_bad_tls_material_and_combinations_are_one_line(tmp_path: Path) ->
         assert str(caught.value).startswith(f"kubeconfig {path}")
 
 
+async def test_a_legacy_auth_provider_is_handed_to_kubernetes_asyncio(tmp_path: Path) -> None:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+
+    id_token = f"{part({'alg': 'none'})}.{part({'exp': 4102444800, 'iss': 'https://idp'})}.sig"
+    provider = {
+        "name": "oidc",
+        "config": {"id-token": id_token, "idp-issuer-url": "https://idp", "client-id": "k"},
+    }
+    path = kubeconfig(tmp_path, "http://127.0.0.1:1", {"auth-provider": provider})
+    api_client = await connect(path, environ={})
+    try:
+        assert not isinstance(api_client, Connection)  # kubernetes-asyncio's ApiClient
+        assert api_client.configuration.api_key == {"BearerToken": f"Bearer {id_token}"}
+    finally:
+        await api_client.close()
+
+
 async def test_environment_proxies_apply_unless_no_proxy_covers_the_host(tmp_path: Path) -> None:
     path = kubeconfig(tmp_path, "https://api.example.com:6443", {"token": "t"})
     proxy = "http://proxy.internal:3128"
