@@ -60,7 +60,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +237,17 @@ class WatcherConfig:
 
 
 _Sink = Callable[[WatcherEvent], None]
+_PageSink = Callable[[Sequence[WatcherEvent]], None]
+
+
+def _one_at_a_time(sink: _Sink) -> _PageSink:
+    def deliver(events: Sequence[WatcherEvent]) -> None:
+        for event in events:
+            sink(event)
+
+    return deliver
+
+
 _OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
@@ -285,7 +296,9 @@ class Watcher:
 
     The sink is a synchronous callable run inline for every event; it must not block. ``run``
     returns only when cancelled and raises only for programming errors (including exceptions the
-    sink raises); API and connection errors are retried with backoff.
+    sink raises); API and connection errors are retried with backoff. ``run(sink, page_sink=f)``
+    hands each list page's events to ``f`` in one call (the same events, in the same order, that
+    ``sink`` would get one at a time): a consumer can store a page in one tight loop.
     """
 
     def __init__(
@@ -339,16 +352,16 @@ class Watcher:
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def run(self, sink: _Sink) -> None:
-        """Drive the state machine until cancelled."""
+    async def run(self, sink: _Sink, *, page_sink: _PageSink | None = None) -> None:
+        """Drive the state machine until cancelled (``page_sink``: the class docstring)."""
         try:
-            await self._run(sink)
+            await self._run(sink, page_sink or _one_at_a_time(sink))
         except ExceptionGroup as group:  # a sink's (programming) error, raised inside a task group
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
 
-    async def _run(self, sink: _Sink) -> None:
+    async def _run(self, sink: _Sink, page_sink: _PageSink) -> None:
         action: Action = initial_action(self.state, streaming=self._streaming)
         while True:
             if isinstance(action, BackOff):
@@ -374,7 +387,7 @@ class Watcher:
                 await self.clock.sleep(delay)
                 action = action.then
             elif isinstance(action, ListPage):
-                action = await self._paginate(action.continue_token, sink)
+                action = await self._paginate(action.continue_token, page_sink)
             elif isinstance(action, StartWatch):
                 action = await self._watch(action.resource_version, sink)
             elif isinstance(action, StartStreamingList):
@@ -401,7 +414,7 @@ class Watcher:
         self.state = result.state
         return result
 
-    async def _paginate(self, continue_token: str | None, sink: _Sink) -> Action:
+    async def _paginate(self, continue_token: str | None, sink: _PageSink) -> Action:
         """List from ``continue_token`` page after page, one page ahead of the sink.
 
         When the machine's next action is the next page, that request is sent before the sink gets
@@ -415,11 +428,9 @@ class Watcher:
                 ahead = _Ahead()
                 tg.start_soon(ahead.run, self._list, result.action.continue_token)
                 await anyio.lowlevel.checkpoint()  # the request goes out before the page is stored
-                for event in result.events:
-                    sink(event)
+                sink(result.events)
                 result = self._step(await ahead.result())
-        for event in result.events:
-            sink(event)
+        sink(result.events)
         return result.action
 
     async def _list(self, continue_token: str | None) -> Input:

@@ -665,3 +665,24 @@ def test_the_manager_hands_its_informer_transform_to_the_shared_informers() -> N
     assert Manager(None, health_bind=None, metrics_bind=None).informers._transform is strip_managed_fields
     chosen = Manager(None, health_bind=None, metrics_bind=None, informer_transform=compact_object)
     assert chosen.informers._transform is compact_object
+
+
+def test_a_handler_removed_while_a_list_page_is_delivered_gets_nothing_after_it() -> None:
+    from kctl_runtime.watcher import Init
+
+    informer = Informer(None, CONFIGMAPS)
+    stays: list[str] = []
+    leaves: list[str] = []
+    informer.add_handler(
+        ResourceEventHandlerFuncs(add=lambda obj, initial: stays.append(obj["metadata"]["name"]))
+    )
+
+    def add_then_leave(obj: dict[str, Any], initial: bool) -> None:
+        leaves.append(obj["metadata"]["name"])
+        registration.remove()
+
+    registration = informer.add_handler(ResourceEventHandlerFuncs(add=add_then_leave))
+    informer.process_page((Init(), *(InitApply(_cm(f"o{i}", "1")) for i in range(3)), InitDone("5")))
+    assert stays == ["o0", "o1", "o2"]
+    assert leaves == ["o0"]
+    assert _synced(informer)

@@ -143,3 +143,89 @@ def test_a_relist_sends_deletes_with_the_last_known_state_and_new_incarnations_a
     ]
     assert recorder.initial_adds == 2  # only the first list counts as the initial one
     assert recorder.violations == []
+
+
+class CallLog:
+    """Every call a handler gets, as (method, key, resourceVersion...); raises for ``cm-3``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_add(self, obj: Obj, is_initial_list: bool) -> None:
+        self.calls.append(("add", object_key(obj), obj["metadata"]["resourceVersion"], is_initial_list))
+        if obj["metadata"]["name"] == "cm-3":
+            raise RuntimeError("a handler bug")
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.calls.append(
+            (
+                "update",
+                object_key(new),
+                old["metadata"]["resourceVersion"],
+                new["metadata"]["resourceVersion"],
+            )
+        )
+
+    def on_delete(self, obj: Obj) -> None:
+        self.calls.append(("delete", object_key(obj), obj["metadata"]["resourceVersion"]))
+
+
+lists = st.lists(st.lists(st.integers(min_value=0, max_value=5), max_size=6), min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=lists, second=lists)
+def test_a_page_at_once_has_the_effects_of_its_events_one_at_a_time(
+    first: list[list[int]], second: list[list[int]]
+) -> None:
+    """``process_page`` (what ``run`` calls per list page) == ``process`` per event, for the first
+    list (streamed into the store) and a relist (buffered), duplicates and a failing handler included."""
+    rv = iter(range(2, 10_000))
+    pages: list[list[Any]] = []
+    for listing in (first, second):
+        for number, names in enumerate(listing):
+            page: list[Any] = [Init()] if number == 0 else []
+            for i in names:
+                meta = {
+                    "namespace": "ns",
+                    "name": f"cm-{i}",
+                    "uid": f"u{i}",
+                    "resourceVersion": str(next(rv)),
+                }
+                page.append(InitApply({"metadata": meta, "data": {}}))
+            if number == len(listing) - 1:
+                page.append(InitDone(str(next(rv))))
+            pages.append(page)
+    one, paged = Informer(None, CONFIGMAPS), Informer(None, CONFIGMAPS)
+    logs = [CallLog(), CallLog(), CallLog(), CallLog()]
+    for handler in logs[:2]:
+        one.add_handler(handler)
+    for handler in logs[2:]:
+        paged.add_handler(handler)
+    for page in pages:
+        for event in page:
+            one.process(_copy_event(event))
+        paged.process_page(tuple(_copy_event(event) for event in page))
+        assert cache(one) == cache(paged)
+        assert one.has_synced == paged.has_synced
+    assert logs[0].calls == logs[2].calls
+    assert logs[1].calls == logs[3].calls
+    # the first list, as the contract states it: a key's first object is an initial add, a later
+    # one with another resourceVersion an update (both paths share the loop, so spell it out)
+    seen: dict[str, str] = {}
+    expected: list[tuple[Any, ...]] = []
+    for page in pages[: len(first)]:
+        for event in page:
+            if isinstance(event, InitApply):
+                key, version = object_key(event.object), event.object["metadata"]["resourceVersion"]
+                if key not in seen:
+                    expected.append(("add", key, version, True))
+                elif seen[key] != version:
+                    expected.append(("update", key, seen[key], version))
+                seen[key] = version
+    assert logs[2].calls[: len(expected)] == expected
+    assert logs[3].calls[: len(expected)] == expected
+
+
+def _copy_event(event: Any) -> Any:
+    return InitApply(_copy(event.object)) if isinstance(event, InitApply) else event
