@@ -41,6 +41,15 @@ Deployment reports ``availableReplicas >= replicas``, ``False`` with ``Deploymen
 the Service's ``clusterIP``, ``nodePort`` and ``url`` (``http://CLUSTER-IP:80``). A status write is
 conditional on the Website's ``resourceVersion`` as read (a 409 then retries on fresh state): a
 stale write -- from a replica that lost its lease mid-reconcile -- cannot replace a newer status.
+While a Deployment whose status the cluster's Deployment controller keeps (its
+``status.observedGeneration`` is set) has a generation that controller has not observed yet -- the
+controller just changed it, or someone else did -- the Website's status waits for the report: the
+Deployment's status event reconciles the Website again, and one spec change costs one status write,
+not a "waiting for the Deployment controller" one followed at once by the real one. If no report
+comes within ``rollout_grace_seconds`` (default 5 s) of the first reconcile that found the
+generation unobserved, the status is written anyway (``Ready=False``, ``DeploymentProgressing``,
+waiting for the Deployment controller). Where no Deployment controller ever reported (a new
+Deployment, an API server without one) the status is written at once.
 
 A child write the API server rejects for good (422, e.g. a hand-made child whose immutable
 Deployment selector differs) sets ``Ready=False`` reason ``ChildRejected`` with the server's
@@ -101,6 +110,7 @@ __all__ = [
     "Address",
     "EventSink",
     "WebsiteReconciler",
+    "awaiting_report",
     "child_name",
     "covers",
     "desired_deployment",
@@ -462,6 +472,16 @@ def readiness(website: Website, deployment: Mapping[str, Any] | None) -> tuple[b
     return False, "DeploymentProgressing", message
 
 
+def awaiting_report(deployment: Mapping[str, Any] | None) -> bool:
+    """True when a Deployment controller keeps ``deployment``'s status but has not yet observed its
+    current generation: its report on the change is on the way (module doc, *Status*)."""
+    if deployment is None:
+        return False
+    observed = (deployment.get("status") or {}).get("observedGeneration")
+    generation = (deployment.get("metadata") or {}).get("generation")
+    return isinstance(observed, int) and isinstance(generation, int) and 0 < observed < generation
+
+
 class Address(NamedTuple):
     """Where the site is served (the status fields ``clusterIP``, ``nodePort``, ``url``)."""
 
@@ -506,12 +526,16 @@ class WebsiteReconciler:
         *,
         clock: Clock | None = None,
         conflict_retry_seconds: float = 60.0,
+        rollout_grace_seconds: float = 5.0,
         child_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.events = events
         self.clock: Clock = clock or SystemClock()
         self.conflict_retry_seconds = conflict_retry_seconds
+        self.rollout_grace_seconds = rollout_grace_seconds
+        # Websites whose status waits for the Deployment controller: (generation, since) by key
+        self._waiting: dict[Request, tuple[int, float]] = {}
         self.child_labels = dict(child_labels or {})
 
     # --8<-- [start:reconcile]
@@ -519,6 +543,7 @@ class WebsiteReconciler:
         try:
             obj = await self.client.get(WEBSITES, request.name, request.namespace)  # a dict, from the cache
         except NotFound:
+            self._waiting.pop(request, None)
             return None  # deleted: the garbage collector removes the children
         try:
             website = Website.from_object(obj)
@@ -569,8 +594,26 @@ class WebsiteReconciler:
                     raise  # retried with the rate limiter's backoff: the cause may be fixed by hand
         finally:
             self._report(website, done)
-        await self._write_status(website, actual["Deployment"], actual["Service"])
+        deployment = actual["Deployment"]
+        wait = self._report_due(request, deployment)
+        if wait:
+            return RequeueAfter(wait)
+        await self._write_status(website, deployment, actual["Service"])
         return None
+
+    def _report_due(self, request: Request, deployment: Mapping[str, Any] | None) -> float:
+        """Seconds the status write should still wait for the Deployment controller's report on the
+        Deployment's current generation (0: write now). The wait starts when a reconcile first finds
+        that generation unobserved and lasts ``rollout_grace_seconds`` (module doc, *Status*)."""
+        if deployment is None or not awaiting_report(deployment):
+            self._waiting.pop(request, None)
+            return 0.0
+        generation = int(deployment["metadata"]["generation"])
+        now = self.clock.monotonic()
+        waiting = self._waiting.get(request)
+        if waiting is None or waiting[0] != generation:
+            self._waiting[request] = waiting = (generation, now)
+        return max(0.0, waiting[1] + self.rollout_grace_seconds - now)
 
     def _report(self, website: Website, done: list[tuple[str, str]]) -> None:
         """One Normal event for every child write of a reconcile (one event write, not one per child).
@@ -724,6 +767,7 @@ def website_controller(
     clock: Clock | None = None,
     max_concurrent_reconciles: int = 2,
     conflict_retry_seconds: float = 60.0,
+    rollout_grace_seconds: float = 5.0,
     child_labels: Mapping[str, str] | None = None,
 ) -> Controller:
     """The Website controller, ready for ``manager.add`` (or ``Shard.add``).
@@ -744,6 +788,7 @@ def website_controller(
             events,
             clock=clock,
             conflict_retry_seconds=conflict_retry_seconds,
+            rollout_grace_seconds=rollout_grace_seconds,
             child_labels=child_labels,
         ),
         owns=[DEPLOYMENTS, SERVICES],

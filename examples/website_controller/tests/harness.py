@@ -64,6 +64,7 @@ async def running_controller(
     leader_election: LeaderElectionConfig | None = None,
     wait_leading: bool = True,
     kubeconfig: Path | None = None,
+    rollout_grace_seconds: float = 5.0,
 ) -> AsyncIterator[Running]:
     """A manager running the Website controller for the test's namespace, stopped on exit.
 
@@ -82,7 +83,9 @@ async def running_controller(
         field_manager=FIELD_MANAGER,
     )
     recorder = manager.event_recorder("website-controller")
-    shipped = website_controller(manager.client, recorder, conflict_retry_seconds=0.5)
+    shipped = website_controller(
+        manager.client, recorder, conflict_retry_seconds=0.5, rollout_grace_seconds=rollout_grace_seconds
+    )
     assert isinstance(shipped.reconciler, WebsiteReconciler)
     reconciler = CountingReconciler(shipped.reconciler)
     manager.add(  # the shipped controller, with a counting reconciler

@@ -10,17 +10,25 @@ two status writes and one event. Not timed.
 from __future__ import annotations
 
 import collections
+import functools
 from pathlib import Path
+from typing import Any
 
 import anyio
+import pytest
 import yaml
 
 from examples.website_controller.controller import WEBSITES, child_name
 from examples.website_controller.tests.harness import install_crd, running_controller, website
 from kctl_runtime.client import Client
+from kctl_runtime.errors import NotFound
+from kctl_runtime.informer import Informer, ResourceEventHandlerFuncs
 from kctl_runtime.resource import DEPLOYMENTS, SERVICES
 from kctl_runtime.testing.proxy import CountingProxy, proxied_kubeconfig, request_kind
-from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually
+from kctl_runtime.testing.pytest_plugin import KubeTarget, eventually, unique_name
+from kctl_runtime.watcher import WatcherConfig
+
+OTHER_REPO = "https://example.com/other/site.git"
 
 
 async def test_steady_state_reconciles_send_no_requests_and_a_spec_change_costs_one_apply(
@@ -100,3 +108,112 @@ async def test_steady_state_reconciles_send_no_requests_and_a_spec_change_costs_
                 - (kinds[("POST", "events")] + kinds[("PATCH", "events")])
                 == 0
             ), f"unexpected requests: {sent}"
+
+
+async def _deployment_controller(
+    api: Client, namespace: str, name: str, reports: list[int], limit: int
+) -> None:
+    """On the fake API server (no kube-controller-manager): report on the Deployment as its
+    controller would -- ``status.observedGeneration`` -- for its first ``limit`` generations."""
+    while True:
+        try:
+            deployment = await api.get(DEPLOYMENTS, name, namespace)
+        except NotFound:
+            deployment = None
+        if deployment is not None:
+            generation = deployment["metadata"]["generation"]
+            observed = (deployment.get("status") or {}).get("observedGeneration") or 0
+            if observed < generation <= limit:
+                await api.patch(
+                    DEPLOYMENTS,
+                    name,
+                    {"status": {"observedGeneration": generation}},
+                    namespace=namespace,
+                    subresource="status",
+                )
+                reports.append(generation)
+        await anyio.sleep(0.05)
+
+
+class _StatusWrites:
+    """Every change of one Website's status, as its watch shows it (real HTTP, the runtime's Informer)."""
+
+    def __init__(self, kube: KubeTarget, name: str) -> None:
+        self.seen: list[dict[str, Any]] = []
+        config = WatcherConfig(namespace=kube.namespace, field_selector=f"metadata.name={name}")
+        self.informer = Informer(kube.api_client, WEBSITES, config=config)
+        self.informer.add_handler(ResourceEventHandlerFuncs(update=self._update))
+
+    def _update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if old.get("status") != new.get("status"):
+            self.seen.append(new.get("status") or {})
+
+
+def _ready(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or () if c["type"] == "Ready"), {})
+
+
+async def test_a_spec_change_writes_status_once_when_the_deployment_controller_reports(
+    kube: KubeTarget,
+) -> None:
+    """Not "waiting for the Deployment controller" and then the real status at once: one write."""
+    api = Client(kube.api_client)
+    await install_crd(api)
+    name = unique_name("rollout")
+    await api.create(WEBSITES, website(name, kube.namespace), namespace=kube.namespace)
+    writes = _StatusWrites(kube, name)
+    reports: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writes.informer.run)
+        if kube.is_fake:  # envtest runs the real Deployment controller
+            tg.start_soon(_deployment_controller, api, kube.namespace, child_name(name), reports, 99)
+        async with running_controller(kube, rollout_grace_seconds=1.0) as running:
+
+            async def reported(generation: int) -> bool:
+                status = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
+                return (
+                    status.get("observedGeneration") == generation
+                    and _ready(status).get("message") == "0/1 replicas available"
+                )
+
+            await eventually(functools.partial(reported, 1), message="first status from the report")
+            writes.seen.clear()
+            await api.patch(WEBSITES, name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
+            await eventually(functools.partial(reported, 2), message="status of the change")
+            calls = len(running.reconciler.calls)
+            await anyio.sleep(2.0)  # past the grace: its timer reconciles once more, writing nothing
+            assert len(running.reconciler.calls) > calls
+        tg.cancel_scope.cancel()
+    assert [(s.get("observedGeneration"), _ready(s).get("message")) for s in writes.seen] == [
+        (2, "0/1 replicas available")
+    ]
+
+
+@pytest.mark.fake_only
+async def test_without_a_report_the_status_is_written_after_the_grace(kube: KubeTarget) -> None:
+    """A Deployment controller that reported once and then went away: the status still moves on."""
+    api = Client(kube.api_client)
+    await install_crd(api)
+    name = unique_name("noreport")
+    await api.create(WEBSITES, website(name, kube.namespace), namespace=kube.namespace)
+    writes = _StatusWrites(kube, name)
+    reports: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writes.informer.run)
+        tg.start_soon(_deployment_controller, api, kube.namespace, child_name(name), reports, 1)
+        async with running_controller(kube, rollout_grace_seconds=0.5):
+
+            async def status(generation: int, message: str) -> bool:
+                got = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
+                return got.get("observedGeneration") == generation and _ready(got).get("message") == message
+
+            await eventually(functools.partial(status, 1, "0/1 replicas available"), message="reported")
+            writes.seen.clear()
+            await api.patch(WEBSITES, name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
+            waiting = "waiting for the Deployment controller to roll out the change"
+            await eventually(functools.partial(status, 2, waiting), message="status after the grace")
+        tg.cancel_scope.cancel()
+    assert reports == [1]
+    assert [(s.get("observedGeneration"), _ready(s).get("reason")) for s in writes.seen] == [
+        (2, "DeploymentProgressing")
+    ]
