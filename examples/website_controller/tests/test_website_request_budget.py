@@ -167,7 +167,7 @@ async def test_a_spec_change_writes_status_once_when_the_deployment_controller_r
         tg.start_soon(writes.informer.run)
         if kube.is_fake:  # envtest runs the real Deployment controller
             tg.start_soon(_deployment_controller, api, kube.namespace, child_name(name), reports, 99)
-        async with running_controller(kube, rollout_grace_seconds=1.0) as running:
+        async with running_controller(kube, rollout_grace_seconds=3.0) as running:
 
             async def reported(generation: int) -> bool:
                 status = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
@@ -181,7 +181,7 @@ async def test_a_spec_change_writes_status_once_when_the_deployment_controller_r
             await api.patch(WEBSITES, name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
             await eventually(functools.partial(reported, 2), message="status of the change")
             calls = len(running.reconciler.calls)
-            await anyio.sleep(2.0)  # past the grace: its timer reconciles once more, writing nothing
+            await anyio.sleep(3.5)  # past the grace: its timer reconciles once more, writing nothing
             assert len(running.reconciler.calls) > calls
         tg.cancel_scope.cancel()
     assert [(s.get("observedGeneration"), _ready(s).get("message")) for s in writes.seen] == [
