@@ -10,7 +10,10 @@ two status writes and one event. Not timed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import pytest
 import yaml
 
 from examples.website_controller.controller import WEBSITES, child_name
-from examples.website_controller.tests.harness import install_crd, running_controller, website
+from examples.website_controller.tests.harness import Running, install_crd, running_controller, website
 from kctl_runtime.client import Client
 from kctl_runtime.errors import NotFound
 from kctl_runtime.informer import Informer, ResourceEventHandlerFuncs
@@ -153,67 +156,76 @@ def _ready(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or () if c["type"] == "Ready"), {})
 
 
-async def test_a_spec_change_writes_status_once_when_the_deployment_controller_reports(
-    kube: KubeTarget,
-) -> None:
-    """Not "waiting for the Deployment controller" and then the real status at once: one write."""
+async def _status_is(api: Client, kube: KubeTarget, name: str, generation: int, message: str) -> bool:
+    got = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
+    return got.get("observedGeneration") == generation and _ready(got).get("message") == message
+
+
+@dataclass
+class _Rollout:
+    api: Client
+    name: str
+    writes: _StatusWrites
+    reports: list[int]
+    running: Running
+
+
+@contextlib.asynccontextmanager
+async def _rollout(
+    kube: KubeTarget, prefix: str, *, reports_up_to: int, grace: float
+) -> AsyncIterator[_Rollout]:
+    """A Website, the controller (``rollout_grace_seconds=grace``) and a watch on the Website's
+    status; on the fake, a stand-in Deployment controller reporting generations up to ``reports_up_to``."""
     api = Client(kube.api_client)
     await install_crd(api)
-    name = unique_name("rollout")
+    name = unique_name(prefix)
     await api.create(WEBSITES, website(name, kube.namespace), namespace=kube.namespace)
     writes = _StatusWrites(kube, name)
     reports: list[int] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(writes.informer.run)
         if kube.is_fake:  # envtest runs the real Deployment controller
-            tg.start_soon(_deployment_controller, api, kube.namespace, child_name(name), reports, 99)
-        async with running_controller(kube, rollout_grace_seconds=3.0) as running:
-
-            async def reported(generation: int) -> bool:
-                status = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
-                return (
-                    status.get("observedGeneration") == generation
-                    and _ready(status).get("message") == "0/1 replicas available"
-                )
-
-            await eventually(functools.partial(reported, 1), message="first status from the report")
-            writes.seen.clear()
-            await api.patch(WEBSITES, name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
-            await eventually(functools.partial(reported, 2), message="status of the change")
-            calls = len(running.reconciler.calls)
-            await anyio.sleep(3.5)  # past the grace: its timer reconciles once more, writing nothing
-            assert len(running.reconciler.calls) > calls
+            tg.start_soon(
+                _deployment_controller, api, kube.namespace, child_name(name), reports, reports_up_to
+            )
+        async with running_controller(kube, rollout_grace_seconds=grace) as running:
+            yield _Rollout(api, name, writes, reports, running)
         tg.cancel_scope.cancel()
-    assert [(s.get("observedGeneration"), _ready(s).get("message")) for s in writes.seen] == [
-        (2, "0/1 replicas available")
+
+
+async def test_a_spec_change_writes_status_once_when_the_deployment_controller_reports(
+    kube: KubeTarget,
+) -> None:
+    """Not "waiting for the Deployment controller" and then the real status at once: one write."""
+    available = "0/1 replicas available"
+    async with _rollout(kube, "rollout", reports_up_to=99, grace=3.0) as r:
+        await eventually(functools.partial(_status_is, r.api, kube, r.name, 1, available), message="reported")
+        r.writes.seen.clear()
+        await r.api.patch(WEBSITES, r.name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
+        await eventually(
+            functools.partial(_status_is, r.api, kube, r.name, 2, available), message="the change"
+        )
+        calls = len(r.running.reconciler.calls)
+        await anyio.sleep(3.5)  # past the grace: its timer reconciles once more, writing nothing
+        assert len(r.running.reconciler.calls) > calls
+    assert [(s.get("observedGeneration"), _ready(s).get("message")) for s in r.writes.seen] == [
+        (2, available)
     ]
 
 
 @pytest.mark.fake_only
 async def test_without_a_report_the_status_is_written_after_the_grace(kube: KubeTarget) -> None:
     """A Deployment controller that reported once and then went away: the status still moves on."""
-    api = Client(kube.api_client)
-    await install_crd(api)
-    name = unique_name("noreport")
-    await api.create(WEBSITES, website(name, kube.namespace), namespace=kube.namespace)
-    writes = _StatusWrites(kube, name)
-    reports: list[int] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(writes.informer.run)
-        tg.start_soon(_deployment_controller, api, kube.namespace, child_name(name), reports, 1)
-        async with running_controller(kube, rollout_grace_seconds=0.5):
-
-            async def status(generation: int, message: str) -> bool:
-                got = (await api.get(WEBSITES, name, kube.namespace)).get("status") or {}
-                return got.get("observedGeneration") == generation and _ready(got).get("message") == message
-
-            await eventually(functools.partial(status, 1, "0/1 replicas available"), message="reported")
-            writes.seen.clear()
-            await api.patch(WEBSITES, name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
-            waiting = "waiting for the Deployment controller to roll out the change"
-            await eventually(functools.partial(status, 2, waiting), message="status after the grace")
-        tg.cancel_scope.cancel()
-    assert reports == [1]
-    assert [(s.get("observedGeneration"), _ready(s).get("reason")) for s in writes.seen] == [
+    waiting = "waiting for the Deployment controller to roll out the change"
+    async with _rollout(kube, "noreport", reports_up_to=1, grace=0.5) as r:
+        reported = functools.partial(_status_is, r.api, kube, r.name, 1, "0/1 replicas available")
+        await eventually(reported, message="reported")
+        r.writes.seen.clear()
+        await r.api.patch(WEBSITES, r.name, {"spec": {"gitRepo": OTHER_REPO}}, namespace=kube.namespace)
+        await eventually(
+            functools.partial(_status_is, r.api, kube, r.name, 2, waiting), message="after the grace"
+        )
+    assert r.reports == [1]
+    assert [(s.get("observedGeneration"), _ready(s).get("reason")) for s in r.writes.seen] == [
         (2, "DeploymentProgressing")
     ]
